@@ -1,0 +1,132 @@
+"""Entry point: lazy subcommand dispatch and the one place that maps errors to exit statuses.
+
+Start-up must stay fast (`labctl --help` < 3x `python -c pass`): this module imports only the standard
+library. A subcommand's module is imported only when that subcommand runs (or its --help is asked for), and
+those modules import paramiko, pyVmomi and Jinja2 inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import sys
+from typing import Sequence
+
+from labctl import __version__
+from labctl.cli.env import Env
+from labctl.errors import ExitStatus, LabctlError
+
+# name -> (module, one-line summary). The summary is shown by `labctl --help` without importing the module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("labctl.cli.validate", "check topology files; report every problem at once"),
+    "render": ("labctl.cli.render", "write .vmx files, clone plans and host network files (offline)"),
+    "schema": ("labctl.cli.schema", "print the JSON Schema of the topology format (for editors)"),
+    "plan": ("labctl.cli.plan", "show what `up` would change, stage by stage; change nothing"),
+    "up": ("labctl.cli.up", "build or converge the whole lab (all stages, idempotent)"),
+    "down": ("labctl.cli.down", "stop the lab's VMs"),
+    "destroy": ("labctl.cli.destroy", "delete the lab's VMs (asks first; never outside vm_dir)"),
+    "sim": ("labctl.cli.sim", "run a simulated lab on this machine (ESX hosts over SSH, vCenter)"),
+    "macs": ("labctl.cli.macs", "find and repair duplicate vswif/vmk MACs and system UUIDs"),
+    "prep-template": ("labctl.cli.prep_template", "prepare a golden ESXi host so its clones come up unique"),
+    "vcenter": ("labctl.cli.vcenter", "datacenter, clusters, HA isolation addresses, NFS datastores"),
+    "nfs": ("labctl.cli.nfs", "mount the topology's NFS datastores on its hosts"),
+    "vib": ("labctl.cli.vib", "build, inspect and deploy custom VIBs"),
+    "vmnet": ("labctl.cli.vmnet", "check or fix /dev/vmnet* permissions (promiscuous mode)"),
+    "doctor": ("labctl.cli.doctor", "check this machine (and a topology) for what a lab needs"),
+    "graph": ("labctl.cli.graph", "draw the lab as SVG or Mermaid"),
+    "inventory": ("labctl.cli.inventory", "print the lab's hosts for other tools (ansible, json)"),
+}
+
+EPILOG = """\
+typical session:
+  labctl validate topologies/esx35-ha-pair.yaml     check the file, every problem at once
+  labctl render topologies/esx35-ha-pair.yaml -o out  see the .vmx and host files it would write
+  labctl up topologies/esx35-ha-pair.yaml --sim      the whole pipeline against a simulated lab
+
+exit statuses: 0 ok, 1 findings (e.g. duplicates found), 2 usage or topology error, 3 an operation failed,
+4 host unreachable, 5 refused to overwrite (use --force), 6 missing prerequisite, 130 interrupted.
+Run `labctl COMMAND --help` for each command's options and examples.
+"""
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="labctl",
+        description="Build nested VMware ESX/ESXi labs inside VMware Workstation from one YAML topology.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"labctl {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    return p
+
+
+def _find_command(argv: Sequence[str]) -> str | None:
+    for tok in argv:
+        if tok.startswith("-"):
+            continue
+        return tok
+    return None
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser for this argv: every command listed, only the chosen one fully configured."""
+    parser = _top_parser()
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    chosen = _find_command(argv)
+    for name, (module, summary) in COMMANDS.items():
+        if name == chosen:
+            mod = importlib.import_module(module)
+            sp = sub.add_parser(
+                name,
+                help=summary,
+                description=getattr(mod, "DESCRIPTION", summary),
+                epilog=getattr(mod, "EPILOG", None),
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            mod.configure(sp)
+            sp.set_defaults(_run=mod.run)
+        else:
+            sub.add_parser(name, help=summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
+    """Run labctl in-process; returns the exit status (tests call this directly)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = env or Env()
+    debug = "--debug" in argv
+    try:
+        parser = build_parser(argv)
+        try:
+            with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+                args = parser.parse_args(argv)
+        except SystemExit as e:  # argparse: --help/--version (0) or a usage error (2)
+            return int(e.code or 0)
+        run = getattr(args, "_run", None)
+        if run is None:
+            parser.print_help(env.stdout)
+            return ExitStatus.USAGE
+        status = run(args, env)
+        return int(ExitStatus.SUCCESS if status is None else status)
+    except LabctlError as e:
+        env.err(f"labctl: error: {e.message}")
+        if e.hint:
+            env.err(f"hint: {e.hint}")
+        return int(e.status)
+    except KeyboardInterrupt:
+        env.err("labctl: interrupted; nothing more was started. Re-run the same command to resume.")
+        return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitStatus.SUCCESS)
+    except Exception as e:  # a bug: say so plainly, traceback only with --debug
+        if debug:
+            raise
+        env.err(f"labctl: internal error: {type(e).__name__}: {e}")
+        env.err("This is a bug in labctl. Re-run with --debug for the traceback and report it.")
+        return int(ExitStatus.FAILED)
+
+
+def entry() -> None:
+    sys.exit(main())
