@@ -1,0 +1,342 @@
+"""The Workstation driver: one interface, a real vmrun implementation, a simulated one (`simdriver`).
+
+Modelled on packer-plugin-vmware's `Driver`/`NewDriver`: candidates are tried in order and the first whose
+`verify()` passes is used. `VmrunDriver` runs vmrun with argv lists (never a shell), always with `-T ws`, with a
+timeout per call, and treats a non-zero exit **or** an `Error:` line on stdout as a failure; every error names the
+VM and the vmrun command.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import platform
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labctl.errors import EnvironmentProblem, ExitStatus, LabctlError, RefusedError
+from labctl.workstation import proc
+from labctl.workstation import vmrun_output as out
+from labctl.workstation.vmrun_output import ProductVersion
+
+LINUX_VMRUN = Path("/usr/bin/vmrun")
+LINUX_VMWARE_VMX = Path("/usr/lib/vmware/bin/vmware-vmx")
+WINDOWS_REGISTRY_KEYS = (
+    r"SOFTWARE\WOW6432Node\VMware, Inc.\VMware Workstation",
+    r"SOFTWARE\VMware, Inc.\VMware Workstation",
+)
+INSTALL_HINT = (
+    "install VMware Workstation (vmrun comes with it) or put vmrun on PATH; "
+    "to try the pipeline without Workstation use `labctl up FILE --sim`"
+)
+
+# A function reading HKLM\<key>\<value>; returns None when missing. Injected in tests; winreg on Windows.
+RegistryReader = Callable[[str, str], "str | None"]
+
+
+class VmrunError(LabctlError):
+    """A vmrun call failed. Names the VM and the vmrun command; `detail` is vmrun's own `Error:` text."""
+
+    status = ExitStatus.FAILED
+
+    def __init__(
+        self, command: str, vmx: str | None, detail: str, *, exit_code: int | None, output: str = ""
+    ):
+        self.command = command
+        self.vmx = vmx
+        self.detail = detail
+        self.exit_code = exit_code
+        self.output = output
+        target = f" for {vmx}" if vmx else ""
+        code = f" (exit {exit_code})" if exit_code is not None else ""
+        super().__init__(f"vmrun {command}{target} failed: {detail}{code}", hint=self._hint(command, detail))
+
+    @property
+    def not_powered_on(self) -> bool:
+        return "not powered on" in self.detail.lower()
+
+    @property
+    def cannot_open(self) -> bool:
+        return "cannot open vm" in self.detail.lower()
+
+    @staticmethod
+    def _hint(command: str, detail: str) -> str | None:
+        d = detail.lower()
+        if "not powered on" in d:
+            return "the VM is already stopped; `labctl down` skips stopped VMs"
+        if "cannot open vm" in d or "cannot be found" in d:
+            return "check that the .vmx exists (labctl render / labctl up create it) and is readable by this user"
+        if "tools" in d and "not running" in d:
+            return "VMware Tools are not running in the guest; nested ESX reports no IP this way — use the topology's IP"
+        if "timed out" in d:
+            return (
+                "the VM may be waiting on a question in the Workstation GUI (msg.autoAnswer) — open it once"
+            )
+        if "snapshot" in d:
+            return "list the VM's snapshots with `vmrun -T ws listSnapshots VMX`; labctl names its base snapshot 'base'"
+        return None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds per vmrun command; clone and getGuestIPAddress -wait can legitimately take minutes."""
+
+    default: float = 120.0
+    clone: float = 900.0
+    start: float = 300.0
+    stop: float = 300.0
+    guest_ip: float = 600.0
+    list: float = 30.0
+
+
+class Driver(abc.ABC):
+    """What labctl needs from Workstation. Paths are .vmx files; names are snapshot names."""
+
+    name: str = "driver"
+
+    @abc.abstractmethod
+    def verify(self) -> None:
+        """Raise `EnvironmentProblem` (with a hint) when this driver cannot work on this machine."""
+
+    @abc.abstractmethod
+    def version(self) -> ProductVersion | None:
+        """Workstation's version, None when it cannot be told."""
+
+    @abc.abstractmethod
+    def clone(self, src: Path, dst: Path, *, snapshot: str, clone_name: str, linked: bool = True) -> None:
+        """`clone SRC DST linked|full -snapshot=NAME -cloneName=NAME`; refuses an existing DST."""
+
+    @abc.abstractmethod
+    def snapshot(self, vmx: Path, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def list_snapshots(self, vmx: Path) -> list[str]: ...
+
+    @abc.abstractmethod
+    def start(self, vmx: Path, *, gui: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self, vmx: Path, *, hard: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    def list_running(self) -> list[Path]:
+        """The .vmx paths of running VMs (`vmrun list`)."""
+
+    @abc.abstractmethod
+    def guest_ip(self, vmx: Path, *, wait: bool = True, timeout: float | None = None) -> str: ...
+
+    @abc.abstractmethod
+    def delete_vm(self, vmx: Path) -> None:
+        """`deleteVM`: removes the VM's files (callers check it is inside the lab's vm_dir first)."""
+
+    def is_running(self, vmx: Path) -> bool:
+        want = os.fspath(vmx)
+        return any(out.same_vmx(os.fspath(p), want) for p in self.list_running())
+
+
+def find_vmrun(
+    environ: Mapping[str, str] | None = None,
+    *,
+    system: str | None = None,
+    registry: RegistryReader | None = None,
+    linux_default: Path = LINUX_VMRUN,
+) -> Path | None:
+    """Where vmrun is: PATH first, then /usr/bin/vmrun (Linux), then InstallPath from the Windows registry."""
+    environ = os.environ if environ is None else environ
+    system = system or platform.system()
+    exe = "vmrun.exe" if system == "Windows" else "vmrun"
+    found = shutil.which(exe, path=environ.get("PATH", ""))
+    if found:
+        return Path(found)
+    if system != "Windows":
+        return linux_default if linux_default.is_file() and os.access(linux_default, os.X_OK) else None
+    install = windows_install_path(registry)
+    if install:
+        candidate = Path(install) / "vmrun.exe"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def windows_install_path(registry: RegistryReader | None = None) -> str | None:
+    """Workstation's InstallPath from HKLM (64-bit view of the WOW6432Node key first, as packer does)."""
+    read = registry or _winreg_reader
+    for key in WINDOWS_REGISTRY_KEYS:
+        value = read(key, "InstallPath")
+        if value:
+            return value
+    return None
+
+
+def _winreg_reader(key: str, value: str) -> str | None:  # pragma: no cover - Windows only
+    try:
+        import winreg  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key) as k:
+            v, _ = winreg.QueryValueEx(k, value)
+            return str(v)
+    except OSError:
+        return None
+
+
+class VmrunDriver(Driver):
+    """Real Workstation through vmrun. `environ` is the environment vmrun runs with (PATH finds a fake in tests)."""
+
+    name = "vmrun"
+
+    def __init__(
+        self,
+        vmrun: Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        vmware_vmx: Path | None = LINUX_VMWARE_VMX,
+        registry: RegistryReader | None = None,
+        timeouts: Timeouts = Timeouts(),
+    ):
+        self.vmrun = Path(vmrun)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.vmware_vmx = vmware_vmx
+        self.registry = registry
+        self.timeouts = timeouts
+        self.calls: list[proc.Completed] = []
+
+    @classmethod
+    def find(cls, environ: Mapping[str, str] | None = None, **kw) -> VmrunDriver:
+        path = find_vmrun(environ, registry=kw.get("registry"))
+        if path is None:
+            raise EnvironmentProblem(
+                "vmrun was not found (PATH, /usr/bin/vmrun, Windows registry)", hint=INSTALL_HINT
+            )
+        return cls(path, environ=environ, **kw)
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def _run(self, command: str, vmx: Path | None, args: Sequence[str], *, timeout: float) -> str:
+        argv = [os.fspath(self.vmrun), "-T", "ws", command]
+        if vmx is not None:
+            argv.append(os.fspath(vmx))
+        argv.extend(args)
+        vmx_s = os.fspath(vmx) if vmx is not None else None
+        try:
+            done = proc.run(argv, environ=self.environ, timeout=timeout)
+        except FileNotFoundError:
+            raise EnvironmentProblem(f"vmrun not found at {self.vmrun}", hint=INSTALL_HINT) from None
+        except PermissionError:
+            raise EnvironmentProblem(
+                f"vmrun at {self.vmrun} is not executable by this user", hint=INSTALL_HINT
+            ) from None
+        self.calls.append(done)
+        if done.timed_out:
+            raise VmrunError(command, vmx_s, f"timed out after {timeout:g} s", exit_code=None)
+        if out.is_failure(done.exit_code, done.stdout):
+            detail = (
+                out.error_message(done.stdout) or (done.stderr.strip().splitlines() or ["no error text"])[-1]
+            )
+            raise VmrunError(
+                command, vmx_s, detail, exit_code=done.exit_code, output=done.stdout + done.stderr
+            )
+        return done.stdout
+
+    # -- Driver -----------------------------------------------------------------------------------------------
+    def verify(self) -> None:
+        if not self.vmrun.is_file():
+            raise EnvironmentProblem(f"vmrun not found at {self.vmrun}", hint=INSTALL_HINT)
+        if not os.access(self.vmrun, os.X_OK):
+            raise EnvironmentProblem(
+                f"vmrun at {self.vmrun} is not executable by this user", hint=INSTALL_HINT
+            )
+
+    def version(self) -> ProductVersion | None:
+        if self.vmware_vmx is not None and self.vmware_vmx.is_file():
+            try:
+                done = proc.run([self.vmware_vmx, "-v"], environ=self.environ, timeout=self.timeouts.default)
+            except OSError:
+                return None
+            return out.parse_vmx_version(done.stderr + "\n" + done.stdout)
+        if platform.system() == "Windows" or self.registry is not None:
+            read = self.registry or _winreg_reader
+            for key in WINDOWS_REGISTRY_KEYS:
+                v = read(key, "ProductVersion")
+                if v:
+                    return out.parse_vmx_version(f"VMware Workstation {v} build-0")
+        return None
+
+    def clone(self, src: Path, dst: Path, *, snapshot: str, clone_name: str, linked: bool = True) -> None:
+        if Path(dst).exists():
+            raise RefusedError(
+                f"cannot clone {src} to {dst}: the destination already exists",
+                hint="labctl never overwrites a VM; `labctl destroy FILE` removes the lab's VMs",
+            )
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        mode = "linked" if linked else "full"
+        self._run(
+            "clone",
+            Path(src),
+            [os.fspath(dst), mode, f"-snapshot={snapshot}", f"-cloneName={clone_name}"],
+            timeout=self.timeouts.clone,
+        )
+
+    def snapshot(self, vmx: Path, name: str) -> None:
+        self._run("snapshot", Path(vmx), [name], timeout=self.timeouts.default)
+
+    def list_snapshots(self, vmx: Path) -> list[str]:
+        text = self._run("listSnapshots", Path(vmx), [], timeout=self.timeouts.list)
+        try:
+            return out.parse_list_snapshots(text)
+        except out.OutputFormatError as e:
+            raise VmrunError("listSnapshots", os.fspath(vmx), str(e), exit_code=0, output=text) from None
+
+    def start(self, vmx: Path, *, gui: bool = False) -> None:
+        self._run("start", Path(vmx), ["gui" if gui else "nogui"], timeout=self.timeouts.start)
+
+    def stop(self, vmx: Path, *, hard: bool = False) -> None:
+        self._run("stop", Path(vmx), ["hard" if hard else "soft"], timeout=self.timeouts.stop)
+
+    def list_running(self) -> list[Path]:
+        text = self._run("list", None, [], timeout=self.timeouts.list)
+        try:
+            return [Path(p) for p in out.parse_list(text)]
+        except out.OutputFormatError as e:
+            raise VmrunError("list", None, str(e), exit_code=0, output=text) from None
+
+    def guest_ip(self, vmx: Path, *, wait: bool = True, timeout: float | None = None) -> str:
+        args = ["-wait"] if wait else []
+        text = self._run("getGuestIPAddress", Path(vmx), args, timeout=timeout or self.timeouts.guest_ip)
+        try:
+            return out.parse_guest_ip(text)
+        except out.OutputFormatError as e:
+            raise VmrunError("getGuestIPAddress", os.fspath(vmx), str(e), exit_code=0, output=text) from None
+
+    def delete_vm(self, vmx: Path) -> None:
+        self._run("deleteVM", Path(vmx), [], timeout=self.timeouts.default)
+
+
+@dataclass
+class DriverChoice:
+    """Which driver `new_driver` picked and why the others were passed over (for doctor / --debug)."""
+
+    driver: Driver
+    skipped: list[str] = field(default_factory=list)
+
+
+def new_driver(candidates: Sequence[Callable[[], Driver]]) -> DriverChoice:
+    """Packer's NewDriver: build each candidate in order, keep the first whose verify() passes."""
+    skipped: list[str] = []
+    for make in candidates:
+        try:
+            d = make()
+            d.verify()
+            return DriverChoice(d, skipped)
+        except EnvironmentProblem as e:
+            skipped.append(e.message)
+    raise EnvironmentProblem(
+        "no usable VMware Workstation driver: " + "; ".join(skipped or ["no candidates"]), hint=INSTALL_HINT
+    )
+
+
+def workstation_driver(environ: Mapping[str, str] | None = None, **kw) -> Driver:
+    """The real Workstation on this machine (raises EnvironmentProblem with an install hint when absent)."""
+    return new_driver([lambda: VmrunDriver.find(environ, **kw)]).driver
