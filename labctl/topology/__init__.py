@@ -1,0 +1,26 @@
+"""The topology: load a YAML file into a validated, fully resolved `Topology` (see model.py)."""
+
+from __future__ import annotations
+
+import os
+
+from labctl.topology.build import LoadResult, load
+from labctl.topology.model import (
+    Cluster, Datastore, EsxHost, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, Workstation,
+)
+
+
+def load_topology(path: str | os.PathLike[str]) -> Topology:
+    """Load and validate; raises `TopologyError` listing every problem (warnings included) when there are errors."""
+    from labctl.errors import TopologyError
+
+    result = load(path)
+    if result.topology is None:
+        raise TopologyError(result.formatted(), hint=f"run `labctl validate {path}` after fixing; it reports every problem")
+    return result.topology
+
+
+__all__ = [
+    "Cluster", "Datastore", "EsxHost", "Interface", "LoadResult", "Network", "Nic", "SshSettings", "Topology",
+    "VCenter", "VibSpec", "Vm", "Workstation", "load", "load_topology",
+]

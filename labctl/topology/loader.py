@@ -1,0 +1,104 @@
+"""YAML loading with line:col marks.
+
+The topology is parsed with yaml's composer so every value keeps where it came from. The result is plain Python
+data plus a `Marks` table mapping a path (tuple of keys/indexes) to (line, col), 1-based, for the value and for the
+key. Duplicate mapping keys — silently "last wins" in PyYAML — are reported as problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Path_ = tuple[str | int, ...]
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + p
+    return out or "(top level)"
+
+
+@dataclass
+class Marks:
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def at(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """The closest known position for path (falls back to its parents)."""
+        table = self.keys if key else self.values
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), (1, 1))
+
+
+@dataclass
+class Problem:
+    path: Path_
+    message: str
+    severity: str = "error"  # "error" | "warning"
+    key: bool = False  # mark the key rather than the value (unknown keys)
+
+    def format(self, filename: str, marks: Marks) -> str:
+        line, col = marks.at(self.path, key=self.key)
+        sev = "warning: " if self.severity == "warning" else ""
+        return f"{filename}:{line}:{col}: {format_path(self.path)}: {sev}{self.message}"
+
+
+class YamlSyntaxError(Exception):
+    def __init__(self, line: int, col: int, message: str):
+        super().__init__(message)
+        self.line, self.col, self.message = line, col, message
+
+
+def load_yaml_with_marks(text: str) -> tuple[Any, Marks, list[Problem]]:
+    """Parse YAML text; returns (data, marks, problems). Raises YamlSyntaxError on invalid YAML."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        msg = " ".join(x for x in (e.context, e.problem) if x)
+        raise YamlSyntaxError(line, col, f"invalid YAML: {msg}") from None
+    except yaml.YAMLError as e:
+        raise YamlSyntaxError(1, 1, f"invalid YAML: {e}") from None
+    marks = Marks()
+    problems: list[Problem] = []
+    if node is None:
+        return None, marks, problems
+    constructor = yaml.SafeLoader("")
+
+    def conv(n: Any, path: Path_) -> Any:
+        marks.values[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
+        if isinstance(n, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            constructor.flatten_mapping(n)
+            for k, v in n.value:
+                key = constructor.construct_object(k, deep=True)
+                if not isinstance(key, str):
+                    key = str(key)
+                kp = path + (key,)
+                if key in out:
+                    problems.append(Problem(kp, f"duplicate key '{key}' (the later value would silently win)", key=True))
+                    marks.keys.setdefault(kp, (k.start_mark.line + 1, k.start_mark.column + 1))
+                    continue
+                marks.keys[kp] = (k.start_mark.line + 1, k.start_mark.column + 1)
+                out[key] = conv(v, kp)
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [conv(item, path + (i,)) for i, item in enumerate(n.value)]
+        return constructor.construct_object(n, deep=True)
+
+    return conv(node, ()), marks, problems

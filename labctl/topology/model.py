@@ -1,0 +1,215 @@
+"""The topology model: frozen dataclasses built by `labctl.topology.build` from validated YAML.
+
+Everything here is resolved: clones carry their inherited settings, every vNIC has its MAC, every interface its
+IP and netmask, every LAN segment its pvnID, paths are absolute. Consumers never look at raw YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labctl.topology.versions import EsxVersion
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    type: str  # lan-segment | host-only | nat | bridged
+    subnet: str | None  # CIDR
+    gateway: str | None
+    vmnet: int | None
+    host_ip: str | None
+    dhcp: bool
+    pvn_id: str | None  # LAN segments only
+
+    @property
+    def netmask(self) -> str | None:
+        if not self.subnet:
+            return None
+        import ipaddress
+
+        return str(ipaddress.ip_network(self.subnet, strict=False).netmask)
+
+    @property
+    def reachable_from_host(self) -> bool:
+        """Can the Workstation host itself dial addresses on this network?"""
+        if self.type == "lan-segment":
+            return False
+        if self.type == "host-only":
+            return self.host_ip is not None
+        return True  # nat and bridged: the host has a leg (vmnet8 adapter / the physical LAN)
+
+
+@dataclass(frozen=True)
+class Nic:
+    index: int
+    network: str
+    mac: str  # static, lower-case, 00:50:56:00:00:00-00:50:56:3f:ff:ff
+    explicit_mac: bool = False
+
+
+@dataclass(frozen=True)
+class Interface:
+    network: str
+    ip: str
+    netmask: str
+    gateway: str | None
+    portgroup: str
+    mac: str | None = None  # only when pinned in the topology
+    allocated: bool = False  # ip chosen by labctl
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "root"
+    port: int = 22
+    password_env: str | None = None
+    key_file: str | None = None
+    jump: str | None = None
+
+
+@dataclass(frozen=True)
+class EsxHost:
+    name: str
+    flavor: str  # esx | esxi
+    version: str
+    version_info: EsxVersion
+    cpus: int
+    memory_mb: int
+    disk_gb: int
+    iso: str | None
+    nics: tuple[Nic, ...]
+    management: Interface
+    vmkernel: tuple[Interface, ...]
+    linked_clone_of: str | None
+    snapshot: str
+    access_ip: str | None
+    ssh: SshSettings
+    vmx_path: Path
+
+    @property
+    def address(self) -> str:
+        """The address labctl dials: access_ip when given, else the management IP."""
+        return self.access_ip or self.management.ip
+
+    @property
+    def is_clone(self) -> bool:
+        return self.linked_clone_of is not None
+
+    @property
+    def management_name(self) -> str:
+        return "vswif0" if self.flavor == "esx" else "vmk0"
+
+    @property
+    def label(self) -> str:
+        return f"{'ESX' if self.flavor == 'esx' else 'ESXi'} {self.version}"
+
+
+@dataclass(frozen=True)
+class Vm:
+    name: str
+    guest_os: str
+    cpus: int
+    memory_mb: int
+    disk_gb: int
+    iso: str | None
+    nics: tuple[Nic, ...]
+    ip: str | None
+    vmx_path: Path
+
+
+@dataclass(frozen=True)
+class VCenter:
+    host: str
+    port: int = 443
+    user: str = "administrator"
+    password_env: str | None = None
+    datacenter: str = "Lab"
+    insecure: bool = False
+    thumbprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    hosts: tuple[str, ...]
+    ha_enabled: bool
+    isolation_addresses: tuple[str, ...]
+    gateway_less: bool  # the hosts' management segment has no gateway
+
+
+@dataclass(frozen=True)
+class Datastore:
+    name: str
+    type: str
+    server: str
+    share: str
+    hosts: tuple[str, ...]
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class VibSpec:
+    file: Path
+    hosts: tuple[str, ...]
+    allow_community: bool = False
+
+
+@dataclass(frozen=True)
+class Workstation:
+    version: str
+    version_info: tuple[int, int]
+    hw_version: int
+    vm_dir: Path
+
+
+@dataclass(frozen=True)
+class Topology:
+    lab: str
+    path: Path  # the YAML file it came from
+    workstation: Workstation
+    networks: tuple[Network, ...]
+    esx_hosts: tuple[EsxHost, ...]
+    vms: tuple[Vm, ...]
+    vcenter: VCenter | None
+    ssh: SshSettings
+    clusters: tuple[Cluster, ...]
+    datastores: tuple[Datastore, ...]
+    vibs: tuple[VibSpec, ...]
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def host(self, name: str) -> EsxHost:
+        for h in self.esx_hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def network(self, name: str) -> Network:
+        for n in self.networks:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def vm(self, name: str) -> Vm:
+        for v in self.vms:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    @property
+    def state_dir(self) -> Path:
+        """Lab-local state (known_hosts, manifests): <vm_dir>/.labctl"""
+        return self.workstation.vm_dir / ".labctl"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state_dir / "known_hosts"
+
+    def all_macs(self) -> dict[str, str]:
+        """vNIC MAC -> 'vm/ethernetN' for every VM of the lab."""
+        out: dict[str, str] = {}
+        for vm in (*self.esx_hosts, *self.vms):
+            for nic in vm.nics:
+                out[nic.mac] = f"{vm.name}/ethernet{nic.index}"
+        return out
