@@ -205,7 +205,7 @@ class _Validator:
     def _check_networks(self) -> None:
         vmnets: dict[int, int] = {}
         subnets: list[tuple[int, ipaddress.IPv4Network]] = []
-        for name, (i, n) in self.networks.items():
+        for i, n in self.networks.values():
             base = ("networks", i)
             t = n.get("type")
             subnet = _net(n["subnet"]) if isinstance(n.get("subnet"), str) else None
@@ -327,7 +327,7 @@ class _Validator:
             nics = _list(e, "nics")
             if not nics and "nics" not in e:
                 self.err(base, "missing required key 'nics' (one network name per vNIC)")
-            netnames = self._check_nic_refs(base if "nics" in h else base, nics) if "nics" in h else [
+            netnames = self._check_nic_refs(base, nics) if "nics" in h else [
                 x for x in (_nic_network(n) for n in nics) if x]
             ifaces: list[tuple[Path_, dict]] = []
             mg = e.get("management")
@@ -349,8 +349,6 @@ class _Validator:
                     nd = self._net_of(net)
                     if nd and nd.get("type") == "bridged" and not nd.get("subnet") and "ip" not in iface:
                         self.err(p, f"network '{net}' has no subnet, so an ip must be given")
-            if flavor == "esx" and _list(e, "vmkernel") == [] and False:
-                pass
             if "access_ip" in h and isinstance(h["access_ip"], str):
                 ips = [x[1].get("ip") for x in ifaces]
                 if h["access_ip"] not in ips:
@@ -540,7 +538,7 @@ class _Validator:
                 fp = Path(os.path.expanduser(f))
                 if not fp.is_absolute():
                     fp = self.path.parent / fp
-                if not fp.suffix == ".vib" and not fp.suffix == ".zip":
+                if fp.suffix not in (".vib", ".zip"):
                     self.err(("vibs", i, "file"), f"'{f}' is not a .vib or offline bundle .zip")
 
     def _reachable(self, net: str | None) -> bool:

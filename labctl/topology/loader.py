@@ -8,7 +8,6 @@ key. Duplicate mapping keys — silently "last wins" in PyYAML — are reported 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 Path_ = tuple[str | int, ...]

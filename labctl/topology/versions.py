@@ -144,7 +144,7 @@ def has_vhv(ws: tuple[int, int]) -> bool:
 def guest_support_problem(flavor: str, v: EsxVersion, ws: tuple[int, int]) -> tuple[str, str] | None:
     """(severity, reason) when this Workstation release cannot (or may not) run this ESX release."""
     label = f"{'ESX' if flavor == 'esx' else 'ESXi'} {v}"
-    if ws < (6, 5) and not (flavor == "esx" and v.release == (3, 5)) and not (v.release == (3, 5)):
+    if ws < (6, 5) and v.release != (3, 5):
         return ("error", f"{label} needs Workstation 6.5 or later (the first release that runs ESX as a guest)")
     if v.release >= (5, 0) and not has_vhv(ws):
         return ("error", f"64-bit {label} needs nested virtualization (vhv.enable), which Workstation {ws[0]}.{ws[1]} "
