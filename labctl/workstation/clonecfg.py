@@ -1,0 +1,149 @@
+"""Settings applied to a linked clone's .vmx right after `vmrun clone`, and the clone step itself.
+
+A linked clone starts as a copy of its parent's .vmx: same MACs (generated ones would be re-derived from the
+copied `uuid.location`), same displayName. Before its first boot labctl gives it the topology's static MACs, the
+topology's network connections, its own name, and `uuid.action = "create"` + `msg.autoAnswer = "TRUE"` so
+Workstation never stops on the "moved or copied?" question (workstation.md §5).
+
+The core takes plain values (`CloneSettings`); `settings_for_host(topology, host)` maps the topology onto them.
+Edits go through `labctl.render.vmx`, which keeps the rest of the file (order, case, comments) byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from labctl.errors import LabctlError
+
+if TYPE_CHECKING:
+    from labctl.topology.model import EsxHost, Network, Topology
+    from labctl.workstation.driver import Driver
+
+
+@dataclass(frozen=True)
+class NicSetting:
+    index: int
+    mac: str  # static, 00:50:56:00:00:00-00:50:56:3f:ff:ff
+    connection_type: str  # custom | nat | bridged | hostonly | pvn
+    vnet: str | None = None  # "vmnet2" for custom
+    pvn_id: str | None = None  # LAN segments
+
+
+@dataclass(frozen=True)
+class CloneSettings:
+    display_name: str
+    nics: tuple[NicSetting, ...]
+
+
+_GENERATED_KEYS = ("generatedAddress", "generatedAddressOffset")
+
+
+def vmx_changes(settings: CloneSettings) -> tuple[dict[str, str], list[str]]:
+    """(keys to set, keys to delete) that turn a copied .vmx into this clone's."""
+    sets: dict[str, str] = {
+        "displayName": settings.display_name,
+        "uuid.action": "create",
+        "msg.autoAnswer": "TRUE",
+    }
+    deletes: list[str] = []
+    for nic in settings.nics:
+        p = f"ethernet{nic.index}"
+        sets[f"{p}.present"] = "TRUE"
+        sets[f"{p}.connectionType"] = nic.connection_type
+        if nic.connection_type == "custom":
+            if not nic.vnet:
+                raise LabctlError(f"{settings.display_name}/{p}: connectionType custom needs a vmnet")
+            sets[f"{p}.vnet"] = nic.vnet
+        else:
+            deletes.append(f"{p}.vnet")
+        if nic.connection_type == "pvn":
+            if not nic.pvn_id:
+                raise LabctlError(f"{settings.display_name}/{p}: a LAN segment needs a pvnID")
+            sets[f"{p}.pvnID"] = nic.pvn_id
+        else:
+            deletes.append(f"{p}.pvnID")
+        sets[f"{p}.addressType"] = "static"
+        sets[f"{p}.address"] = nic.mac
+        deletes += [f"{p}.{k}" for k in _GENERATED_KEYS]
+    return sets, deletes
+
+
+def apply_to_vmx_text(text: str | bytes, settings: CloneSettings) -> bytes:
+    """Pure: the clone's .vmx content with the settings applied (everything else kept byte for byte)."""
+    from labctl.render import vmx as vmxlib
+
+    doc = vmxlib.parse(text)
+    sets, deletes = vmx_changes(settings)
+    for key in deletes:
+        doc.delete(key)
+    for key, value in sets.items():
+        if doc.get(key) != value:
+            doc.set(key, value)
+    return doc.dump_bytes()
+
+
+def needs_update(text: str | bytes, settings: CloneSettings) -> list[str]:
+    """The keys whose value differs from what the settings want (empty: nothing to do). For `plan`."""
+    from labctl.render import vmx as vmxlib
+
+    doc = vmxlib.parse(text)
+    sets, deletes = vmx_changes(settings)
+    diff = [k for k, v in sets.items() if doc.get(k) != v]
+    diff += [k for k in deletes if k in doc]
+    return diff
+
+
+def apply_to_vmx(path: Path, settings: CloneSettings) -> bool:
+    """Apply the settings to the .vmx at `path` (atomic write, recorded in the lab's manifest). True if changed."""
+    from labctl.render import vmx as vmxlib
+
+    before = Path(path).read_bytes()
+    after = apply_to_vmx_text(before, settings)
+    if after == before:
+        return False
+    # vmrun wrote this file, not labctl: force past the "not written by labctl" refusal. The VM has never run.
+    vmxlib.write(path, vmxlib.parse(after), force=True)
+    return True
+
+
+def ensure_linked_clone(
+    driver: Driver, parent: Path, clone: Path, *, snapshot: str, settings: CloneSettings
+) -> list[str]:
+    """Create `clone` as a linked clone of `parent` at `snapshot` (taken first when missing) and configure it.
+
+    Idempotent: an existing clone only gets its .vmx settings checked. Returns what was done, as sentences.
+    """
+    done: list[str] = []
+    if not Path(clone).exists():
+        if snapshot not in driver.list_snapshots(parent):
+            driver.snapshot(parent, snapshot)
+            done.append(f"snapshot {snapshot!r} of {parent}")
+        driver.clone(parent, clone, snapshot=snapshot, clone_name=settings.display_name, linked=True)
+        done.append(f"linked clone {clone} of {parent}@{snapshot}")
+    if apply_to_vmx(clone, settings):
+        done.append(f"configured {clone} (static MACs, uuid.action=create, displayName)")
+    return done
+
+
+# ---- topology adapter ----------------------------------------------------------------------------------------
+def nic_connection(network: Network) -> tuple[str, str | None, str | None]:
+    """(connectionType, vnet, pvnID) for a topology network."""
+    if network.type == "lan-segment":
+        return "pvn", None, network.pvn_id
+    if network.vmnet is not None:
+        return "custom", f"vmnet{network.vmnet}", None
+    if network.type == "nat":
+        return "nat", None, None
+    if network.type == "bridged":
+        return "bridged", None, None
+    return "hostonly", None, None
+
+
+def settings_for_host(topology: Topology, host: EsxHost) -> CloneSettings:
+    nics = []
+    for nic in host.nics:
+        ctype, vnet, pvn = nic_connection(topology.network(nic.network))
+        nics.append(NicSetting(nic.index, nic.mac, ctype, vnet, pvn))
+    return CloneSettings(display_name=host.name, nics=tuple(nics))
