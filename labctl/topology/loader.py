@@ -47,9 +47,10 @@ class Problem:
     message: str
     severity: str = "error"  # "error" | "warning"
     key: bool = False  # mark the key rather than the value (unknown keys)
+    pos: tuple[int, int] | None = None  # explicit position (e.g. the second of two duplicate keys)
 
     def format(self, filename: str, marks: Marks) -> str:
-        line, col = marks.at(self.path, key=self.key)
+        line, col = self.pos or marks.at(self.path, key=self.key)
         sev = "warning: " if self.severity == "warning" else ""
         return f"{filename}:{line}:{col}: {format_path(self.path)}: {sev}{self.message}"
 
@@ -90,8 +91,8 @@ def load_yaml_with_marks(text: str) -> tuple[Any, Marks, list[Problem]]:
                     key = str(key)
                 kp = path + (key,)
                 if key in out:
-                    problems.append(Problem(kp, f"duplicate key '{key}' (the later value would silently win)", key=True))
-                    marks.keys.setdefault(kp, (k.start_mark.line + 1, k.start_mark.column + 1))
+                    problems.append(Problem(kp, f"duplicate key '{key}' (the later value would silently win)",
+                                            pos=(k.start_mark.line + 1, k.start_mark.column + 1)))
                     continue
                 marks.keys[kp] = (k.start_mark.line + 1, k.start_mark.column + 1)
                 out[key] = conv(v, kp)

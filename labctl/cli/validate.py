@@ -1,0 +1,67 @@
+"""labctl validate FILE…"""
+
+from __future__ import annotations
+
+import json
+
+from labctl.errors import ExitStatus
+
+DESCRIPTION = """\
+Check topology files and report every problem at once, each as
+  FILE:LINE:COL: PATH: MESSAGE
+Errors make the file unusable; warnings (reachability, HA without isolation address, ...) say what to add.
+Nothing is contacted: validation is offline."""
+
+EPILOG = """\
+examples:
+  labctl validate topologies/esx35-ha-pair.yaml
+  labctl validate topologies/*.yaml --json
+  labctl validate lab.yaml --strict          # warnings count as errors (for CI)
+
+exit status: 0 valid, 2 errors (or warnings with --strict)."""
+
+
+def configure(p) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="topology YAML files")
+    p.add_argument("--json", action="store_true", help="print one JSON object with every problem")
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only (no warnings, no summary)")
+
+
+def run(args, env) -> ExitStatus:
+    from labctl.topology import load
+    from labctl.topology.loader import format_path
+
+    failed = False
+    report = []
+    for f in args.files:
+        res = load(env.path(f), display_name=f)
+        errors, warnings = res.errors, res.warnings
+        bad = bool(errors) or (args.strict and bool(warnings))
+        failed |= bad
+        if args.json:
+            report.append({
+                "file": f,
+                "valid": not bad,
+                "problems": [
+                    {"severity": p.severity, "line": res.marks.at(p.path, key=p.key)[0],
+                     "column": res.marks.at(p.path, key=p.key)[1], "path": format_path(p.path), "message": p.message}
+                    for p in res.problems
+                ],
+            })
+            continue
+        for line in res.formatted("error"):
+            env.err(line)
+        if not args.quiet:
+            for line in res.formatted("warning"):
+                env.err(line)
+            if errors:
+                env.err(f"{f}: {len(errors)} error(s), {len(warnings)} warning(s)")
+            else:
+                t = res.topology
+                summary = (f"{len(t.esx_hosts)} ESX host(s), {len(t.vms)} other VM(s), {len(t.networks)} network(s)"
+                           if t else "")
+                env.out(f"{f}: ok ({summary}{', ' if summary else ''}{len(warnings)} warning(s))")
+    if args.json:
+        env.out(json.dumps({"valid": not failed, "files": report}, indent=2))
+    return ExitStatus.USAGE if failed else ExitStatus.SUCCESS

@@ -1,0 +1,62 @@
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_validate_ok_examples(run_cli):
+    r = run_cli("validate", *[str(p) for p in sorted((ROOT / "topologies").glob("*.yaml"))])
+    assert r.status == 0
+    assert "esx35-ha-pair.yaml: ok" in r.out
+    assert "warning: this machine cannot dial esx1" in r.err  # the 2010 lab lives on a LAN segment
+
+
+def test_validate_reports_all_problems_without_traceback(run_cli, tmp_path):
+    f = tmp_path / "lab.yaml"
+    f.write_text(
+        "lab: x\n"
+        "networks: [{name: lan, type: lan-segment, subnet: 192.168.69.0/24}]\n"
+        "esx_hosts:\n"
+        "  - {name: a, flavor: esx, version: '6.0', nics: [lan], management: {network: lan2, ip: 192.168.70.1}}\n"
+    )
+    r = run_cli("validate", str(f))
+    assert r.status == 2
+    assert "Traceback" not in r.err
+    lines = [ln for ln in r.err.splitlines() if ": esx_hosts" in ln]
+    assert any("version: ESX classic 6.0 does not exist" in ln for ln in lines)
+    assert any(ln.startswith(f"{f}:4:") and "management.network: unknown network 'lan2' (known: lan)" in ln for ln in lines)
+    assert "2 error(s)" in r.err
+
+
+def test_validate_json(run_cli, tmp_path):
+    f = tmp_path / "lab.yaml"
+    f.write_text("lab: x\nesx_hosts: []\n")
+    r = run_cli("validate", str(f), "--json")
+    assert r.status == 2
+    doc = json.loads(r.out)
+    assert doc["valid"] is False
+    p = doc["files"][0]["problems"][0]
+    assert p == {"severity": "error", "line": 2, "column": 12, "path": "esx_hosts", "message": "needs at least 1 entry"}
+
+
+def test_validate_strict_turns_warnings_into_errors(run_cli):
+    r = run_cli("validate", str(ROOT / "topologies" / "esx35-ha-pair.yaml"), "--strict")
+    assert r.status == 2
+
+
+def test_validate_missing_file(run_cli, tmp_path):
+    r = run_cli("validate", str(tmp_path / "nope.yaml"))
+    assert r.status == 2 and "no such file" in r.err
+
+
+def test_schema_matches_examples_and_published_copy(run_cli):
+    r = run_cli("schema")
+    assert r.status == 0
+    schema = json.loads(r.out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for f in (ROOT / "topologies").glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(f.read_text()), schema)
+    assert (ROOT / "docs" / "topology.schema.json").read_text() == r.out, "run: labctl schema -o docs/topology.schema.json --force"
