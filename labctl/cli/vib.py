@@ -1,0 +1,184 @@
+"""`labctl vib build|inspect|deploy`: custom VIBs for lab hosts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from labctl.errors import ExitStatus, UsageError
+
+DESCRIPTION = "Build, inspect and deploy custom VIBs (ESXi 5+ and ESX 4 formats, offline bundles)."
+EPILOG = """\
+examples:
+  labctl vib build examples/vib/lab-tools -o build/lab-tools-1.0.0-1.vib
+  labctl vib build STAGE -o out.vib --bundle out.zip --release-date 2024-06-25T07:17:37+00:00
+  labctl vib build STAGE -o out.vib --sign lab.key --cert lab.crt
+  labctl vib build STAGE -o out.vib --format esx4-deb
+  labctl vib inspect build/lab-tools-1.0.0-1.vib
+  labctl vib inspect bundle.zip --json
+  labctl vib deploy build/lab-tools-1.0.0-1.vib --lab topologies/esxi-lab.yaml --sim --allow-community
+
+stage directory (vib build):
+  STAGE/descriptor.yaml   name, version (1.0.0-1), vendor, summary, description, acceptance-level,
+                          live-install-allowed, ... (or a descriptor.xml to start from)
+  STAGE/payloads/NAME/    one tree per payload, laid out as on the host (etc/vmware/firewall/x.xml)
+
+exit statuses: 0 ok (inspect: no error findings), 1 inspect found errors, 2 usage error,
+3 deploy failed on a host, 4 host unreachable.
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="vib_command", metavar="ACTION", required=True)
+
+    b = sub.add_parser("build", help="build a .vib (and optionally an offline bundle) from a stage directory",
+                       description="Build a VIB from STAGE_DIR (descriptor.yaml or descriptor.xml + payloads/NAME/).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("stage", metavar="STAGE_DIR")
+    b.add_argument("-o", "--output", required=True, metavar="OUT.vib")
+    b.add_argument("--bundle", metavar="OUT.zip", help="also write an offline bundle (depot zip)")
+    b.add_argument("--format", default="esxi", choices=("esxi", "esx4-rpm", "esx4-deb", "esx4-cross"),
+                   help="esxi (5.0+, default) or an ESX 4-era VIB")
+    b.add_argument("--release-date", metavar="ISO8601",
+                   help="release date (xsd:dateTime); fixes every timestamp, so output is reproducible "
+                        "(default: the descriptor's, else SOURCE_DATE_EPOCH, else now)")
+    b.add_argument("--sign", metavar="KEY", help="PEM private key: sign descriptor.xml (CMS, SHA-256)")
+    b.add_argument("--cert", metavar="CERT", help="PEM certificate matching --sign")
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    i = sub.add_parser("inspect", help="show a VIB's or bundle's contents; verify every checksum",
+                       description="Inspect a .vib or offline bundle: descriptor, payloads (every checksum "
+                                   "verified), file-list, extensibility rules, signature, findings.",
+                       epilog="exit: 0 no error findings, 1 errors found, 2 usage error",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("file", metavar="FILE.vib|BUNDLE.zip")
+    i.add_argument("--ca", metavar="CA.pem", help="also check that the signer certificate chains to this CA")
+    i.add_argument("--json", action="store_true", help="one JSON object (kind, vib_id, payloads, findings, vibs)")
+    i.add_argument("--max-uncompressed", type=int, default=None, metavar="BYTES",
+                   help="cap on a payload's decompressed size (gzip-bomb guard; default 2 GiB)")
+
+    d = sub.add_parser("deploy", help="upload and install a VIB on the lab's hosts",
+                       description="Upload FILE.vib to each host, check/lower the acceptance level, install, "
+                                   "reboot when asked. Hosts with the same version installed are skipped.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("file", metavar="FILE.vib")
+    d.add_argument("--lab", required=True, metavar="TOPOLOGY", help="the lab's topology file")
+    d.add_argument("--hosts", metavar="h1,h2", help="only these hosts (default: all ESX hosts)")
+    d.add_argument("--sim", action="store_true", help="target the simulated lab (labctl sim up)")
+    d.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory")
+    d.add_argument("--allow-community", action="store_true",
+                   help="lower the host acceptance level to CommunitySupported when the VIB needs it")
+    d.add_argument("--reboot", action="store_true", help="reboot hosts that need it and wait for them")
+    d.add_argument("--force", action="store_true", help="pass -f (extensibility-rule violations)")
+    d.add_argument("--json", action="store_true", help="print per-host results as JSON")
+
+
+def run(args: argparse.Namespace, env) -> ExitStatus:
+    if args.vib_command == "inspect":
+        return _inspect(args, env)
+    if args.vib_command == "build":
+        return _build(args, env)
+    if args.vib_command == "deploy":
+        return _deploy(args, env)
+    raise UsageError(f"unknown action {args.vib_command!r}")
+
+
+def _inspect(args, env) -> ExitStatus:
+    from labctl.vib.inspect import KIND_LABELS, inspect_path
+    from labctl.vib.payload import Limits
+
+    path = env.path(args.file)
+    if not path.is_file():
+        raise UsageError(f"{args.file}: no such file", hint="give a .vib or an offline bundle .zip")
+    ca = None
+    if args.ca:
+        try:
+            ca = env.path(args.ca).read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read CA {args.ca}: {e.strerror}") from None
+    limits = Limits() if args.max_uncompressed is None else Limits(max_total=args.max_uncompressed)
+    rep = inspect_path(path, ca_pem=ca, limits=limits)
+    if args.json:
+        env.out(json.dumps(rep.to_json(), indent=2))
+    else:
+        _print_report(rep, env, KIND_LABELS)
+    return ExitStatus.SUCCESS if rep.ok else ExitStatus.FINDINGS
+
+
+def _print_report(rep, env, labels, indent: str = "") -> None:
+    env.out(f"{indent}{rep.path}")
+    env.out(f"{indent}  kind:     {labels.get(rep.kind, rep.kind)}")
+    if rep.vib_id:
+        env.out(f"{indent}  VIB ID:   {rep.vib_id}")
+    d = rep.descriptor
+    if d is not None:
+        env.out(f"{indent}  name:     {d.name}  version: {d.version}  vendor: {d.vendor}")
+        env.out(f"{indent}  summary:  {d.summary}")
+        env.out(f"{indent}  acceptance: {d.acceptance_level}  live-install: {str(d.live_install_allowed).lower()}"
+                f"  maintenance-mode: {d.maintenance_mode}  released: {d.release_date}")
+        for label, items in (("depends", d.depends), ("conflicts", d.conflicts), ("replaces", d.replaces)):
+            if items:
+                env.out(f"{indent}  {label}: " + ", ".join(
+                    c.name + (f" {c.relation} {c.version}" if c.relation else "") for c in items))
+        env.out(f"{indent}  files:    {len(d.file_list)} in file-list")
+    if rep.esx4 is not None:
+        e = rep.esx4
+        env.out(f"{indent}  name:     {e.name}  version: {e.version}  vendor: {e.vendor}  vibType: {e.vib_type}")
+    if rep.signature is not None:
+        env.out(f"{indent}  signature: {rep.signature.message}")
+    for p in rep.payloads:
+        sums = ", ".join(f"{c['type']}{'/' + c['verify_process'] if c['verify_process'] else ''} "
+                         f"{'ok' if c['ok'] else 'MISMATCH'}" for c in p.checksums)
+        env.out(f"{indent}  payload {p.name} ({p.type}, {p.size} bytes"
+                + (f", {p.uncompressed_size} uncompressed" if p.uncompressed_size is not None else "")
+                + f"): {sums or 'no checksums'}")
+    if rep.bundle:
+        b = rep.bundle
+        env.out(f"{indent}  vendor: {b.get('vendor')}  platform: {b.get('platform_version')}  "
+                f"bulletins: {', '.join(x for x in b.get('bulletins', []) if x)}")
+    for f in rep.findings:
+        env.out(f"{indent}  {f.severity}: {f.message}")
+    for p in rep.payloads:
+        for f in p.findings:
+            env.out(f"{indent}  {f.severity}: {f.message}")
+    for v in rep.vibs:
+        _print_report(v, env, labels, indent + "  ")
+    if not indent:
+        errs = len(rep.all_errors())
+        env.out("result: " + ("ok" if not errs else f"{errs} error(s)"))
+
+
+def _build(args, env) -> ExitStatus:
+    from labctl.vib.build import BuildOptions, build_vib
+
+    if bool(args.sign) != bool(args.cert):
+        raise UsageError("--sign and --cert go together", hint="--sign lab.key --cert lab.crt")
+    opts = BuildOptions(
+        stage=env.path(args.stage),
+        output=env.path(args.output),
+        bundle=env.path(args.bundle) if args.bundle else None,
+        format=args.format,
+        release_date=args.release_date,
+        sign_key=env.path(args.sign) if args.sign else None,
+        sign_cert=env.path(args.cert) if args.cert else None,
+        source_date_epoch=env.environ.get("SOURCE_DATE_EPOCH"),
+    )
+    result = build_vib(opts)
+    if args.json:
+        env.out(json.dumps(result.to_json(), indent=2))
+    else:
+        env.out(f"built {result.output} ({result.size} bytes): {result.vib_id}")
+        for p in result.payloads:
+            env.out(f"  payload {p['name']}: {p['size']} bytes, {p['uncompressed_size']} uncompressed, "
+                    f"{len(p['files'])} file(s)")
+        if result.bundle:
+            env.out(f"bundle  {result.bundle}")
+        for f in result.findings:
+            env.out(f"  {f.severity}: {f.message}")
+    return ExitStatus.SUCCESS
+
+
+def _deploy(args, env) -> ExitStatus:
+    from labctl.vib.deploy import deploy_from_cli
+
+    return deploy_from_cli(args, env)

@@ -1,0 +1,288 @@
+"""Offline bundles (depot zips, vib.md section 6): a reproducible writer and a capped, path-safe reader."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+from xml.sax.saxutils import escape, quoteattr
+
+from labctl.vib.descriptor import Descriptor, emit_descriptor, parse_xml
+from labctl.vib.findings import ERROR, WARNING, Finding, VibFormatError
+from labctl.vib.payload import DEFAULT_LIMITS, Limits, check_path
+
+MAX_ZIP_ENTRIES = 1000
+MAX_METADATA = 32 * 1024 * 1024
+MAX_VIB_IN_ZIP = 4 * 1024**3
+COPY = 1024 * 1024
+
+
+# ---------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class BundleVib:
+    descriptor: Descriptor
+    path: Path  # the .vib file
+    size: int
+    sha256: str
+
+    @property
+    def relative_path(self) -> str:
+        return f"vib20/{self.descriptor.name}/{self.descriptor.vib_id}.vib"
+
+
+def _zip_time(release_date: str) -> tuple[int, int, int, int, int, int]:
+    try:
+        dt = datetime.fromisoformat(release_date.replace("Z", "+00:00"))
+        return (max(dt.year, 1980), dt.month, dt.day, dt.hour, dt.minute, dt.second - dt.second % 2)
+    except ValueError:
+        return (1980, 1, 1, 0, 0, 0)
+
+
+def _entry(z: zipfile.ZipFile, name: str, data: bytes, when) -> None:
+    zi = zipfile.ZipInfo(name, when)
+    zi.compress_type = zipfile.ZIP_DEFLATED
+    zi.external_attr = 0o644 << 16
+    zi.create_system = 3
+    z.writestr(zi, data)
+
+
+def _vib_metadata_xml(v: BundleVib) -> bytes:
+    """vibs/<name>-<n>.xml: the descriptor plus relative-path, packed-size and checksum after software-tags."""
+    xml = emit_descriptor(v.descriptor).decode("utf-8")
+    extra = (f"<relative-path>{escape(v.relative_path)}</relative-path><packed-size>{v.size}</packed-size>"
+             f'<checksum checksum-type="sha-256">{v.sha256}</checksum>')
+    for marker in ("</software-tags>", "<software-tags/>"):
+        if marker in xml:
+            xml = xml.replace(marker, marker + extra, 1)
+            break
+    return xml.encode("utf-8")
+
+
+def _platforms(d: Descriptor, tag: str) -> str:
+    plats = d.software_platforms or ()
+    return "".join(
+        f"<{tag} locale={quoteattr(p.locale)} version={quoteattr(p.version)} "
+        f"productLineID={quoteattr(p.product_line_id)}/>" for p in plats
+    )
+
+
+def _vmware_xml(v: BundleVib, release_date: str, bulletin_id: str) -> tuple[bytes, bytes]:
+    d = v.descriptor
+    vib = (
+        "<vib><vibVersion>1.4.5</vibVersion>"
+        f"<vibID>{escape(d.vib_id)}</vibID><name>{escape(d.name)}</name><version>{escape(d.version)}</version>"
+        f"<vendor>{escape(d.vendor)}</vendor><vibType>{escape(d.type)}</vibType>"
+        f"<summary>{escape(d.summary)}</summary>"
+        f"<systemReqs><maintenanceMode>{escape(d.maintenance_mode)}</maintenanceMode>"
+        f"{_platforms(d, 'swPlatform')}</systemReqs>"
+        "<relationships><depends/><conflicts/><replaces/><provides/><compatibleWith/></relationships>"
+        f"<postInstall><rebootRequired>{'false' if d.live_install_allowed else 'true'}</rebootRequired>"
+        "<hostdRestart>false</hostdRestart></postInstall>"
+        f"<vibFile><sourceUrl></sourceUrl><relativePath>{escape(v.relative_path)}</relativePath>"
+        f"<packedSize>{v.size}</packedSize><checksum><checksumType>sha-256</checksumType>"
+        f"<checksum>{v.sha256}</checksum></checksum></vibFile></vib>"
+    )
+    head = (
+        f"<id>{escape(bulletin_id)}</id><vendor>{escape(d.vendor)}</vendor><summary>{escape(d.summary)}</summary>"
+        "<severity>general</severity><category>general</category><urgency>important</urgency>"
+        f"<releaseType>extension</releaseType><description>{escape(d.description)}</description>"
+        f"<kbUrl>{escape(d.urls[0][1]) if d.urls else ''}</kbUrl><contact></contact>"
+        f"<componentNameSpec name={quoteattr(d.name)} uiString={quoteattr(d.summary or d.name)}/>"
+        f"<componentVersionSpec version={quoteattr(d.version)} uiString={quoteattr(d.version)}/>"
+        f"<releaseDate>{escape(release_date)}</releaseDate>"
+        f"<platforms>{_platforms(d, 'softwarePlatform')}</platforms>"
+    )
+    vmware = (f"<metadataResponse><version>3.0</version><timestamp>{escape(release_date)}</timestamp>"
+              f"<bulletin>{head}<vibList>{vib}</vibList></bulletin></metadataResponse>")
+    bulletin = f"<bulletin>{head}<vibList><vibID>{escape(d.vib_id)}</vibID></vibList></bulletin>"
+    return vmware.encode("utf-8"), bulletin.encode("utf-8")
+
+
+def write_bundle(out: Path, v: BundleVib, release_date: str, *, vendor_code: str | None = None,
+                 platform_version: str | None = None) -> None:
+    """Write a component-style offline bundle holding one VIB; same inputs -> identical bytes."""
+    d = v.descriptor
+    when = _zip_time(release_date)
+    code = (vendor_code or "".join(c for c in d.vendor.upper() if c.isalnum())[:3] or "LAB")
+    version = platform_version or (d.software_platforms[0].version if d.software_platforms else "")
+    index = (
+        "<vendorList><vendor>"
+        f"<name>{escape(d.vendor)}</name><code>{escape(code)}</code><indexfile>vendor-index.xml</indexfile>"
+        "<patchUrl></patchUrl><relativePath></relativePath>"
+        "<content><name>VMware ESX</name><type>http://www.vmware.com/depotmanagement/esx</type></content>"
+        "</vendor></vendorList>\n"
+    ).encode()
+    vendor_index = (
+        "<metaList><metadata><productId>embeddedEsx</productId>"
+        f"<version>{escape(version)}</version><locale></locale><url>metadata.zip</url>"
+        "<channelName>default</channelName></metadata></metaList>\n"
+    ).encode()
+    bulletin_id = f"{d.vendor}-{d.name}_{d.version}"
+    vmware_xml, bulletin_xml = _vmware_xml(v, release_date, bulletin_id)
+    n = int.from_bytes(hashlib.sha256(d.vib_id.encode()).digest()[:8], "big") >> 1
+    md = io.BytesIO()
+    with zipfile.ZipFile(md, "w") as mz:
+        _entry(mz, "vmware.xml", vmware_xml, when)
+        _entry(mz, "vendor-index.xml", vendor_index, when)
+        _entry(mz, f"bulletins/{bulletin_id}.xml", bulletin_xml, when)
+        _entry(mz, f"vibs/{d.name}-{n}.xml", _vib_metadata_xml(v), when)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w") as z:
+            _entry(z, "index.xml", index, when)
+            _entry(z, "vendor-index.xml", vendor_index, when)
+            _entry(z, "metadata.zip", md.getvalue(), when)
+            zi = zipfile.ZipInfo(v.relative_path, when)
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = 0o644 << 16
+            zi.create_system = 3
+            with z.open(zi, "w", force_zip64=v.size > 2**31) as dst, open(v.path, "rb") as src:
+                while b := src.read(COPY):
+                    dst.write(b)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _safe_infos(z: zipfile.ZipFile, what: str) -> list[zipfile.ZipInfo]:
+    infos = z.infolist()
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise VibFormatError(f"{what}: more than {MAX_ZIP_ENTRIES} entries")
+    seen = set()
+    for zi in infos:
+        check_path(zi.filename, what)
+        if zi.filename in seen:
+            raise VibFormatError(f"{what}: duplicate entry {zi.filename!r}")
+        seen.add(zi.filename)
+    return infos
+
+
+def _read_small(z: zipfile.ZipFile, zi: zipfile.ZipInfo, cap: int, what: str) -> bytes:
+    if zi.file_size > cap:
+        raise VibFormatError(f"{what}: {zi.filename} is {zi.file_size} bytes; refusing more than {cap}")
+    with z.open(zi) as fh:
+        data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise VibFormatError(f"{what}: {zi.filename} decompresses past {cap} bytes")
+    return data
+
+
+def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits: Limits = DEFAULT_LIMITS):
+    from labctl.vib.inspect import InspectReport, inspect_vib
+
+    rep = InspectReport(label, kind="bundle")
+    try:
+        z = zipfile.ZipFile(f)
+        infos = _safe_infos(z, "bundle")
+    except (zipfile.BadZipFile, VibFormatError, ValueError) as e:
+        rep.findings.append(Finding(ERROR, f"not a readable offline bundle: {e}"))
+        return rep
+    with z:
+        names = {zi.filename: zi for zi in infos}
+        meta: dict[str, dict] = {}
+        info: dict = {"vendor": None, "platform_version": None, "bulletins": []}
+        try:
+            for required in ("index.xml", "vendor-index.xml"):
+                if required not in names:
+                    rep.findings.append(Finding(ERROR, f"bundle has no {required}"))
+            if "index.xml" in names:
+                idx = parse_xml(_read_small(z, names["index.xml"], 1 << 20, "bundle"), "index.xml")
+                info["vendor"] = (idx.findtext("vendor/name") or "").strip() or None
+            md_name = "metadata.zip"
+            if "vendor-index.xml" in names:
+                vi = parse_xml(_read_small(z, names["vendor-index.xml"], 1 << 20, "bundle"), "vendor-index.xml")
+                md_name = (vi.findtext("metadata/url") or "metadata.zip").strip()
+                info["platform_version"] = (vi.findtext("metadata/version") or "").strip() or None
+            if md_name not in names:
+                rep.findings.append(Finding(ERROR, f"bundle has no {md_name} (named by vendor-index.xml)"))
+            else:
+                meta = _read_metadata(_read_small(z, names[md_name], MAX_METADATA, "bundle"), info, rep.findings)
+        except VibFormatError as e:
+            rep.findings.append(Finding(ERROR, e.message))
+        rep.bundle = info
+        vib_entries = [zi for zi in infos if zi.filename.endswith(".vib") and not zi.is_dir()]
+        if not vib_entries:
+            rep.findings.append(Finding(ERROR, "bundle contains no .vib"))
+        for zi in vib_entries:
+            if zi.file_size > MAX_VIB_IN_ZIP:
+                rep.findings.append(Finding(ERROR, f"{zi.filename}: {zi.file_size} bytes is too large"))
+                continue
+            with tempfile.TemporaryFile() as tmp:
+                h = hashlib.sha256()
+                n = 0
+                try:
+                    with z.open(zi) as src:
+                        while b := src.read(COPY):
+                            n += len(b)
+                            if n > zi.file_size or n > MAX_VIB_IN_ZIP:
+                                raise VibFormatError(f"{zi.filename}: decompresses past its declared size")
+                            h.update(b)
+                            tmp.write(b)
+                except (VibFormatError, zipfile.BadZipFile, OSError) as e:
+                    rep.findings.append(Finding(ERROR, f"{zi.filename}: {e}"))
+                    continue
+                tmp.flush()
+                vr = inspect_vib(tmp, f"{label}!{zi.filename}", ca_pem=ca_pem, limits=limits, total_size=n)
+            m = meta.pop(zi.filename, None)
+            if m is None:
+                vr.findings.append(Finding(WARNING, f"{zi.filename} is not listed in metadata.zip"))
+            else:
+                if m.get("size") is not None and m["size"] != n:
+                    vr.findings.append(Finding(ERROR, f"metadata packedSize {m['size']} != {n} bytes"))
+                if m.get("sha256") and m["sha256"] != h.hexdigest():
+                    vr.findings.append(Finding(ERROR, f"metadata sha-256 {m['sha256']} != {h.hexdigest()}"))
+                if m.get("vib_id") and vr.vib_id and m["vib_id"] != vr.vib_id:
+                    vr.findings.append(Finding(ERROR, f"metadata names {m['vib_id']}, the VIB is {vr.vib_id}"))
+            rep.vibs.append(vr)
+        for rel, m in sorted(meta.items()):
+            rep.findings.append(Finding(ERROR, f"metadata lists {m.get('vib_id') or rel} at {rel}, which the bundle "
+                                               "does not contain"))
+    rep.vib_id = ", ".join(v.vib_id for v in rep.vibs if v.vib_id) or None
+    return rep
+
+
+def _read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str, dict]:
+    """relativePath -> {vib_id, size, sha256} from metadata.zip's vmware.xml (and vibs/*.xml)."""
+    out: dict[str, dict] = {}
+    try:
+        mz = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise VibFormatError(f"metadata.zip is not a zip: {e}") from None
+    with mz:
+        infos = {zi.filename: zi for zi in _safe_infos(mz, "metadata.zip")}
+        if "vmware.xml" in infos:
+            root = parse_xml(_read_small(mz, infos["vmware.xml"], 8 << 20, "metadata.zip"), "vmware.xml")
+            for b in root.iter("bulletin"):
+                info["bulletins"].append((b.findtext("id") or "").strip())
+                for v in b.iter("vib"):
+                    rel = (v.findtext("vibFile/relativePath") or "").strip()
+                    if not rel:
+                        continue
+                    size = (v.findtext("vibFile/packedSize") or "").strip()
+                    out[rel] = {
+                        "vib_id": (v.findtext("vibID") or "").strip() or None,
+                        "size": int(size) if size.isdigit() else None,
+                        "sha256": (v.findtext("vibFile/checksum/checksum") or "").strip().lower() or None,
+                    }
+        for name, zi in infos.items():
+            if name.startswith("vibs/") and name.endswith(".xml"):
+                v = parse_xml(_read_small(mz, zi, 1 << 20, "metadata.zip"), name)
+                rel = (v.findtext("relative-path") or "").strip()
+                if rel and rel not in out:
+                    size = (v.findtext("packed-size") or "").strip()
+                    chk = v.find("checksum")
+                    out[rel] = {"vib_id": None, "size": int(size) if size.isdigit() else None,
+                                "sha256": (chk.text or "").strip().lower() if chk is not None else None}
+        if not out:
+            findings.append(Finding(ERROR, "metadata.zip lists no VIBs"))
+    return out

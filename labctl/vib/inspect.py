@@ -1,0 +1,221 @@
+"""Inspect a .vib (ESXi 5+, ESX 4 rpm/deb/cross) or an offline bundle: every checksum verified, findings with
+severity. Never extracts to disk; hostile input becomes an `error` finding, never an exception or a write."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from labctl.vib import ar as arlib
+from labctl.vib.descriptor import (
+    MAX_DESCRIPTOR,
+    Descriptor,
+    parse_descriptor,
+    parse_xml,
+    validate_descriptor,
+)
+from labctl.vib.findings import ERROR, INFO, WARNING, Finding, VibFormatError, has_errors
+from labctl.vib.payload import DEFAULT_LIMITS, Limits, PayloadReport, verify_payload
+from labctl.vib.signing import SignatureResult, verify
+
+KIND_LABELS = {
+    "esxi": "ESXi 5+ VIB",
+    "esx4-rpm": "ESX 4 rpm VIB",
+    "esx4-deb": "ESX 4 deb VIB",
+    "esx4-cross": "ESX 4 cross VIB",
+    "bundle": "offline bundle",
+    "unknown": "unreadable",
+}
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass
+class InspectReport:
+    path: str
+    kind: str = "unknown"
+    vib_id: str | None = None
+    descriptor: Descriptor | None = None
+    esx4: object | None = None  # esx4.Esx4Descriptor for ESX 4 VIBs
+    payloads: list[PayloadReport] = field(default_factory=list)
+    signature: SignatureResult | None = None
+    findings: list[Finding] = field(default_factory=list)
+    vibs: list[InspectReport] = field(default_factory=list)
+    members: list[dict] = field(default_factory=list)
+    bundle: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.all_errors()
+
+    def all_errors(self) -> list[Finding]:
+        errs = [f for f in self.findings if f.severity == ERROR]
+        for p in self.payloads:
+            errs += [f for f in p.findings if f.severity == ERROR]
+        for v in self.vibs:
+            errs += v.all_errors()
+        return errs
+
+    def to_json(self) -> dict:
+        d: dict = {
+            "path": self.path,
+            "kind": self.kind,
+            "kind_label": KIND_LABELS.get(self.kind, self.kind),
+            "vib_id": self.vib_id,
+            "ok": self.ok,
+            "findings": [f.to_json() for f in self.findings],
+        }
+        if self.kind == "bundle":
+            d["bundle"] = self.bundle
+            d["vibs"] = [v.to_json() for v in self.vibs]
+            d["payloads"] = []
+            return d
+        d["members"] = self.members
+        if self.descriptor is not None:
+            d["descriptor"] = self.descriptor.to_json()
+        if self.esx4 is not None:
+            d["descriptor"] = self.esx4.to_json()  # type: ignore[attr-defined]
+        d["signature"] = self.signature.to_json() if self.signature else None
+        d["payloads"] = [p.to_json() for p in self.payloads]
+        return d
+
+
+def inspect_path(path: Path, *, ca_pem: bytes | None = None, limits: Limits = DEFAULT_LIMITS) -> InspectReport:
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        from labctl.errors import UsageError
+
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    with f:
+        head = f.read(8)
+        f.seek(0)
+        if head.startswith(ZIP_MAGIC):
+            from labctl.vib.bundle import inspect_bundle
+
+            return inspect_bundle(f, str(path), ca_pem=ca_pem, limits=limits)
+        return inspect_vib(f, str(path), ca_pem=ca_pem, limits=limits)
+
+
+def inspect_vib(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits: Limits = DEFAULT_LIMITS,
+                total_size: int | None = None) -> InspectReport:
+    rep = InspectReport(label)
+    try:
+        archive = arlib.read_ar(f, total_size)
+    except VibFormatError as e:
+        rep.findings.append(Finding(ERROR, e.message))
+        return rep
+    rep.members = [{"name": m.name, "size": m.size} for m in archive.members]
+    names = archive.names()
+    if not names:
+        rep.findings.append(Finding(ERROR, "VIB archive is too short: it has no members"))
+        return rep
+    if archive.style != "vmware":
+        rep.findings.append(Finding(INFO, "GNU ar member names (trailing '/'): accepted by ESXi; VMware writes "
+                                          "plain names"))
+    if any(m.mtime or m.uid or m.gid or m.mode for m in archive.members):
+        modes = sorted({f"{m.mode:o}" for m in archive.members})
+        rep.findings.append(Finding(INFO, f"ar headers carry real mtimes/owners/modes ({', '.join(modes)}); VMware "
+                                          "writes 0"))
+    if any(m.mode_text.lower().startswith("0o") for m in archive.members):
+        rep.findings.append(Finding(INFO, "ar mode fields written as '0o0' (ESXi 8/9 esximage output)"))
+    if names[0] == "debian-binary" or (names[0] == "descriptor.xml" and _is_esx4(f, archive)):
+        from labctl.vib.esx4 import inspect_esx4
+
+        inspect_esx4(f, archive, rep, ca_pem=ca_pem, limits=limits)
+        return rep
+    rep.kind = "esxi"
+    if names[0] != "descriptor.xml":
+        rep.findings.append(Finding(ERROR, f"This VIB has an unsupported format.  The first member found was "
+                                           f"{names[0]}, but descriptor.xml was expected."))
+        return rep
+    try:
+        desc_bytes = arlib.read_member(f, archive.members[0], MAX_DESCRIPTOR)
+        desc = parse_descriptor(desc_bytes)
+    except VibFormatError as e:
+        rep.findings.append(Finding(ERROR, e.message))
+        return rep
+    rep.descriptor = desc
+    rep.vib_id = desc.vib_id
+    rep.findings += validate_descriptor(desc)
+    if len(names) < 2 or names[1] != "sig.pkcs7":
+        found = names[1] if len(names) > 1 else "nothing"
+        rep.findings.append(Finding(ERROR, f"Expected second member of Vib file to be sig.pkcs7, but found {found} "
+                                           "instead."))
+    else:
+        try:
+            sig = arlib.read_member(f, archive.members[1], 256 * 1024)
+        except VibFormatError as e:
+            rep.findings.append(Finding(ERROR, e.message))
+            sig = b""
+        rep.signature = verify(sig, desc_bytes, ca_pem)
+        _signature_findings(rep, desc.acceptance_level)
+    payload_members = names[2:]
+    expected = [p.name for p in desc.payloads]
+    for i, spec in enumerate(desc.payloads):
+        m = archive.get(spec.name)
+        if m is None:
+            rep.findings.append(Finding(ERROR, f"Could not find file object for payload '{spec.name}'."))
+            continue
+        if i < len(payload_members) and payload_members[i] != spec.name:
+            rep.findings.append(Finding(WARNING, f"payload {spec.name!r} is not in <payloads> order in the archive"))
+        rep.payloads.append(verify_payload(spec, arlib.iter_member(f, m), m.size, limits))
+    for extra in (n for n in payload_members if n not in expected):
+        rep.findings.append(Finding(WARNING, f"ar member {extra!r} is not a payload named in descriptor.xml"))
+    _file_list_findings(rep, list(desc.file_list))
+    if not desc.live_install_allowed:
+        rep.findings.append(Finding(INFO, "live install not allowed: the host needs a reboot after install"))
+    return rep
+
+
+def _is_esx4(f: BinaryIO, archive: arlib.ArArchive) -> bool:
+    try:
+        data = arlib.read_member(f, archive.members[0], MAX_DESCRIPTOR)
+    except VibFormatError:
+        return False
+    head = data[:4096]
+    return b"<vibVersion>" in head and b'<vib version="5.0"' not in head
+
+
+def _signature_findings(rep: InspectReport, level: str) -> None:
+    s = rep.signature
+    assert s is not None
+    if not s.present:
+        sev = WARNING if level in ("certified", "accepted", "partner") else INFO
+        rep.findings.append(Finding(sev, "unsigned (empty sig.pkcs7): install with --no-sig-check"
+                                    + (f"; a {level} VIB is normally signed" if sev == WARNING else "")))
+    elif not s.valid:
+        rep.findings.append(Finding(ERROR, f"signature present but invalid: {s.message}"))
+    else:
+        rep.findings.append(Finding(INFO, s.message))
+        if s.trusted is False:
+            rep.findings.append(Finding(ERROR, "the signer certificate does not chain to the given CA"))
+
+
+def _file_list_findings(rep: InspectReport, file_list: list[str]) -> None:
+    if any(has_errors(p.findings) for p in rep.payloads) or len(rep.payloads) == 0:
+        return
+    listed = set(file_list)
+    actual: set[str] = set()
+    for p in rep.payloads:
+        if p.entries or p.type in ("tgz", "vgz", "tar"):
+            actual |= set(p.files)
+    missing = sorted(listed - actual)
+    extra = sorted(actual - listed)
+    if missing:
+        rep.findings.append(Finding(ERROR, f"file-list names files no payload contains: {', '.join(missing[:5])}"))
+    if extra:
+        rep.findings.append(Finding(ERROR, f"payloads contain files missing from file-list: {', '.join(extra[:5])}"))
+
+
+def file_size(f: BinaryIO) -> int:
+    pos = f.tell()
+    f.seek(0, os.SEEK_END)
+    n = f.tell()
+    f.seek(pos)
+    return n
+
+
+# re-exported for callers that parse index/vendor-index XML
+__all__ = ["InspectReport", "inspect_path", "inspect_vib", "parse_xml", "WARNING"]

@@ -1,0 +1,495 @@
+"""Payloads: streaming gunzip with caps, the three checksums, tgz and vmtar listings with safety checks, and a
+streaming reproducible tgz writer (vib.md sections 3 and 8).
+
+Nothing is extracted to disk and no payload is held whole in memory: data flows in chunks through the hashes, the
+decompressor and a tar/vmtar header walker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import struct
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+from labctl.vib.findings import ERROR, INFO, WARNING, Finding, VibFormatError
+
+CHUNK = 1024 * 1024
+DEFAULT_MAX_TOTAL = 2 * 1024**3  # uncompressed bytes per payload
+DEFAULT_MAX_RATIO = 200  # uncompressed/compressed, checked once output exceeds RATIO_FLOOR
+RATIO_FLOOR = 16 * 1024**2
+MAX_ENTRIES = 100_000
+VMTAR_MAGIC = b"visor  \x00"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_total: int = DEFAULT_MAX_TOTAL
+    max_ratio: int = DEFAULT_MAX_RATIO
+    max_entries: int = MAX_ENTRIES
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class GunzipReader(io.RawIOBase):
+    """A readable stream over gzip data given in chunks: hashes the raw and the decompressed bytes as they pass,
+    handles concatenated gzip members, and refuses gzip bombs (total and ratio caps) and trailing garbage."""
+
+    def __init__(self, chunks: Iterable[bytes], limits: Limits = DEFAULT_LIMITS, what: str = "payload"):
+        super().__init__()
+        self._chunks = iter(chunks)
+        self._limits = limits or DEFAULT_LIMITS
+        self._what = what
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""  # compressed input not yet given to the decompressor
+        self._buf = b""
+        self._pos = 0
+        self._eof_in = False
+        self._done = False
+        self.raw_sha256 = hashlib.sha256()
+        self.sha256 = hashlib.sha256()
+        self.sha1 = hashlib.sha1()
+        self.raw_size = 0
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _feed(self) -> bool:
+        """Decompress some more into _buf; False at the end of the stream."""
+        while True:
+            if self._d.unconsumed_tail:
+                data = self._d.unconsumed_tail
+            elif self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                if self._eof_in:
+                    if not self._d.eof:
+                        if self.raw_size == 0:
+                            raise VibFormatError(f"{self._what}: empty, not gzip data")
+                        raise VibFormatError(f"{self._what}: gzip stream is truncated")
+                    return False
+                try:
+                    data = next(self._chunks)
+                except StopIteration:
+                    self._eof_in = True
+                    continue
+                self.raw_sha256.update(data)
+                self.raw_size += len(data)
+            if self._d.eof:  # a new gzip member follows, or garbage
+                if data.strip(b"\0") == b"":
+                    continue  # zero padding after the last member is what gzip(1) tolerates too
+                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                out = self._d.decompress(data, CHUNK)
+            except zlib.error as e:
+                raise VibFormatError(f"{self._what}: not valid gzip data ({e})") from None
+            if self._d.eof and self._d.unused_data:
+                self._pending = self._d.unused_data + self._pending
+            if out:
+                self.size += len(out)
+                if self.size > self._limits.max_total:
+                    raise VibFormatError(
+                        f"{self._what}: decompresses to more than {self._limits.max_total} bytes (gzip bomb cap)"
+                    )
+                if self.size > RATIO_FLOOR and self.size > self._limits.max_ratio * max(self.raw_size, 1):
+                    raise VibFormatError(
+                        f"{self._what}: compression ratio above {self._limits.max_ratio}:1 (gzip bomb cap)"
+                    )
+                self.sha256.update(out)
+                self.sha1.update(out)
+                self._buf, self._pos = out, 0
+                return True
+
+    def readinto(self, b) -> int:
+        while self._pos >= len(self._buf):
+            if not self._feed():
+                return 0
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def read_exact(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            b = self.read(n - len(out))
+            if not b:
+                break
+            out += b
+        return bytes(out)
+
+    def drain(self) -> None:
+        """Read to the end so every hash covers the whole stream."""
+        self._buf, self._pos = b"", 0
+        while self._feed():
+            self._buf, self._pos = b"", 0
+
+    def finish_raw(self) -> None:
+        """After an error: pass the remaining compressed input through the raw hash only."""
+        for data in self._chunks:
+            self.raw_sha256.update(data)
+            self.raw_size += len(data)
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    kind: str  # file | dir | symlink | hardlink
+    size: int
+    mode: int
+    link: str = ""
+
+
+@dataclass
+class PayloadReport:
+    name: str
+    type: str
+    size: int
+    raw_sha256: str = ""
+    sha256_gunzip: str = ""
+    sha1_gunzip: str = ""
+    uncompressed_size: int | None = None
+    entries: list[Entry] = field(default_factory=list)
+    checksums: list[dict] = field(default_factory=list)  # {type, verify_process, expected, actual, ok}
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def checksums_ok(self) -> bool:
+        return bool(self.checksums) and all(c["ok"] for c in self.checksums) and not any(
+            f.severity == ERROR for f in self.findings
+        )
+
+    @property
+    def files(self) -> list[str]:
+        return [e.path for e in self.entries if e.kind in ("file", "hardlink", "symlink")]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "size": self.size,
+            "uncompressed_size": self.uncompressed_size,
+            "checksums_ok": self.checksums_ok,
+            "checksums": self.checksums,
+            "files": self.files,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def check_path(path: str, what: str) -> str:
+    """Normalise a member path ('./a' -> 'a', 'dir/' -> 'dir') or refuse it."""
+    if "\\" in path:
+        raise VibFormatError(f"{what}: member {path!r} contains a backslash")
+    if path.startswith("/"):
+        raise VibFormatError(f"{what}: member {path!r} is an absolute path")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise VibFormatError(f"{what}: member {path!r} contains '..'")
+    if any("\0" in p for p in parts):
+        raise VibFormatError(f"{what}: member {path!r} contains NUL")
+    return "/".join(parts)
+
+
+def _check_link(path: str, target: str, what: str, hard: bool) -> None:
+    if target.startswith("/"):
+        raise VibFormatError(f"{what}: link {path!r} points to the absolute path {target!r}")
+    base = [] if hard else path.split("/")[:-1]
+    depth = len(base)
+    for p in target.split("/"):
+        if p in ("", "."):
+            continue
+        depth = depth - 1 if p == ".." else depth + 1
+        if depth < 0:
+            raise VibFormatError(f"{what}: link {path!r} -> {target!r} points outside the payload")
+
+
+def _mode_findings(path: str, mode: int, what: str, findings: list[Finding]) -> None:
+    if mode & (stat.S_ISUID | stat.S_ISGID):
+        findings.append(Finding(WARNING, f"{what}: {path!r} is setuid/setgid (mode {mode:o})"))
+
+
+def list_tar(reader: GunzipReader, what: str, limits: Limits, findings: list[Finding]) -> list[Entry]:
+    """Walk a tar stream's headers (no extraction) and refuse unsafe members."""
+    entries: list[Entry] = []
+    try:
+        tf = tarfile.open(fileobj=reader, mode="r|")
+    except tarfile.TarError as e:
+        raise VibFormatError(f"{what}: not a tar archive ({e})") from None
+    try:
+        for ti in tf:
+            if len(entries) >= limits.max_entries:
+                raise VibFormatError(f"{what}: more than {limits.max_entries} tar members")
+            path = check_path(ti.name, what)
+            if ti.isdir():
+                kind = "dir"
+            elif ti.isreg():
+                kind = "file"
+            elif ti.issym() or ti.islnk():
+                kind = "symlink" if ti.issym() else "hardlink"
+                _check_link(path, ti.linkname, what, hard=ti.islnk())
+            elif ti.ischr() or ti.isblk():
+                raise VibFormatError(f"{what}: member {path!r} is a device node")
+            elif ti.isfifo():
+                raise VibFormatError(f"{what}: member {path!r} is a FIFO")
+            else:
+                raise VibFormatError(f"{what}: member {path!r} has an unsupported type {ti.type!r}")
+            _mode_findings(path, ti.mode, what, findings)
+            if ti.pax_headers and not entries:
+                findings.append(Finding(INFO, f"{what}: PAX headers present (VIBs built with PAX tar have failed "
+                                              "to install; build with GNU format)"))
+            entries.append(Entry(path, kind, ti.size, ti.mode, ti.linkname))
+    except tarfile.TarError as e:
+        raise VibFormatError(f"{what}: corrupt tar stream ({e})") from None
+    return entries
+
+
+def _octal(field: bytes) -> int:
+    t = field.replace(b"\0", b" ").strip()
+    if not t:
+        return 0
+    try:
+        return int(t, 8)
+    except ValueError:
+        raise VibFormatError(f"vmtar header has a non-octal number {t!r}") from None
+
+
+def list_vmtar(reader: GunzipReader, what: str, limits: Limits, findings: list[Finding]) -> list[Entry]:
+    """Walk a vmtar (visor) stream: all headers first, then a zero block, then data at absolute offsets.
+    Offsets must lie after the headers, inside the stream, and not overlap."""
+    entries: list[Entry] = []
+    spans: list[tuple[int, int, str]] = []
+    pos = 0
+    while True:
+        block = reader.read_exact(512)
+        pos += len(block)
+        if len(block) < 512:
+            raise VibFormatError(f"{what}: vmtar ends inside its header table")
+        if block == b"\0" * 512:
+            break
+        if block[257:265] != VMTAR_MAGIC:
+            if block[257:262] == b"ustar":
+                raise VibFormatError(f"{what}: payload type vgz but the content is a plain tar, not vmtar")
+            raise VibFormatError(f"{what}: vmtar header without 'visor' magic at offset {pos - 512}")
+        if len(entries) >= limits.max_entries:
+            raise VibFormatError(f"{what}: more than {limits.max_entries} vmtar members")
+        name = block[0:100].split(b"\0", 1)[0]
+        prefix = block[345:496].split(b"\0", 1)[0] if block[345] else b""
+        full = (prefix + b"/" + name if prefix else name).decode("utf-8", "replace")
+        path = check_path(full, what)
+        mode = _octal(block[100:108])
+        size = _octal(block[124:136])
+        typeflag = block[156:157]
+        link = block[157:257].split(b"\0", 1)[0].decode("utf-8", "replace")
+        offset, _textoff, _textsize, _fixups = struct.unpack("<IIII", block[496:512])
+        if typeflag in (b"0", b"\0", b"7"):
+            kind = "file"
+            if size:
+                spans.append((offset, size, path))
+        elif typeflag == b"5":
+            kind = "dir"
+        elif typeflag in (b"1", b"2"):
+            kind = "hardlink" if typeflag == b"1" else "symlink"
+            _check_link(path, link, what, hard=typeflag == b"1")
+        elif typeflag in (b"3", b"4"):
+            raise VibFormatError(f"{what}: member {path!r} is a device node")
+        elif typeflag == b"6":
+            raise VibFormatError(f"{what}: member {path!r} is a FIFO")
+        else:
+            raise VibFormatError(f"{what}: member {path!r} has an unsupported vmtar type {typeflag!r}")
+        _mode_findings(path, mode, what, findings)
+        entries.append(Entry(path, kind, size, mode, link))
+    header_end = pos
+    reader.drain()
+    total = reader.size
+    last_end = header_end
+    for offset, size, path in sorted(spans):
+        if offset < header_end:
+            raise VibFormatError(f"{what}: vmtar data of {path!r} at offset {offset} overlaps the header table")
+        if offset + size > total:
+            raise VibFormatError(
+                f"{what}: vmtar data of {path!r} at offset {offset}+{size} is past the end ({total} bytes)"
+            )
+        if offset < last_end:
+            raise VibFormatError(f"{what}: vmtar data of {path!r} at offset {offset} overlaps another member")
+        last_end = offset + size
+    return entries
+
+
+def verify_payload(spec, chunks: Iterable[bytes], actual_size: int, limits: Limits = DEFAULT_LIMITS) -> PayloadReport:
+    """Stream one payload through the hashes and the listing; compare every checksum the descriptor declares."""
+    what = f"payload {spec.name!r}"
+    rep = PayloadReport(spec.name, spec.type, actual_size)
+    if spec.size != actual_size:
+        rep.findings.append(Finding(ERROR, f"{what}: descriptor says size {spec.size}, the ar member has "
+                                           f"{actual_size} bytes"))
+    reader = GunzipReader(chunks, limits, what)
+    try:
+        if spec.type in ("tgz", "tar"):
+            rep.entries = list_tar(reader, what, limits, rep.findings)
+        elif spec.type in ("vgz", "boot", "installer_vgz", "upgrade"):
+            rep.entries = list_vmtar(reader, what, limits, rep.findings)
+        else:
+            rep.findings.append(Finding(INFO, f"{what}: type {spec.type!r} is checksummed but not listed"))
+        reader.drain()
+    except VibFormatError as e:
+        rep.findings.append(Finding(ERROR, e.message))
+        # still finish the raw hash so the report says whether the bytes match the descriptor
+        try:
+            reader.finish_raw()
+        except VibFormatError:
+            pass
+        rep.raw_sha256 = reader.raw_sha256.hexdigest()
+        rep.checksums = _compare(spec, rep, gunzip_ok=False)
+        return rep
+    rep.raw_sha256 = reader.raw_sha256.hexdigest()
+    rep.sha256_gunzip = reader.sha256.hexdigest()
+    rep.sha1_gunzip = reader.sha1.hexdigest()
+    rep.uncompressed_size = reader.size
+    if spec.uncompressed_size is not None and spec.uncompressed_size != reader.size:
+        rep.findings.append(Finding(ERROR, f"{what}: uncompressed-size says {spec.uncompressed_size}, it "
+                                           f"decompresses to {reader.size} bytes"))
+    rep.checksums = _compare(spec, rep, gunzip_ok=True)
+    return rep
+
+
+def _compare(spec, rep: PayloadReport, gunzip_ok: bool) -> list[dict]:
+    out = []
+    for c in spec.checksums:
+        if c.type == "sha-256" and not c.verify_process:
+            actual = rep.raw_sha256
+        elif c.type == "sha-256" and c.verify_process == "gunzip":
+            actual = rep.sha256_gunzip if gunzip_ok else ""
+        elif c.type == "sha-1" and c.verify_process == "gunzip":
+            actual = rep.sha1_gunzip if gunzip_ok else ""
+        elif c.type == "sha-256-gunzip1":
+            actual = rep.sha256_gunzip if gunzip_ok else ""  # equal for single-layer gzip payloads
+        else:
+            rep.findings.append(Finding(WARNING, f"payload {spec.name!r}: checksum type "
+                                                 f"{c.type}/{c.verify_process} is not verified by labctl"))
+            continue
+        ok = bool(actual) and actual == c.value
+        if not ok:
+            rep.findings.append(Finding(ERROR, f"payload {spec.name!r}: {c.type}"
+                                               f"{' ' + c.verify_process if c.verify_process else ''} checksum "
+                                               f"mismatch: expected {c.value}, calculated {actual or 'nothing'}"))
+        out.append({"type": c.type, "verify_process": c.verify_process, "expected": c.value,
+                    "actual": actual, "ok": ok})
+    return out
+
+
+# ---------------------------------------------------------------- writing
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only stream that hashes what passes and forwards it (counts bytes; tell() for tarfile/gzip)."""
+
+    def __init__(self, out: BinaryIO | None, *algos: str):
+        super().__init__()
+        self._out = out
+        self.hashes = {a: hashlib.new(a) for a in algos}
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        n = len(b)
+        for h in self.hashes.values():
+            h.update(b)
+        if self._out is not None:
+            self._out.write(b)
+        self.size += n
+        return n
+
+    def tell(self) -> int:
+        return self.size
+
+    def hexdigest(self, algo: str) -> str:
+        return self.hashes[algo].hexdigest()
+
+
+@dataclass(frozen=True)
+class BuiltPayload:
+    name: str
+    path: Path  # the .tgz on disk (temporary)
+    size: int
+    uncompressed_size: int
+    sha256_gunzip: str
+    sha256: str
+    sha1_gunzip: str
+    files: tuple[str, ...]
+
+
+def walk_stage(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """(relative path, absolute path, lstat) of a stage tree, sorted, directories before their contents."""
+    def rec(d: Path, rel: str) -> Iterator[tuple[str, Path, os.stat_result]]:
+        for name in sorted(os.listdir(d)):
+            p = d / name
+            r = f"{rel}{name}"
+            st = p.lstat()
+            yield r, p, st
+            if stat.S_ISDIR(st.st_mode):
+                yield from rec(p, r + "/")
+    yield from rec(root, "")
+
+
+def write_tgz(src: Path, out_path: Path, name: str, mtime: int, level: int = 6) -> BuiltPayload:
+    """A reproducible gzip'ed GNU tar of `src`: sorted, explicit directories, uid/gid 0, one integer mtime,
+    normalised modes (0755 dirs/executables, 0644 files, sticky kept). Streamed; returns sizes and checksums."""
+    import gzip
+
+    files: list[str] = []
+    with open(out_path, "wb") as raw_out:
+        raw = HashingWriter(raw_out, "sha256")
+        with gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0) as gz:
+            plain = HashingWriter(gz, "sha256", "sha1")
+            tf = tarfile.TarFile(fileobj=plain, mode="w", format=tarfile.GNU_FORMAT, copybufsize=CHUNK)
+            try:
+                for rel, path, st in walk_stage(src):
+                    check_path(rel, f"payload {name!r}")
+                    ti = tarfile.TarInfo(rel)
+                    ti.mtime = int(mtime)
+                    ti.uid = ti.gid = 0
+                    ti.uname = ti.gname = "root"
+                    sticky = st.st_mode & stat.S_ISVTX
+                    if stat.S_ISDIR(st.st_mode):
+                        ti.type = tarfile.DIRTYPE
+                        ti.mode = 0o755 | sticky
+                        tf.addfile(ti)
+                    elif stat.S_ISREG(st.st_mode):
+                        ti.type = tarfile.REGTYPE
+                        ti.size = st.st_size
+                        ti.mode = (0o755 if st.st_mode & 0o111 else 0o644) | sticky
+                        with open(path, "rb") as fh:
+                            tf.addfile(ti, fh)
+                        files.append(rel)
+                    elif stat.S_ISLNK(st.st_mode):
+                        target = os.readlink(path)
+                        _check_link(rel, target, f"payload {name!r}", hard=False)
+                        ti.type = tarfile.SYMTYPE
+                        ti.linkname = target
+                        ti.mode = 0o777
+                        tf.addfile(ti)
+                        files.append(rel)
+                    else:
+                        raise VibFormatError(f"payload {name!r}: {rel!r} is not a file, directory or symlink")
+            finally:
+                tf.close()
+    return BuiltPayload(
+        name=name,
+        path=out_path,
+        size=raw.size,
+        uncompressed_size=plain.size,
+        sha256_gunzip=plain.hexdigest("sha256"),
+        sha256=raw.hexdigest("sha256"),
+        sha1_gunzip=plain.hexdigest("sha1"),
+        files=tuple(files),
+    )
