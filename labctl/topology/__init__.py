@@ -10,13 +10,16 @@ from labctl.topology.model import (
 )
 
 
-def load_topology(path: str | os.PathLike[str]) -> Topology:
-    """Load and validate; raises `TopologyError` listing every problem (warnings included) when there are errors."""
+def load_topology(path: str | os.PathLike[str], display_name: str | None = None) -> Topology:
+    """Load and validate; raises `TopologyError` listing every problem (warnings included) when there are errors.
+
+    `display_name` is how the file is named in messages (what the user typed)."""
     from labctl.errors import TopologyError
 
-    result = load(path)
+    result = load(path, display_name=display_name)
     if result.topology is None:
-        raise TopologyError(result.formatted(), hint=f"run `labctl validate {path}` after fixing; it reports every problem")
+        raise TopologyError(result.formatted(),
+                            hint=f"run `labctl validate {display_name or path}` after fixing; it reports every problem")
     return result.topology
 
 

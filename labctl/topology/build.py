@@ -596,6 +596,13 @@ class _Validator:
                                                "or give the network a host_ip")
 
     # ---------------------------------------------------------------------------------------------------------
+    def _file(self, f: str | None) -> str | None:
+        """A user path as Workstation needs it: `~` expanded, relative to the topology file, absolute."""
+        if not f:
+            return None
+        p = Path(os.path.expanduser(f))
+        return str(p if p.is_absolute() else (self.path.parent / p).resolve())
+
     def build(self, warnings: list[str]) -> Topology:
         d = self.d
         lab = d["lab"]
@@ -673,7 +680,7 @@ class _Validator:
             hosts.append(EsxHost(
                 name=e["name"], flavor=flavor, version=str(e["version"]), version_info=v,
                 cpus=e.get("cpus", max(2, m.cpus)), memory_mb=e.get("memory_mb", max(m.memory_mb, 2048)),
-                disk_gb=e.get("disk_gb", 40 if v.release >= (7, 0) else 16), iso=e.get("iso"),
+                disk_gb=e.get("disk_gb", 40 if v.release >= (7, 0) else 16), iso=self._file(e.get("iso")),
                 nics=nics_of(e),
                 management=iface(e, "mgmt", e["management"], mgmt_pg),
                 vmkernel=tuple(iface(e, f"vmk{j}", vk, f"VMkernel-{vk['network']}")
@@ -685,7 +692,7 @@ class _Validator:
                 vmx_path=vm_dir / e["name"] / f"{e['name']}.vmx",
             ))
         vms = tuple(Vm(name=v["name"], guest_os=v.get("guest_os", "other"), cpus=v.get("cpus", 1),
-                       memory_mb=v.get("memory_mb", 1024), disk_gb=v.get("disk_gb", 16), iso=v.get("iso"),
+                       memory_mb=v.get("memory_mb", 1024), disk_gb=v.get("disk_gb", 16), iso=self._file(v.get("iso")),
                        nics=nics_of(v), ip=v.get("ip"), vmx_path=vm_dir / v["name"] / f"{v['name']}.vmx")
                     for v in _list(d, "vms"))
         vcd = d.get("vcenter")
