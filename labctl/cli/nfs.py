@@ -1,0 +1,51 @@
+"""`labctl nfs FILE`: mount the topology's NFS datastores on its hosts, through vCenter or over SSH."""
+
+from __future__ import annotations
+
+import argparse
+
+from labctl.cli.env import Env
+from labctl.cli.vcenter import add_connection_args, connect, emit, load
+from labctl.errors import ExitStatus
+
+DESCRIPTION = """\
+Mount each NFS datastore of the topology on its hosts, idempotently: a datastore already mounted from the same
+server/share is fine; the same name from another share is an error naming both; a host that cannot mount is
+reported and does not stop the others. Through vCenter (CreateNasDatastore, localPath = the datastore name) when
+the topology has a vCenter (or --vcenter is given), else over SSH (esxcfg-nas on ESX classic, esxcli storage nfs
+on ESXi 5+)."""
+
+EPILOG = """\
+examples:
+  labctl nfs lab.yaml --dry-run              what would be mounted where
+  labctl nfs lab.yaml --via ssh              over SSH even when the lab has a vCenter
+  labctl nfs lab.yaml --sim                  against the simulated lab (labctl sim up lab.yaml)
+
+exit statuses: 0 done (or nothing to do), 2 topology/usage error, 3 some host failed (listed), 4 unreachable.
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_connection_args(parser)
+    parser.add_argument("--via", choices=("vcenter", "ssh"), help="how to mount (default: vcenter when the "
+                        "topology has one, else ssh)")
+
+
+def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    from labctl.vsphere import adapter
+
+    topo = load(args, env)
+    via = args.via or ("vcenter" if (topo.vcenter is not None or args.vcenter) else "ssh")
+    specs = adapter.nfs_specs(topo)
+    if via == "ssh":
+        from labctl.vsphere.nfs_ssh import mount_over_ssh
+
+        result = mount_over_ssh(topo, env, dry_run=args.dry_run, sim=args.sim, sim_dir=args.sim_dir)
+        return emit(result, args, env, "NFS over SSH")
+
+    from labctl.vsphere.operations import mount_nfs
+
+    client, target, _ = connect(topo, args, env)
+    with client:
+        result = mount_nfs(client, adapter.datacenter_name(topo), specs, dry_run=args.dry_run)
+    return emit(result, args, env, f"vCenter {target.display} ({target.source}): {client.full_name}")

@@ -1,0 +1,163 @@
+"""`labctl vcenter FILE`: datacenter, clusters, hosts, HA isolation addresses and NFS datastores through vCenter."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from labctl.cli.env import Env
+from labctl.errors import ExitStatus, LabctlError, UsageError
+
+DESCRIPTION = """\
+Converge the lab's vCenter: ensure the datacenter and each cluster, add the lab's hosts to their cluster, enable HA
+and set its isolation addresses (FDM das.isolationaddress0..9, or the legacy AAM keys on vCenter 4.1 and older;
+das.usedefaultisolationaddress=false when the management segment has no gateway), then mount the NFS datastores.
+The current state is read first and only the differences are sent (one reconfigure per cluster); a second run
+changes nothing. A failure on one cluster or host is reported with its name and does not stop the others."""
+
+EPILOG = """\
+examples:
+  labctl vcenter lab.yaml --dry-run          show the diff, change nothing
+  labctl vcenter lab.yaml                    vCenter from the topology, password from its password_env
+  labctl vcenter lab.yaml --sim              the simulated lab's vCenter (labctl sim up lab.yaml)
+  labctl vcenter lab.yaml --vcenter http://user:pass@127.0.0.1:8989/sdk    any vCenter or simulator
+  GOVC_URL=https://vc.lab/sdk GOVC_USERNAME=administrator@vsphere.local GOVC_PASSWORD=... labctl vcenter lab.yaml
+
+certificates: checked by default. For a lab vCenter with a self-signed certificate pin it with
+--thumbprint AA:BB:..:99 (or `thumbprint:` in the topology), or pass --insecure (also GOVC_INSECURE=1).
+Hosts whose certificate vCenter does not know are added only when pinned (SSH known_hosts) or with
+--trust-new-hosts.
+
+exit statuses: 0 done (or nothing to do), 2 topology/usage error, 3 some cluster/host failed (listed),
+4 vCenter unreachable or login refused, 6 missing prerequisite.
+"""
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="topology YAML file")
+    parser.add_argument("--dry-run", action="store_true", help="print the differences only; change nothing")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--vcenter", metavar="URL", help="vCenter URL, may carry user:pass (overrides the topology "
+                        "and GOVC_URL)")
+    parser.add_argument("--insecure", action="store_true", help="do not check the vCenter's TLS certificate")
+    parser.add_argument("--thumbprint", metavar="SHA1", help="accept only this vCenter certificate thumbprint")
+    parser.add_argument("--sim", action="store_true", help="use the simulated lab's vCenter (endpoints.json)")
+    parser.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory (with --sim)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_connection_args(parser)
+    parser.add_argument("--trust-new-hosts", action="store_true",
+                        help="accept the certificate of hosts vCenter does not know yet (else: only pinned hosts)")
+    parser.add_argument("--no-nfs", action="store_true", help="skip mounting the NFS datastores")
+
+
+def load(args: argparse.Namespace, env: Env) -> Any:
+    from labctl.topology import load_topology
+
+    return load_topology(env.path(args.file))
+
+
+def sim_directory(topo: Any, args: argparse.Namespace, env: Env) -> Path:
+    """The sim dir (shared contract 1), via labctl.sim.paths when present."""
+    try:
+        from labctl.sim.paths import sim_dir
+    except ImportError:
+        sim_dir = None
+    if sim_dir is not None:
+        return Path(sim_dir(topo.lab, env, args.sim_dir))
+    if args.sim_dir:
+        return env.path(args.sim_dir)
+    if env.environ.get("LABCTL_SIM_DIR"):
+        return env.path(env.environ["LABCTL_SIM_DIR"])
+    state = env.environ.get("XDG_STATE_HOME") or os.path.join(env.environ.get("HOME", "~"), ".local", "state")
+    return env.path(state) / "labctl" / "sim" / topo.lab
+
+
+def sim_vcenter(topo: Any, args: argparse.Namespace, env: Env) -> tuple[dict[str, Any], str | None, Path]:
+    """The endpoints.json `vcenter` entry, its password (topology password_env, else the entry's password_file)."""
+    d = sim_directory(topo, args, env)
+    path = d / "endpoints.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabctlError(f"no simulated lab at {d}", hint=f"start it: labctl sim up {args.file}") from None
+    except (OSError, ValueError) as e:
+        raise LabctlError(f"cannot read {path}: {e}") from e
+    entry = data.get("vcenter")
+    if not entry:
+        raise LabctlError("the simulated lab runs without a vCenter simulator",
+                          hint="install Go and govmomi (sudo apt-get install golang-go "
+                          "golang-github-vmware-govmomi-dev), then `labctl sim up` again")
+    password = None
+    if topo.vcenter is not None and topo.vcenter.password_env:
+        password = env.environ.get(topo.vcenter.password_env) or None
+    if password is None and entry.get("password_file"):
+        try:
+            password = Path(entry["password_file"]).read_text().strip()
+        except OSError as e:
+            raise LabctlError(f"cannot read the simulator's password file: {e}") from e
+    return entry, password, d
+
+
+def prompt_for(env: Env):
+    if not env.stdin_isatty:
+        return None
+
+    def _prompt(text: str) -> str:
+        import getpass
+
+        return getpass.getpass(text, stream=env.stderr)
+
+    return _prompt
+
+
+def connect(topo: Any, args: argparse.Namespace, env: Env):
+    """(client, target, sim_dir or None) for the command's options."""
+    from labctl.vsphere import adapter
+    from labctl.vsphere.client import VSphereClient
+    from labctl.vsphere.connection import resolve_target
+
+    sim_entry = sim_password = sim_dir = None
+    if args.sim and not args.vcenter:
+        sim_entry, sim_password, sim_dir = sim_vcenter(topo, args, env)
+    elif args.sim_dir and not args.sim:
+        raise UsageError("--sim-dir goes with --sim")
+    target = resolve_target(settings=adapter.vcenter_settings(topo), environ=env.environ,
+                            override_url=args.vcenter, sim_vcenter=sim_entry, sim_password=sim_password,
+                            insecure=args.insecure, thumbprint=args.thumbprint, prompt=prompt_for(env))
+    if args.sim and target.host not in ("127.0.0.1", "::1", "localhost"):
+        raise UsageError(f"--sim points at {target.display}, not a loopback simulator")
+    client = VSphereClient.connect(target)
+    return client, target, sim_dir
+
+
+def emit(result: Any, args: argparse.Namespace, env: Env, header: str) -> ExitStatus:
+    if args.json:
+        env.out(json.dumps(result.to_json(), indent=2))
+    else:
+        env.out(header)
+        for line in result.lines():
+            env.out(line)
+    return ExitStatus.SUCCESS if result.ok else ExitStatus.FAILED
+
+
+def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    from labctl.vsphere import adapter
+    from labctl.vsphere.operations import configure_vcenter
+
+    topo = load(args, env)
+    client, target, sim_dir = connect(topo, args, env)
+    with client:
+        known = [topo.known_hosts] + ([sim_dir / "known_hosts"] if sim_dir else [])
+        logins = adapter.host_logins(topo, env.environ, known, sim_password="vcsim" if args.sim else None)
+        result = configure_vcenter(
+            client, adapter.datacenter_name(topo), adapter.cluster_specs(topo), logins,
+            trust_new_hosts=args.trust_new_hosts,
+            datastores=() if args.no_nfs else adapter.nfs_specs(topo), dry_run=args.dry_run,
+        )
+    header = f"vCenter {target.display} ({target.source}): {client.full_name}"
+    return emit(result, args, env, header)

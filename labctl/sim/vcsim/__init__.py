@@ -1,0 +1,252 @@
+"""The vCenter simulator: build labctl's small Go program on govmomi's simulator once, start it, stop it by PID.
+
+The Go source (`main.go`, shipped next to this module) builds with Debian's `golang-go` and
+`golang-github-vmware-govmomi-dev` (`GO111MODULE=off GOPATH=/usr/share/gocode go build`, ~15 s). The binary is cached
+in `$XDG_CACHE_HOME/labctl/vcsim-<hash>/` keyed by the source, the Go version and the govmomi sources' location, so
+only the first start of a given source pays the build.
+
+    binary = build(environ)
+    sim = start(binary, workdir, datastores=["nfs-iso"], password="s3cret")
+    ... sim.url (no password in it), sim.user, sim.pid ...
+    sim.stop()
+
+`start` runs the simulator in `workdir` (CreateNasDatastore's localPath is a directory relative to it; the
+`datastores` names are created there), on 127.0.0.1 with a free port, and reads the URL from the first stdout line.
+The control endpoints (`/_labctl/stats`, `/_labctl/fault`) are for tests: see `inject_fault` and `call_counts`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from labctl.errors import EnvironmentProblem, LabctlError
+
+SOURCE = Path(__file__).with_name("main.go")
+GOVMOMI_PKG = Path("src/github.com/vmware/govmomi/simulator")
+DEFAULT_GOPATHS = ("/usr/share/gocode",)
+APT_HINT = "sudo apt-get install golang-go golang-github-vmware-govmomi-dev"
+START_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    go: Path
+    gopath: Path
+    go_version: str
+
+
+def find_toolchain(environ: Mapping[str, str]) -> Toolchain:
+    """The Go compiler and a GOPATH holding govmomi's simulator sources, or EnvironmentProblem saying how to get them."""
+    go = environ.get("LABCTL_GO") or shutil.which("go", path=environ.get("PATH", os.defpath))
+    if not go:
+        raise EnvironmentProblem(
+            "the vCenter simulator needs a Go toolchain, and `go` is not on PATH",
+            hint=f"install Go and govmomi's sources: {APT_HINT}",
+        )
+    candidates = [environ[k] for k in ("LABCTL_GOVMOMI_GOPATH", "GOPATH") if environ.get(k)]
+    candidates += list(DEFAULT_GOPATHS)
+    for cand in candidates:
+        for entry in cand.split(os.pathsep):
+            if entry and (Path(entry) / GOVMOMI_PKG).is_dir():
+                version = _go_version(go)
+                return Toolchain(Path(go), Path(entry), version)
+    raise EnvironmentProblem(
+        "the vCenter simulator needs govmomi's Go sources (package github.com/vmware/govmomi/simulator); "
+        f"looked in {', '.join(candidates)}",
+        hint=f"{APT_HINT}   (or set LABCTL_GOVMOMI_GOPATH to a GOPATH that holds govmomi)",
+    )
+
+
+def _go_version(go: str) -> str:
+    try:
+        proc = subprocess.run([go, "version"], capture_output=True, text=True, timeout=30, check=False)
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot run {go}: {e}", hint=APT_HINT) from e
+    return proc.stdout.strip()
+
+
+def cache_root(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
+    return Path(base) / "labctl"
+
+
+def source_hash(toolchain: Toolchain) -> str:
+    h = hashlib.sha256()
+    h.update(SOURCE.read_bytes())
+    h.update(toolchain.go_version.encode())
+    h.update(str(toolchain.gopath).encode())
+    return h.hexdigest()[:16]
+
+
+def build(environ: Mapping[str, str] | None = None) -> Path:
+    """Return the path of the built simulator, building it into the cache first if needed."""
+    environ = dict(os.environ if environ is None else environ)
+    tc = find_toolchain(environ)
+    out_dir = cache_root(environ) / f"vcsim-{source_hash(tc)}"
+    binary = out_dir / "vcsim"
+    if binary.is_file() and os.access(binary, os.X_OK):
+        return binary
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vcsim-src-", dir=out_dir) as tmp:
+        src = Path(tmp) / "vcsim"
+        src.mkdir()
+        shutil.copyfile(SOURCE, src / "main.go")
+        tmp_bin = Path(tmp) / "vcsim.bin"
+        env = {
+            "PATH": environ.get("PATH", os.defpath),
+            "HOME": environ.get("HOME", tmp),
+            "GO111MODULE": "off",
+            "GOPATH": str(tc.gopath),
+            "GOCACHE": environ.get("GOCACHE") or str(out_dir.parent / "go-build"),
+            "GOFLAGS": "",
+            "CGO_ENABLED": "0",
+        }
+        proc = subprocess.run(
+            [str(tc.go), "build", "-o", str(tmp_bin), "."],
+            cwd=src, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )
+        if proc.returncode != 0:
+            raise EnvironmentProblem(
+                f"building the vCenter simulator failed:\n{proc.stderr.strip()[-2000:]}",
+                hint=f"check the Go toolchain and govmomi sources ({APT_HINT})",
+            )
+        os.replace(tmp_bin, binary)  # atomic: a concurrent build wins or loses as a whole
+    return binary
+
+
+@dataclass
+class Vcsim:
+    """A running simulator. `url` has no credentials; `password` is only in memory."""
+
+    url: str
+    user: str
+    password: str = field(repr=False)
+    pid: int
+    workdir: Path
+    _proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def base(self) -> str:
+        u = urllib.parse.urlsplit(self.url)
+        return f"{u.scheme}://{u.netloc}"
+
+    @property
+    def url_with_credentials(self) -> str:
+        u = urllib.parse.urlsplit(self.url)
+        cred = f"{urllib.parse.quote(self.user, safe='')}:{urllib.parse.quote(self.password, safe='')}"
+        return urllib.parse.urlunsplit((u.scheme, f"{cred}@{u.netloc}", u.path, "", ""))
+
+    def add_datastore_dirs(self, names: Sequence[str]) -> None:
+        for name in names:
+            _check_name(name)
+            (self.workdir / name).mkdir(exist_ok=True)
+
+    def inject_fault(self, method: str, obj: str, fault: str = "HostConfigFault", message: str = "",
+                     fields: Mapping[str, object] | None = None, count: int = 1) -> None:
+        """Make the next `count` calls of `method` on the object named `obj` fail with `fault`."""
+        body = {"method": method, "object": obj, "fault": fault, "message": message, "count": count}
+        if fields:
+            body["fields"] = dict(fields)
+        self._control("/_labctl/fault", body)
+
+    def call_counts(self) -> dict[str, int]:
+        """SOAP calls received since start (or the last reset), by method name."""
+        with urllib.request.urlopen(self.base + "/_labctl/stats", timeout=10) as r:
+            return dict(json.load(r)["calls"])
+
+    def reset_counts(self) -> None:
+        self._control("/_labctl/stats/reset", None)
+
+    def _control(self, path: str, body: object) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+
+    def stop(self, timeout: float = 5.0) -> None:
+        stop_pid(self.pid, timeout=timeout, proc=self._proc)
+
+
+def _check_name(name: str) -> None:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "," in name:
+        raise LabctlError(f"datastore name {name!r} cannot be a simulator directory (plain names only)")
+
+
+def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 1, hosts_per_cluster: int = 3,
+          standalone_hosts: int = 0, datastores: Sequence[str] = (), api_version: str | None = None,
+          user: str = "administrator@vsphere.local", password: str | None = None,
+          timeout: float = START_TIMEOUT) -> Vcsim:
+    """Start the simulator in `workdir` on 127.0.0.1 (free port) and wait for its URL."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in datastores:
+        _check_name(name)
+    password = password or secrets.token_urlsafe(12)
+    argv = [str(binary), "-listen", "127.0.0.1:0", "-dc", str(datacenters), "-cluster", str(clusters),
+            "-host", str(hosts_per_cluster), "-standalone", str(standalone_hosts), "-user", user]
+    if datastores:
+        argv += ["-datastores", ",".join(datastores)]
+    if api_version:
+        argv += ["-api-version", api_version]
+    out_path, log_path = workdir / "vcsim.url", workdir / "vcsim.log"
+    env = {"PATH": os.environ.get("PATH", os.defpath), "TMPDIR": str(workdir), "LABCTL_VCSIM_PASSWORD": password}
+    with open(out_path, "wb") as out, open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=log, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        text = out_path.read_text(errors="replace")
+        if "\n" in text:
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                stop_pid(proc.pid, proc=proc)
+            tail = log_path.read_text(errors="replace")[-1500:]
+            raise EnvironmentProblem(f"the vCenter simulator did not start (exit {proc.returncode}):\n{tail}")
+        time.sleep(0.02)
+    u = urllib.parse.urlsplit(text.splitlines()[0].strip())
+    if u.hostname != "127.0.0.1" or not u.port:
+        stop_pid(proc.pid, proc=proc)
+        raise EnvironmentProblem(f"the vCenter simulator printed an unexpected URL host {u.hostname!r}")
+    out_path.write_text("")  # the printed URL carries the password: do not leave it on disk
+    url = urllib.parse.urlunsplit((u.scheme, f"{u.hostname}:{u.port}", u.path, "", ""))
+    return Vcsim(url=url, user=user, password=password, pid=proc.pid, workdir=workdir, _proc=proc)
+
+
+def stop_pid(pid: int, *, timeout: float = 5.0, proc: subprocess.Popen | None = None) -> None:
+    """SIGTERM the simulator with this PID, then SIGKILL after `timeout`; a process already gone is fine."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+        else:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if proc is not None:
+        proc.wait(timeout=5)
