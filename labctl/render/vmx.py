@@ -355,7 +355,9 @@ class VmxFile:
         new = _Line.parse(raw_key + b' = "' + self._encode(key, value) + b'"', self._default_eol())
         pos = self._insert_position(key)
         if pos > 0 and self._lines[pos - 1].eol == b"":  # previous line was the last one, without newline
-            self._lines[pos - 1].eol, new.eol = new.eol, b""
+            prev = self._lines[pos - 1]
+            # a trailing \r in its text is content: only a CRLF ending keeps it so when the file is read again
+            prev.eol, new.eol = (b"\r\n" if prev.text.endswith(b"\r") else new.eol), b""
         self._lines.insert(pos, new)
         self._index = None
 

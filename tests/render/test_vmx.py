@@ -238,6 +238,13 @@ def test_new_key_in_crlf_file_uses_crlf_and_missing_final_newline_stays_missing(
     assert v.dump() == 'a = "1"\r\nb = "2"\r\nc = "3"'
 
 
+def test_appending_after_a_last_line_ending_in_cr_keeps_its_value():
+    v = parse('a = "x"\nb =\r')  # found by hypothesis: the \r is b's value, not half of a CRLF
+    assert v["b"] == "\r"
+    v.set("c", "1")
+    assert parse(v.dump())["b"] == "\r"
+
+
 def test_new_encoding_key_goes_first_after_shebang():
     v = parse('#!/usr/bin/vmware\nmemsize = "32"\n')
     v.set(".encoding", "UTF-8")
