@@ -56,8 +56,11 @@ def find_toolchain(environ: Mapping[str, str]) -> Toolchain:
             "the vCenter simulator needs a Go toolchain, and `go` is not on PATH",
             hint=f"install Go and govmomi's sources: {APT_HINT}",
         )
-    candidates = [environ[k] for k in ("LABCTL_GOVMOMI_GOPATH", "GOPATH") if environ.get(k)]
-    candidates += list(DEFAULT_GOPATHS)
+    if environ.get("LABCTL_GOVMOMI_GOPATH"):  # explicit: only there
+        candidates = [environ["LABCTL_GOVMOMI_GOPATH"]]
+    else:
+        candidates = [environ["GOPATH"]] if environ.get("GOPATH") else []
+        candidates += list(DEFAULT_GOPATHS)
     for cand in candidates:
         for entry in cand.split(os.pathsep):
             if entry and (Path(entry) / GOVMOMI_PKG).is_dir():
