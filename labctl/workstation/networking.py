@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labctl.errors import EnvironmentProblem, LabctlError
+from labctl.errors import EnvironmentProblem, LabctlError, RefusedError
 
 if TYPE_CHECKING:
     from labctl.topology.model import Topology
@@ -413,7 +413,7 @@ def plan_network(current: NetworkingFile, wanted: Iterable[LabVnet]) -> NetworkP
         if lv.host_adapter and lv.dhcp:
             notes.append(f"vmnet{lv.number}: DHCP on a lab segment can hand out the ESX hosts' addresses")
     if problems:
-        raise LabctlError(
+        raise RefusedError(
             "the lab's vmnets clash with this machine's networks:\n  " + "\n  ".join(problems),
             hint="pick free vmnet numbers in the topology (vmnet2-vmnet7 or vmnet9-vmnet19 are usually unused)",
         )

@@ -288,11 +288,20 @@ def fix(
 def unit_text(group: str) -> str:
     """The systemd unit re-applying the permissions after VMware's network service starts.
 
-    Same text as `templates/host/vmnet-permissions.service.j2` (the render engineer's template; a test keeps
-    them equal) — produced here without Jinja2 so `vmnet fix` works while `render` has no function for it yet.
+    Rendered by `labctl.render.lab.vmnet_unit` (the render engineer's `host/vmnet-permissions.service.j2`, the
+    same file `labctl render` writes), after checking the group name — it ends up on an ExecStart line.
     """
     if not _GROUP_RE.match(group):
         raise UsageError(f"{group!r} is not a valid group name")
+    try:
+        from labctl.render.lab import vmnet_unit
+    except ImportError:  # render without its lab module (older checkout): the same text, without Jinja2
+        return builtin_unit_text(group)
+    return vmnet_unit(group)
+
+
+def builtin_unit_text(group: str) -> str:
+    """The unit text of `templates/host/vmnet-permissions.service.j2`, kept equal to it by a test."""
     return (
         f"# labctl: let group {group} open /dev/vmnet* so nested ESX may use promiscuous mode\n"
         '# ("... attempted to enable promiscuous mode ... This is not allowed for security reasons").\n'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from labctl.errors import EnvironmentProblem, ExitStatus, LabctlError
@@ -174,3 +176,31 @@ def test_lab_vnets_from_topology():
         LabVnet(2, "192.168.69.0", "255.255.255.0", True, False, ("mgmt",)),
         LabVnet(3, "10.10.0.0", "255.255.0.0", False, False, ("storage",)),
     ]
+
+
+def test_cli_networks_plan_apply_rerun(run_cli, tmp_path, fake_tools):
+    from pathlib import Path
+
+    topo = Path(__file__).resolve().parents[2] / "topologies" / "esx35-ha-pair.yaml"
+    environ, calls = fake_tools
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "networking").write_text(REAL)
+    prefs_file = tmp_path / "home" / ".vmware" / "preferences"
+    prefs_file.parent.mkdir(parents=True)
+    args = ["vmnet", "networks", str(topo), "--etc-dir", str(etc), "--preferences", str(prefs_file)]
+    r = run_cli(*args, environ=environ)
+    assert r.status == 5, r.err  # vmnet2 is bridged to eth1 here: refused, not silently re-purposed
+    assert "vmnet2 is bridged on this machine (to eth1)" in r.err
+    (etc / "networking").write_text(REAL.replace("add_bridge_mapping eth1 2\n", ""))
+    r = run_cli(*args, environ=environ)
+    assert r.status == 1 and "vmnet2: add VNET_2_HOSTONLY_SUBNET 10.10.10.0" in r.out
+    assert "added LAN segment 'lan'" in r.out and not prefs_file.exists()  # plan only
+    assert calls() == []
+    r = run_cli(*args, "--apply-network", environ=environ)
+    assert r.status == 0, r.err
+    assert [c[1] for c in calls()] == ["--stop", "--migrate-network-settings", "--start"]
+    assert "answer VNET_2_VIRTUAL_ADAPTER yes" in (etc / "networking").read_text()  # host_ip is set
+    r = run_cli(*args, "--json", environ=environ)
+    doc = json.loads(r.out)
+    assert r.status == 0 and doc["changes"] == [] and doc["lan_segments"]["changes"] == []

@@ -100,7 +100,7 @@ def test_unit_text_matches_render_template():
         pytest.skip("render template not present")
     jinja2 = pytest.importorskip("jinja2")
     rendered = jinja2.Template(TEMPLATE.read_text(), keep_trailing_newline=True).render(group="vmware")
-    assert rendered == text
+    assert rendered == text == vmnet.builtin_unit_text("vmware")
 
 
 def test_unit_text_rejects_hostile_group():
