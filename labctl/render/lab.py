@@ -45,8 +45,13 @@ def clone_settings(topo: Topology, host: EsxHost) -> dict[str, str | None]:
     """The .vmx keys labctl sets on a linked clone after vmrun made it (its own identity and MACs).
 
     A value of None means: delete the key (a generated address copied from the source must not linger)."""
-    s = {"displayName": host.name, "uuid.action": "create", "msg.autoAnswer": "TRUE",
-         "numvcpus": str(host.cpus), "memsize": str(host.memory_mb)}
+    s = {
+        "displayName": host.name,
+        "uuid.action": "create",
+        "msg.autoAnswer": "TRUE",
+        "numvcpus": str(host.cpus),
+        "memsize": str(host.memory_mb),
+    }
     for n in _nics(topo, host):
         s[f"ethernet{n.index}.addressType"] = "static"
         s[f"ethernet{n.index}.address"] = n.mac
@@ -60,17 +65,28 @@ def vmx_for_host(topo: Topology, host: EsxHost, env) -> str:
     era = versions.template_era(host.flavor, v)
     ws = topo.workstation
     return env.get_template(f"vmx/{era}.vmx.j2").render(
-        vm=host, lab=topo.lab, hw_version=ws.hw_version, guest_os=versions.guest_os(host.flavor, v),
-        annotation=f"labctl lab {topo.lab}: {host.label}", vhv=versions.has_vhv(ws.version_info),
-        nic_device=versions.nic_device(host.flavor, v), scsi_device=versions.scsi_device(host.flavor, v),
-        cores_per_socket=2 if host.cpus % 2 == 0 else 1, nics=_nics(topo, host),
+        vm=host,
+        lab=topo.lab,
+        hw_version=ws.hw_version,
+        guest_os=versions.guest_os(host.flavor, v),
+        annotation=f"labctl lab {topo.lab}: {host.label}",
+        vhv=versions.has_vhv(ws.version_info),
+        nic_device=versions.nic_device(host.flavor, v),
+        scsi_device=versions.scsi_device(host.flavor, v),
+        cores_per_socket=2 if host.cpus % 2 == 0 else 1,
+        nics=_nics(topo, host),
     )
 
 
 def vmx_for_vm(topo: Topology, vm: Vm, env) -> str:
     return env.get_template("vmx/guest.vmx.j2").render(
-        vm=vm, lab=topo.lab, hw_version=topo.workstation.hw_version, guest_os=vm.guest_os,
-        annotation=f"labctl lab {topo.lab}", nic_device="e1000", nics=_nics(topo, vm),
+        vm=vm,
+        lab=topo.lab,
+        hw_version=topo.workstation.hw_version,
+        guest_os=vm.guest_os,
+        annotation=f"labctl lab {topo.lab}",
+        nic_device="e1000",
+        nics=_nics(topo, vm),
     )
 
 
@@ -82,8 +98,17 @@ def clone_plan(topo: Topology, host: EsxHost) -> dict:
         "source": {"name": src.name, "vmx": str(src.vmx_path)},
         "snapshot": host.snapshot,
         "vmx": str(host.vmx_path),
-        "vmrun": ["vmrun", "-T", "ws", "clone", str(src.vmx_path), str(host.vmx_path), "linked",
-                  f"-snapshot={host.snapshot}", f"-cloneName={host.name}"],
+        "vmrun": [
+            "vmrun",
+            "-T",
+            "ws",
+            "clone",
+            str(src.vmx_path),
+            str(host.vmx_path),
+            "linked",
+            f"-snapshot={host.snapshot}",
+            f"-cloneName={host.name}",
+        ],
         "settings": clone_settings(topo, host),
     }
 
@@ -101,22 +126,41 @@ def host_files(topo: Topology, env, vmnet_group: str = DEFAULT_VMNET_GROUP) -> l
     out = []
     vmnets = [
         _VmnetView(n.vmnet, n.dhcp, n.netmask, str(ipaddress.ip_network(n.subnet).network_address), n.host_ip)
-        for n in sorted(topo.networks, key=lambda n: n.vmnet or 0) if n.type == "host-only"
+        for n in sorted(topo.networks, key=lambda n: n.vmnet or 0)
+        if n.type == "host-only"
     ]
     if vmnets:
-        out.append(RenderedFile("host/networking", env.get_template("host/networking.j2").render(lab=topo.lab, vmnets=vmnets), "host"))
-    segments = [{"name": f"{topo.lab}-{n.name}", "pvn_id": n.pvn_id} for n in topo.networks if n.type == "lan-segment"]
+        out.append(
+            RenderedFile(
+                "host/networking",
+                env.get_template("host/networking.j2").render(lab=topo.lab, vmnets=vmnets),
+                "host",
+            )
+        )
+    segments = [
+        {"name": f"{topo.lab}-{n.name}", "pvn_id": n.pvn_id} for n in topo.networks if n.type == "lan-segment"
+    ]
     if segments:
-        out.append(RenderedFile("host/preferences-namedPVNs",
-                                env.get_template("host/preferences-pvn.j2").render(lab=topo.lab, segments=segments), "host"))
+        out.append(
+            RenderedFile(
+                "host/preferences-namedPVNs",
+                env.get_template("host/preferences-pvn.j2").render(lab=topo.lab, segments=segments),
+                "host",
+            )
+        )
     by_server: dict[str, list[dict]] = {}
     for ds in topo.datastores:
         clients = _export_clients(topo, ds)
         by_server.setdefault(ds.server, []).append({"share": ds.share, "clients": clients})
     for server, exports in sorted(by_server.items()):
         name = "host/exports" if len(by_server) == 1 else f"host/exports-{server}"
-        out.append(RenderedFile(name, env.get_template("host/exports.j2").render(lab=topo.lab, server=server,
-                                                                                exports=exports), "host"))
+        out.append(
+            RenderedFile(
+                name,
+                env.get_template("host/exports.j2").render(lab=topo.lab, server=server, exports=exports),
+                "host",
+            )
+        )
     out.append(RenderedFile("host/labctl-vmnet-permissions.service", vmnet_unit(vmnet_group, env), "host"))
     return out
 
@@ -143,16 +187,25 @@ def vmnet_unit(group: str = DEFAULT_VMNET_GROUP, env=None) -> str:
     return env.get_template("host/vmnet-permissions.service.j2").render(group=group)
 
 
-def render_lab(topo: Topology, *, template_dir: str | os.PathLike[str] | None = None,
-               vmnet_group: str = DEFAULT_VMNET_GROUP) -> list[RenderedFile]:
+def render_lab(
+    topo: Topology,
+    *,
+    template_dir: str | os.PathLike[str] | None = None,
+    vmnet_group: str = DEFAULT_VMNET_GROUP,
+) -> list[RenderedFile]:
     from labctl.render.templates import environment
 
     env = environment(template_dir)
     files: list[RenderedFile] = []
     for h in topo.esx_hosts:
         if h.is_clone:
-            files.append(RenderedFile(f"{h.name}/clone-plan.json",
-                                      json.dumps(clone_plan(topo, h), indent=2) + "\n", "clone-plan"))
+            files.append(
+                RenderedFile(
+                    f"{h.name}/clone-plan.json",
+                    json.dumps(clone_plan(topo, h), indent=2) + "\n",
+                    "clone-plan",
+                )
+            )
         else:
             files.append(RenderedFile(f"{h.name}/{h.name}.vmx", vmx_for_host(topo, h, env), "vmx"))
     for vm in topo.vms:

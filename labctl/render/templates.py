@@ -16,8 +16,10 @@ def builtin_template_dir() -> Path:
             return cand
     from labctl.errors import EnvironmentProblem
 
-    raise EnvironmentProblem("labctl's templates are missing from this installation",
-                             hint="reinstall labctl: pip install --force-reinstall labctl")
+    raise EnvironmentProblem(
+        "labctl's templates are missing from this installation",
+        hint="reinstall labctl: pip install --force-reinstall labctl",
+    )
 
 
 def vmx_value(value: object) -> str:

@@ -533,6 +533,12 @@ class _Validator:
             if not isinstance(vib, dict):
                 continue
             self._check_host_list(("vibs", i, "hosts"), _list(vib, "hosts"))
+            for j, hn in enumerate(_list(vib, "hosts")):
+                e = self.resolved.get(self.host_index.get(hn, -1)) if isinstance(hn, str) else None
+                v = versions.parse_esx_version(str(e.get("version"))) if e and e.get("version") else None
+                if v is not None and v.release < (4, 0):
+                    self.err(("vibs", i, "hosts", j), f"{hn} runs {e.get('flavor', 'esx').upper()} {v}: VIBs arrived with "
+                                                      "vSphere 4.0 (ESX 3.5's esxupdate installs RPM bundles, not VIBs)")
             f = vib.get("file")
             if isinstance(f, str):
                 fp = Path(os.path.expanduser(f))
@@ -540,6 +546,16 @@ class _Validator:
                     fp = self.path.parent / fp
                 if fp.suffix not in (".vib", ".zip"):
                     self.err(("vibs", i, "file"), f"'{f}' is not a .vib or offline bundle .zip")
+                src = vib.get("source")
+                if isinstance(src, str):
+                    sp = Path(os.path.expanduser(src))
+                    sp = sp if sp.is_absolute() else self.path.parent / sp
+                    if not (sp / "descriptor.yaml").is_file() and not (sp / "descriptor.xml").is_file():
+                        self.err(("vibs", i, "source"), f"{src} is not a VIB stage directory (no descriptor.yaml or "
+                                                        "descriptor.xml in it)")
+                elif not fp.exists():
+                    self.warn(("vibs", i, "file"), f"{f} does not exist yet; build it with `labctl vib build STAGE_DIR "
+                                                   f"-o {f}` or give `source: STAGE_DIR` so labctl builds it")
 
     def _reachable(self, net: str | None) -> bool:
         nd = self._net_of(net)
@@ -715,7 +731,8 @@ class _Validator:
             fp = Path(os.path.expanduser(x["file"]))
             if not fp.is_absolute():
                 fp = (self.path.parent / fp)
-            vibs.append(VibSpec(fp, tuple(x["hosts"]), bool(x.get("allow_community", False))))
+            src = Path(self._file(x["source"])) if x.get("source") else None
+            vibs.append(VibSpec(fp, tuple(x["hosts"]), bool(x.get("allow_community", False)), src))
         return Topology(
             lab=lab, path=self.path.resolve(), workstation=workstation, networks=tuple(networks), esx_hosts=tuple(hosts),
             vms=vms, vcenter=vcenter,

@@ -154,6 +154,7 @@ class VibSpec:
     file: Path
     hosts: tuple[str, ...]
     allow_community: bool = False
+    source: Path | None = None  # a stage directory to build `file` from
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,9 @@ SCHEMA: dict[str, Any] = {
                 "required": ["file", "hosts"],
                 "properties": {
                     "file": {"type": "string", "description": "path to the .vib, relative to this file"},
+                    "source": {"type": "string",
+                               "description": "a VIB stage directory (descriptor.yaml + payloads/); labctl builds "
+                                              "`file` from it when it is missing or older than its sources"},
                     "hosts": HOSTLIST,
                     "allow_community": {"type": "boolean",
                                         "description": "lower the host acceptance level to CommunitySupported if needed"},

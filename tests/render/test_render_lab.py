@@ -35,34 +35,57 @@ def test_golden_render(topo_file, fixed_home):
     expected = sorted(str(p.relative_to(gdir)) for p in gdir.rglob("*") if p.is_file())
     assert sorted(f.relpath for f in files) == expected
     for f in files:
-        assert f.content == (gdir / f.relpath).read_text(), f"{f.relpath} differs (LABCTL_UPDATE_GOLDEN=1 to accept)"
+        assert f.content == (gdir / f.relpath).read_text(), (
+            f"{f.relpath} differs (LABCTL_UPDATE_GOLDEN=1 to accept)"
+        )
 
 
 def test_render_keys_per_era(fixed_home):
     from labctl.render.vmx import VmxFile
 
-    old = {f.relpath: f.content for f in render_lab(load_topology(ROOT / "topologies" / "esx35-ha-pair.yaml"))}
+    old = {
+        f.relpath: f.content for f in render_lab(load_topology(ROOT / "topologies" / "esx35-ha-pair.yaml"))
+    }
     v = VmxFile.from_text(old["esx1/esx1.vmx"])
     assert v["virtualHW.version"] == "7" and v["monitor_control.restrict_backdoor"] == "TRUE"
-    assert "vhv.enable" not in v and v["ethernet0.connectionType"] == "pvn" and v["ethernet0.virtualDev"] == "e1000"
+    assert (
+        "vhv.enable" not in v
+        and v["ethernet0.connectionType"] == "pvn"
+        and v["ethernet0.virtualDev"] == "e1000"
+    )
     assert v["ethernet1.vnet"] == "vmnet2" and v["uuid.action"] == "create" and v["msg.autoAnswer"] == "TRUE"
     assert v["ide1:0.fileName"] == "/home/lab/isos/esx-3.5.0-update5.iso"
-    new = {f.relpath: f.content for f in render_lab(load_topology(ROOT / "topologies" / "esxi8-ha-trio.yaml"))}
+    new = {
+        f.relpath: f.content for f in render_lab(load_topology(ROOT / "topologies" / "esxi8-ha-trio.yaml"))
+    }
     v = VmxFile.from_text(new["esxi-a/esxi-a.vmx"])
-    assert (v["virtualHW.version"], v["guestOS"], v["firmware"], v["vhv.enable"]) == ("21", "vmkernel8", "efi", "TRUE")
+    assert (v["virtualHW.version"], v["guestOS"], v["firmware"], v["vhv.enable"]) == (
+        "21",
+        "vmkernel8",
+        "efi",
+        "TRUE",
+    )
     assert v["ethernet0.virtualDev"] == "vmxnet3" and v["scsi0.virtualDev"] == "pvscsi"
     assert "monitor_control.restrict_backdoor" not in v
-    mixed = {f.relpath: f.content for f in render_lab(load_topology(ROOT / "topologies" / "esxi67-70-mixed.yaml"))}
+    mixed = {
+        f.relpath: f.content for f in render_lab(load_topology(ROOT / "topologies" / "esxi67-70-mixed.yaml"))
+    }
     v67 = VmxFile.from_text(mixed["esxi67/esxi67.vmx"])
-    assert (v67["guestOS"], v67["ethernet0.virtualDev"], v67["virtualHW.version"]) == ("vmkernel65", "e1000", "19")
+    assert (v67["guestOS"], v67["ethernet0.virtualDev"], v67["virtualHW.version"]) == (
+        "vmkernel65",
+        "e1000",
+        "19",
+    )
     assert "firmware" not in v67
 
 
 def test_user_templates_override(tmp_path, fixed_home):
     (tmp_path / "vmx").mkdir()
     (tmp_path / "vmx" / "_common_tail.vmx.j2").write_text('uuid.action = "keep"\nmy.key = "1"\n')
-    files = {f.relpath: f.content for f in render_lab(load_topology(ROOT / "topologies" / "esxi8-ha-trio.yaml"),
-                                                      template_dir=tmp_path)}
+    files = {
+        f.relpath: f.content
+        for f in render_lab(load_topology(ROOT / "topologies" / "esxi8-ha-trio.yaml"), template_dir=tmp_path)
+    }
     assert 'my.key = "1"' in files["esxi-a/esxi-a.vmx"]
 
 
@@ -70,8 +93,13 @@ def test_values_are_escaped(tmp_path, fixed_home):
     from labctl.render.vmx import VmxFile
 
     f = tmp_path / "lab.yaml"
-    f.write_text((ROOT / "topologies" / "esxi8-ha-trio.yaml").read_text().replace(
-        "iso: ~/isos/VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso", 'iso: "/isos/a|b \\"x\\".iso"'))
+    f.write_text(
+        (ROOT / "topologies" / "esxi8-ha-trio.yaml")
+        .read_text()
+        .replace(
+            "iso: ~/isos/VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso", 'iso: "/isos/a|b \\"x\\".iso"'
+        )
+    )
     files = {x.relpath: x.content for x in render_lab(load_topology(f))}
     assert 'sata0:1.fileName = "/isos/a|7Cb |22x|22.iso"' in files["esxi-a/esxi-a.vmx"]
     assert VmxFile.from_text(files["esxi-a/esxi-a.vmx"])["sata0:1.fileName"] == '/isos/a|b "x".iso'
@@ -94,23 +122,47 @@ def test_cli_render_twice_identical_and_refuses_edits(run_cli, tmp_path, fixed_h
     assert 'my.edit = "1"' in vmx.read_text()
     (out / "vcenter" / "vcenter.vmx.lck").mkdir()
     r4 = run_cli("render", topo, "-o", str(out), "--force")
-    assert r4.status == 0 and 'my.edit' not in vmx.read_text()
+    assert r4.status == 0 and "my.edit" not in vmx.read_text()
 
 
 @pytest.mark.slow
 def test_non_editable_wheel_renders(tmp_path):
     """A plain `pip install .` (no source tree) must still find the templates."""
     wheel_dir, target = tmp_path / "whl", tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir),
-                    str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     whl = next(wheel_dir.glob("labctl-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(whl)],
-                   check=True, capture_output=True)
-    code = ("import labctl, sys; from labctl.render.templates import builtin_template_dir as d; "
-            "from labctl.cli.main import main; print(labctl.__file__); print(d()); "
-            f"sys.exit(main(['render', {str(ROOT / 'topologies' / 'esxi8-ha-trio.yaml')!r}, '-o', {str(tmp_path / 'o')!r}]))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)},
-                       capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(whl)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import labctl, sys; from labctl.render.templates import builtin_template_dir as d; "
+        "from labctl.cli.main import main; print(labctl.__file__); print(d()); "
+        f"sys.exit(main(['render', {str(ROOT / 'topologies' / 'esxi8-ha-trio.yaml')!r}, '-o', {str(tmp_path / 'o')!r}]))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert str(target) in r.stdout.splitlines()[0] and str(target) in r.stdout.splitlines()[1]
     assert (tmp_path / "o" / "esxi-a" / "esxi-a.vmx").exists()
