@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from labctl.vib.findings import VibFormatError
 
@@ -104,23 +105,32 @@ def _pem_to_der(data: bytes) -> bytes:
         raise VibFormatError("sig.pkcs7: PEM body is not valid base64") from None
 
 
-def verify(sig: bytes, content: bytes, ca_pem: bytes | None = None) -> SignatureResult:
-    """Verify a detached PKCS7 signature over `content`. Raises nothing for bad signatures: returns valid=False."""
+def verify(sig: bytes, content: bytes | None, ca_pem: bytes | None = None, *,
+           digest_fn: Callable[[str], bytes] | None = None) -> SignatureResult:
+    """Verify a detached PKCS7 signature over `content` (or over whatever `digest_fn(hash_name)` hashed, for
+    content too large to hold). Raises nothing for bad signatures: returns valid=False."""
     if not sig:
         return SignatureResult(False, False, message="unsigned (sig.pkcs7 is empty)")
     if len(sig) > MAX_SIG:
         return SignatureResult(True, False, message=f"sig.pkcs7 larger than {MAX_SIG} bytes")
     try:
-        return _verify(sig, content, ca_pem)
+        if digest_fn is None:
+            assert content is not None
+            data = content
+
+            def digest_fn(name: str) -> bytes:
+                return hashlib.new(name, data).digest()
+
+        return _verify(sig, digest_fn, ca_pem)
     except VibFormatError as e:
         return SignatureResult(True, False, message=e.message)
 
 
-def _verify(sig: bytes, content: bytes, ca_pem: bytes | None) -> SignatureResult:
+def _verify(sig: bytes, digest_fn: Callable[[str], bytes], ca_pem: bytes | None) -> SignatureResult:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
     from cryptography.hazmat.primitives.serialization import pkcs7
 
     der = _pem_to_der(sig)
@@ -164,7 +174,7 @@ def _verify(sig: bytes, content: bytes, ca_pem: bytes | None) -> SignatureResult
     if len(sid_parts) == 2 and sid_parts[1][0] == 0x02:
         serial = int.from_bytes(der[sid_parts[1][2] : sid_parts[1][3]], "big", signed=True)
     cert = next((c for c in certs if serial is None or c.serial_number == serial), certs[0])
-    digest = hashlib.new(digest_name, content).digest()
+    digest = digest_fn(digest_name)
     if signed_attrs is not None:
         md = None
         for _, _, a_s, a_e in _children(der, signed_attrs[2], signed_attrs[3]):
@@ -177,9 +187,11 @@ def _verify(sig: bytes, content: bytes, ca_pem: bytes | None) -> SignatureResult
                                    message="signature does not match descriptor.xml (messageDigest differs)")
         signed = b"\x31" + der[signed_attrs[1] + 1 : signed_attrs[3]]
     else:
-        signed = content
+        signed = digest
     hash_alg = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512(),
                 "sha1": hashes.SHA1()}[digest_name]
+    if signed_attrs is None:  # the signature is over the content itself: verify its digest
+        hash_alg = utils.Prehashed(hash_alg)
     key = cert.public_key()
     try:
         if isinstance(key, rsa.RSAPublicKey):
