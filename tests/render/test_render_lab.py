@@ -99,6 +99,7 @@ def test_values_are_escaped(tmp_path, fixed_home):
         .replace(
             "iso: ~/isos/VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso", 'iso: "/isos/a|b \\"x\\".iso"'
         )
+        .replace("source: ../examples", f"source: {ROOT}/examples")
     )
     files = {x.relpath: x.content for x in render_lab(load_topology(f))}
     assert 'sata0:1.fileName = "/isos/a|7Cb |22x|22.iso"' in files["esxi-a/esxi-a.vmx"]
