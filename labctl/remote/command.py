@@ -44,29 +44,23 @@ def write_stdin_to(path: str) -> str:
 def sed_replace_line(pattern_prefix: str, new_line: str, path: str) -> list[str]:
     """argv for `sed -i` replacing every line that starts with `pattern_prefix` by `new_line`.
 
-    Both are escaped for a sed basic regex / replacement with `#` as the delimiter, then the whole sed program is
-    one shell-quoted argument.
+    Both are escaped for a sed basic regex / replacement (`/` delimiter), then the whole sed program is one
+    shell-quoted argument.
     """
-    return ["sed", "-i", f"s#^{_sed_regex(pattern_prefix)}.*#{_sed_repl(new_line)}#", path]
+    return ["sed", "-i", f"s/^{_sed_regex(pattern_prefix)}.*/{_sed_repl(new_line)}/", path]
 
 
 def sed_delete_lines(pattern_prefix: str, path: str) -> list[str]:
     """argv for `sed -i` deleting every line that starts with `pattern_prefix`."""
-    return ["sed", "-i", f"\\#^{_sed_regex(pattern_prefix)}#d", path]
+    return ["sed", "-i", f"/^{_sed_regex(pattern_prefix)}/d", path]
 
 
 def _sed_regex(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in "\\.[]*^$#/":
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    return "".join("\\" + ch if ch in "\\.[]*^$/" else ch for ch in text)
 
 
 def _sed_repl(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("&", "\\&").replace("#", "\\#")
+    return text.replace("\\", "\\\\").replace("&", "\\&").replace("/", "\\/")
 
 
 def detached(script_lines: Iterable[Argv | str], *, log: str) -> str:

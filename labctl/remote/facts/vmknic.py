@@ -134,12 +134,12 @@ def parse_vmknic_list(output: str, fact: str) -> list[VmkInterface]:
 
 
 class VmknicList5(Fact[list[VmkInterface]]):
-    """ESXi 4.x/5.x layout: ... MAC Address, MTU, TSO MSS, Enabled, Type."""
+    """ESXi 4.x/5.x layout: ... MAC Address, MTU, TSO MSS, Enabled, Type (also ESX classic's VMkernel ports)."""
 
     name = "vmknic_list_5"
 
     def command(self, platform: Platform) -> str | None:
-        return "esxcfg-vmknic -l" if not platform.classic and platform.version[0] < 6 else None
+        return "esxcfg-vmknic -l" if platform.classic or platform.version[0] < 6 else None
 
     def parse(self, output: str) -> list[VmkInterface]:
         return parse_vmknic_list(output, self.name)

@@ -1,0 +1,534 @@
+"""SSH connections to lab hosts — the only paramiko importer in labctl outside labctl/sim.
+
+- One connection per host, opened on first use and reused for every command of a labctl run (`LabConnections`).
+- Hosts in parallel through a bounded thread pool (`LabConnections.run_all`); several commands on one host run
+  concurrently on separate channels of its one connection (`Connection.run_many`).
+- Strict host keys against a lab-local known_hosts (`<vm_dir>/.labctl/known_hosts`, or the sim dir's): an unknown
+  key is refused unless `trust_new_hosts` pins it, a changed key is refused loudly with the command that forgets it.
+- Auth: ssh-agent, key files (topology, ~/.ssh/config, the sim's identity), a password from `password_env` or an
+  interactive prompt (TTY only); paramiko falls back from password to keyboard-interactive (ESXi 5+ offers only
+  publickey + keyboard-interactive).
+- Reach: the target's address (access_ip, else management ip), through a ProxyJump host via a direct-tcpip channel
+  (`sock=`); with a simulated lab every address is mapped through its EndpointMap and an unmapped address is an
+  error, never dialled.
+- Retries only for transient connect errors (refused, reset, timeout, no banner); never for auth or host keys.
+- Uploads by SFTP, falling back to streaming into `cat > path` when the host has no SFTP subsystem.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from labctl.errors import LabctlError, UsageError
+from labctl.remote.command import Argv, sh
+from labctl.remote.hosts import HostTarget, JumpSpec
+from labctl.remote.result import (
+    AuthFailed,
+    CommandTimeout,
+    ConnectionDropped,
+    HostKeyMismatch,
+    HostKeyUnknown,
+    HostUnreachable,
+    Result,
+)
+
+T = TypeVar("T")
+
+_CHUNK = 32 * 1024
+
+
+class Endpoints(Protocol):
+    """What the SSH layer needs from a simulated lab's EndpointMap (labctl.sim.endpoints)."""
+
+    def resolve(self, address: str) -> tuple[str, int]: ...
+
+
+@dataclass
+class ConnectSettings:
+    """Everything about how to connect that is not per host."""
+
+    known_hosts: Path
+    trust_new_hosts: bool = False
+    endpoints: Endpoints | None = None  # a simulated lab: map every address, dial nothing else
+    identity_files: tuple[Path, ...] = ()  # tried after the host's own key_file (e.g. the sim's client key)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    prompt: Callable[[str], str | None] | None = None  # asks for a password (only set when stdin is a TTY)
+    ssh_config: Path | None = None  # ~/.ssh/config for real labs; None with --sim
+    connect_timeout: float = 10.0
+    command_timeout: float = 300.0
+    connect_attempts: int = 3
+    retry_delay: float = 0.5
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a host is actually dialled, and the name its key is pinned under."""
+
+    host: str
+    port: int
+    user: str
+    key_files: tuple[str, ...]
+    jump: JumpSpec | None
+    jump_route: Route | None = None
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# known_hosts
+
+
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def forget_key_command(known_hosts: Path, name: str) -> str:
+    return " ".join(["ssh-keygen", "-R", shlex.quote(name), "-f", shlex.quote(str(known_hosts))])
+
+
+def _pin_key(path: Path, name: str, key) -> None:
+    from paramiko.hostkeys import HostKeyEntry
+
+    with _KNOWN_HOSTS_LOCK:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a") as f:
+            f.write(HostKeyEntry([name], key).to_line())
+
+
+def _fingerprint(key) -> str:
+    import base64
+    import hashlib
+
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one host
+
+
+class Connection:
+    """A lazily opened SSH connection to one host, safe to share between threads (commands use own channels)."""
+
+    def __init__(self, target: HostTarget, settings: ConnectSettings):
+        self.target = target
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._jump_client: Any = None
+        self.connects = 0  # successful connections made (1 for a whole command, more only after a reboot)
+
+    # -- routing ---------------------------------------------------------------------------------------------
+    def route(self) -> Route:
+        t, s = self.target, self.settings
+        key_files = [t.key_file] if t.key_file else []
+        user, port, address, jump = t.user, t.port, t.address, t.jump
+        if s.endpoints is None and s.ssh_config is not None and s.ssh_config.is_file():
+            cfg = _ssh_config_lookup(s.ssh_config, t.address)
+            address = cfg.get("hostname", address)
+            if "user" in cfg and user == "root":
+                user = cfg["user"]
+            if "port" in cfg and port == 22:
+                port = int(cfg["port"])
+            key_files += [os.path.expanduser(p) for p in cfg.get("identityfile", [])]
+            if jump is None and cfg.get("proxyjump") and cfg["proxyjump"].lower() != "none":
+                jump = JumpSpec.parse(cfg["proxyjump"].split(",")[0])
+        key_files += [str(p) for p in s.identity_files]
+        if s.endpoints is not None:
+            address, port = s.endpoints.resolve(address)  # raises for anything not in the simulated lab
+        jump_route = None
+        if jump is not None:
+            jaddr, jport = jump.host, jump.port
+            if s.endpoints is not None:
+                jaddr, jport = s.endpoints.resolve(jump.host)
+            jump_route = Route(host=jaddr, port=jport, user=jump.user or user, key_files=tuple(key_files),
+                               jump=None)
+        return Route(host=address, port=port, user=user, key_files=tuple(dict.fromkeys(key_files)), jump=jump,
+                     jump_route=jump_route)
+
+    # -- connect ---------------------------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        c = self._client
+        return c is not None and c.get_transport() is not None and c.get_transport().is_active()
+
+    def client(self):
+        with self._lock:
+            if not self.connected:
+                self._connect_with_retries()
+            return self._client
+
+    def _connect_with_retries(self) -> None:
+        attempts = max(1, self.settings.connect_attempts)
+        last: Exception | None = None
+        for i in range(attempts):
+            try:
+                self._connect_once()
+                self.connects += 1
+                return
+            except _Transient as e:
+                last = e.__cause__ or e
+                if i + 1 < attempts:
+                    time.sleep(self.settings.retry_delay * (2**i))
+        route = self.route()
+        raise HostUnreachable(
+            self.target.name,
+            f"cannot connect to {route.host}:{route.port} after {attempts} attempt(s): {_describe(last)}",
+            hint="is the host up and its SSH service on? (`labctl sim status FILE` for a simulated lab)",
+        )
+
+    def _connect_once(self) -> None:
+        self.close()
+        route = self.route()
+        sock = None
+        if route.jump_route is not None:
+            jump_client = self._open_client(route.jump_route, None, label=f"jump host {route.jump}")
+            self._jump_client = jump_client
+            try:
+                sock = jump_client.get_transport().open_channel(
+                    "direct-tcpip", (route.host, route.port), ("127.0.0.1", 0),
+                    timeout=self.settings.connect_timeout,
+                )
+            except Exception as e:  # noqa: BLE001 - a refused forward is transient (target still booting)
+                raise _Transient() from e
+        self._client = self._open_client(route, sock, label=None)
+
+    def _open_client(self, route: Route, sock, *, label: str | None):
+        import paramiko
+
+        s = self.settings
+        who = self.target.name + (f" ({label})" if label else "")
+        client = paramiko.SSHClient()
+        if s.known_hosts.is_file():  # the lab-local file only; ~/.ssh/known_hosts is never consulted
+            client.load_host_keys(str(s.known_hosts))
+        client.set_missing_host_key_policy(_Policy(s.known_hosts, s.trust_new_hosts, who))
+        password = self._password()
+        kwargs: dict[str, Any] = dict(
+            hostname=route.host,
+            port=route.port,
+            username=route.user,
+            key_filename=[k for k in route.key_files if os.path.isfile(k)] or None,
+            allow_agent=bool(s.environ.get("SSH_AUTH_SOCK")),
+            look_for_keys=False,
+            timeout=s.connect_timeout,
+            banner_timeout=s.connect_timeout,
+            auth_timeout=s.connect_timeout,
+            channel_timeout=s.connect_timeout,
+            sock=sock,
+        )
+        try:
+            try:
+                client.connect(password=password, **kwargs)
+            except paramiko.AuthenticationException:
+                asked = None
+                if password is None and s.prompt is not None:
+                    asked = s.prompt(f"password for {route.user}@{self.target.name}: ")
+                if not asked:
+                    raise
+                client.connect(password=asked, **kwargs)
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            name = route.known_hosts_name
+            raise HostKeyMismatch(
+                who,
+                f"HOST KEY MISMATCH for {name}: {s.known_hosts} pins {_fingerprint(e.expected_key)}, the host now "
+                f"presents {e.key.get_name()} {_fingerprint(e.key)}. If the host was re-installed or re-cloned this "
+                "is expected; otherwise someone may be intercepting the connection.",
+                hint=f"forget the old key with: {forget_key_command(s.known_hosts, name)} "
+                "and re-run with --trust-new-hosts",
+            ) from None
+        except LabctlError:
+            client.close()
+            raise
+        except paramiko.AuthenticationException as e:
+            client.close()
+            via = f"${self.target.password_env}" if self.target.password_env else "no password"
+            raise AuthFailed(
+                who,
+                f"authentication failed for {route.user}@{route.host}:{route.port} ({e}); tried "
+                f"{len(kwargs['key_filename'] or [])} key file(s), agent={'yes' if kwargs['allow_agent'] else 'no'}, "
+                f"{via}",
+                hint="set the topology's ssh.key_file or export the variable named by ssh.password_env",
+            ) from None
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            client.close()
+            raise _Transient() from e
+        return client
+
+    def _password(self) -> str | None:
+        env = self.target.password_env
+        return self.settings.environ.get(env) if env else None
+
+    def close(self) -> None:
+        for c in (self._client, self._jump_client):
+            if c is not None:
+                try:
+                    c.close()
+                except Exception:  # noqa: BLE001, S110 - closing a dead connection
+                    pass
+        self._client = self._jump_client = None
+
+    def drop(self) -> None:
+        """Forget the connection (e.g. the host is rebooting); the next command reconnects."""
+        with self._lock:
+            self.close()
+
+    # -- commands ---------------------------------------------------------------------------------------------
+    def run(self, command: Argv | str, *, stdin: bytes | str | None = None, timeout: float | None = None) -> Result:
+        """Run one command; returns its Result (any exit status). Raises ConnectionDropped / CommandTimeout /
+        HostUnreachable."""
+        return self.run_many([command], stdin=[stdin], timeout=timeout)[0]
+
+    def run_many(self, commands: Sequence[Argv | str], *, stdin: Sequence[bytes | str | None] | None = None,
+                 timeout: float | None = None) -> list[Result]:
+        """Run several commands concurrently, each on its own channel of this one connection."""
+        cmds = [sh(c) for c in commands]
+        stdins = list(stdin) if stdin is not None else [None] * len(cmds)
+        client = self.client()
+        transport = client.get_transport()
+        deadline = time.monotonic() + (timeout or self.settings.command_timeout)
+        channels = []
+        try:
+            for cmd, data in zip(cmds, stdins):
+                chan = self._exec(transport, cmd)
+                channels.append(chan)
+                if data is not None:
+                    chan.sendall(data.encode() if isinstance(data, str) else data)
+                    chan.shutdown_write()
+            return [self._collect(chan, cmd, deadline) for chan, cmd in zip(channels, cmds)]
+        finally:
+            for chan in channels:
+                chan.close()
+
+    def _exec(self, transport, cmd: str):
+        import paramiko
+
+        try:
+            chan = transport.open_session(timeout=self.settings.connect_timeout)
+            chan.exec_command(cmd)
+            return chan
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            self.drop()
+            raise ConnectionDropped(self.target.name, f"the connection dropped ({_describe(e)})", command=cmd) from None
+
+    def _collect(self, chan, cmd: str, deadline: float) -> Result:
+        out, err = bytearray(), bytearray()
+        try:
+            for reader, buf in ((chan.recv, out), (chan.recv_stderr, err)):
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise socket.timeout()
+                    chan.settimeout(remaining)
+                    data = reader(_CHUNK)
+                    if not data:
+                        break
+                    buf += data
+            remaining = max(0.0, deadline - time.monotonic())
+            if not chan.status_event.wait(remaining):
+                raise socket.timeout()
+        except (TimeoutError, socket.timeout):
+            raise CommandTimeout(self.target.name, "timed out", command=cmd) from None
+        status = chan.recv_exit_status()
+        if status == -1:  # the channel closed without an exit status: the session went away
+            self.drop()
+            raise ConnectionDropped(self.target.name, "the connection dropped before the command finished",
+                                    command=cmd)
+        return Result(self.target.name, cmd, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    # -- files ------------------------------------------------------------------------------------------------
+    def upload(self, local_path: str | os.PathLike[str], remote_path: str) -> str:
+        """Copy a local file to the host; returns "sftp" or "cat" (the method used)."""
+        import paramiko
+
+        client = self.client()
+        try:
+            sftp = client.open_sftp()
+        except (paramiko.SSHException, EOFError, OSError):
+            sftp = None
+        if sftp is not None:
+            try:
+                sftp.put(os.fspath(local_path), remote_path)
+                return "sftp"
+            except OSError as e:
+                raise LabctlError(f"{self.target.name}: upload to {remote_path} failed: {e}") from None
+            finally:
+                sftp.close()
+        cmd = sh(["cat"]) + " > " + shlex.quote(remote_path)
+        transport = self.client().get_transport()
+        chan = self._exec(transport, cmd)
+        try:
+            with open(local_path, "rb") as f:
+                while block := f.read(_CHUNK):
+                    chan.sendall(block)
+            chan.shutdown_write()
+            result = self._collect(chan, cmd, time.monotonic() + self.settings.command_timeout)
+        finally:
+            chan.close()
+        result.check()
+        return "cat"
+
+    # -- reboots and dropped sessions -------------------------------------------------------------------------
+    def wait_until_back(self, deadline: float, *, probe: str = "true", interval: float = 0.2) -> None:
+        """Until `deadline` (time.monotonic): use the open connection if it still answers `probe`, else reconnect
+        (one attempt at a time) — for hosts that bounce their management interface or reboot."""
+        last: Exception | None = None
+        while True:
+            try:
+                with self._lock:
+                    if not self.connected:
+                        self._connect_once()
+                        self.connects += 1
+                if self.run(probe, timeout=max(1.0, deadline - time.monotonic())).ok:
+                    return
+            except (_Transient, HostUnreachable, ConnectionDropped, CommandTimeout) as e:
+                last = e
+                self.drop()
+            if time.monotonic() + interval >= deadline:
+                break
+            time.sleep(interval)
+        self.drop()
+        raise HostUnreachable(self.target.name, f"did not come back in time ({_describe(last)})",
+                              hint="check the host's console; labctl left its rollback job in charge")
+
+    def wait_for_drop(self, timeout: float, *, interval: float = 0.05) -> bool:
+        """Wait until the host closes this connection (a reboot); True when it did within `timeout`."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not self.connected:
+                self.drop()
+                return True
+            time.sleep(interval)
+        return False
+
+
+class _Transient(Exception):
+    """A connect error worth retrying; the real one is __cause__."""
+
+
+def _policy_class():
+    import paramiko
+
+    class Policy(paramiko.MissingHostKeyPolicy):
+        def __init__(self, known_hosts: Path, trust_new: bool, who: str):
+            self.known_hosts, self.trust_new, self.who = known_hosts, trust_new, who
+
+        def missing_host_key(self, client, hostname, key):
+            if not self.trust_new:
+                raise HostKeyUnknown(
+                    self.who,
+                    f"unknown host key for {hostname} ({key.get_name()} {_fingerprint(key)}); "
+                    f"strict checking against {self.known_hosts}",
+                    hint="if this is your freshly installed host, re-run with --trust-new-hosts to pin its key",
+                )
+            client.get_host_keys().add(hostname, key.get_name(), key)
+            _pin_key(self.known_hosts, hostname, key)
+
+    return Policy
+
+
+def _Policy(known_hosts: Path, trust_new: bool, who: str):  # noqa: N802 - a lazily built class
+    return _policy_class()(known_hosts, trust_new, who)
+
+
+def _ssh_config_lookup(path: Path, address: str) -> dict:
+    import paramiko
+
+    try:
+        return dict(paramiko.SSHConfig.from_path(str(path)).lookup(address))
+    except Exception as e:  # noqa: BLE001 - a broken user config is a usage problem, not a crash
+        raise UsageError(f"cannot read {path}: {e}") from None
+
+
+def _describe(e: BaseException | None) -> str:
+    if e is None:
+        return "no attempt finished"
+    if isinstance(e, _Transient) and e.__cause__ is not None:
+        e = e.__cause__
+    text = str(e) or type(e).__name__
+    return f"{type(e).__name__}: {text}" if text != type(e).__name__ else text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the lab
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One host's result from `run_all`: a value, or the error that stopped it."""
+
+    host: str
+    value: Any = None
+    error: LabctlError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class LabConnections:
+    """The connections of one labctl command: one per host, reused, closed on exit (a context manager)."""
+
+    def __init__(self, targets: Iterable[HostTarget], settings: ConnectSettings):
+        self.targets = {t.name: t for t in targets}
+        self.settings = settings
+        self._conns: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LabConnections:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connection(self, host: str) -> Connection:
+        with self._lock:
+            conn = self._conns.get(host)
+            if conn is None:
+                if host not in self.targets:
+                    raise UsageError(f"unknown host {host!r}")
+                conn = self._conns[host] = Connection(self.targets[host], self.settings)
+            return conn
+
+    def run(self, host: str, command: Argv | str, **kw) -> Result:
+        return self.connection(host).run(command, **kw)
+
+    def upload(self, host: str, local_path: str | os.PathLike[str], remote_path: str) -> str:
+        return self.connection(host).upload(local_path, remote_path)
+
+    def run_all(self, hosts: Iterable[str], fn: Callable[[Connection], T], *, max_workers: int = 32) -> list[Outcome]:
+        """fn(connection) for every host, in parallel (bounded), results in the given host order.
+
+        A LabctlError stops only its host (returned in its Outcome); any other exception is a bug and propagates.
+        """
+        names = list(hosts)
+
+        def one(name: str) -> Outcome:
+            try:
+                return Outcome(name, value=fn(self.connection(name)))
+            except LabctlError as e:
+                return Outcome(name, error=e)
+
+        if not names:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(names))), thread_name_prefix="ssh") as pool:
+            return list(pool.map(one, names))
+
+    def connects(self) -> dict[str, int]:
+        return {name: c.connects for name, c in self._conns.items()}
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for c in conns:
+            c.close()

@@ -1,0 +1,719 @@
+"""Duplicate vswif/vmk MACs and system UUIDs after linked clones: scan, plan, fix.
+
+Linked clones copy the disk, so every clone keeps the parent's vswif0 MAC (ESX classic, stored in ifcfg-vswif0),
+vmk MACs (esx.conf) and `/system/uuid`, while Workstation gives the clone new vNIC MACs. Hosts then see each other's
+traffic as their own and cannot talk — the seed's story.
+
+Three layers:
+- `gather` (I/O): the facts of one host, all its commands on parallel channels of its one connection.
+- `find_duplicates`, `plan_fix` (pure): which MACs/UUIDs are shared, which holder keeps each (hardware vNICs
+  always keep theirs; otherwise the first host in topology order), and the typed changes for the others, with the
+  exact remote commands (`Change.commands()`), so `--dry-run`, `labctl plan` and tests see what would run.
+- `apply_change` (I/O): runs one change "commit confirmed": a detached job applies it, then waits for labctl's
+  confirmation and restores the previous configuration itself when none comes before its deadline. labctl
+  reconnects, reads the MAC back, and confirms only when it is the planned one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from labctl.remote import command as C
+from labctl.remote.facts.base import FactParseError, Platform
+from labctl.remote.facts.classic import IFCFG_VSWIF0, Ifconfig, IfcfgFile, VswifList4, VswifList35
+from labctl.remote.facts.esxcli import AdvancedSettings, AdvcfgGet, NicList, SystemUuid
+from labctl.remote.facts.esxconf import ESX_CONF, EsxConf, EsxConfFile
+from labctl.remote.facts.vmknic import VmknicList5, VmknicList6
+from labctl.remote.result import ConnectionDropped, RemoteError, Result
+
+if TYPE_CHECKING:
+    from labctl.remote.connection import Connection
+
+FOLLOW_HW_MAC = "/Net/FollowHardwareMac"
+STATIC_PREFIX = 0x005056000000  # 00:50:56:00:00:00 - 00:50:56:3f:ff:ff: VMware's static/manual range
+STATIC_SPAN = 0x400000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scanned facts
+
+
+@dataclass(frozen=True)
+class Iface:
+    """A guest-side interface: an ESX classic vswif or a VMkernel port."""
+
+    name: str
+    source: str  # "vswif" | "vmk"
+    mac: str | None  # live MAC (ifconfig / esxcfg-vmknic)
+    ip: str | None = None
+    netmask: str | None = None
+    portgroup: str | None = None
+    enabled: bool | None = None
+    dhcp: bool | None = None
+    configured_mac: str | None = None  # ifcfg-vswif0 MACADDR (differs from `mac` until the interface bounces)
+
+
+@dataclass(frozen=True)
+class HostScan:
+    name: str
+    platform: Platform
+    management: str
+    interfaces: tuple[Iface, ...] = ()
+    nics: Mapping[str, str] = field(default_factory=dict)  # vmnicN -> MAC (the vNICs)
+    uuid: str | None = None
+    follow_hardware_mac: int | None = None
+    esx_conf: EsxConf | None = None
+
+    def iface(self, name: str) -> Iface | None:
+        return next((i for i in self.interfaces if i.name == name), None)
+
+
+def scan_commands(platform: Platform) -> dict[str, str]:
+    """The commands `gather` runs on a host of this platform, by role (run concurrently, one channel each)."""
+    cmds: dict[str, str | None] = {"esx_conf": EsxConfFile().command(platform)}
+    if platform.classic:
+        vswif = VswifList35() if platform.version[0] == 3 else VswifList4()
+        cmds |= {"vswif": vswif.command(platform), "ifcfg": IfcfgFile().command(platform),
+                 "ifconfig": Ifconfig().command(platform), "vmknic": VmknicList5().command(platform)}
+    else:
+        vmknic = VmknicList6() if platform.version[0] >= 6 else VmknicList5()
+        cmds["vmknic"] = vmknic.command(platform)
+        if platform.version[0] >= 5:
+            cmds |= {"nics": NicList().command(platform), "uuid": SystemUuid().command(platform),
+                     "advanced": AdvancedSettings(FOLLOW_HW_MAC).command(platform)}
+        else:
+            cmds["advanced"] = AdvcfgGet(FOLLOW_HW_MAC).command(platform)
+    return {k: v for k, v in cmds.items() if v}
+
+
+def gather(conn: Connection) -> HostScan:
+    """Read one host's MAC facts over its connection (all commands at once, on parallel channels)."""
+    target = conn.target
+    cmds = scan_commands(target.platform)
+    results = dict(zip(cmds, conn.run_many(list(cmds.values()))))
+    return parse_scan(target.name, target.platform, target.management, results)
+
+
+def parse_scan(name: str, platform: Platform, management: str, results: Mapping[str, Result]) -> HostScan:
+    """Pure: the HostScan from the command results of `scan_commands` (a failed command is an error naming it)."""
+
+    def out(role: str, *, required: bool = True) -> str | None:
+        r = results.get(role)
+        if r is None:
+            return None
+        if not r.ok:
+            if not required:
+                return None
+            raise RemoteError(name, f"exited with status {r.exit_status}: {r.tail() or r.tail('stdout')}",
+                              command=r.command)
+        return r.stdout
+
+    try:
+        conf = EsxConfFile().parse(out("esx_conf") or "")
+        ifaces: list[Iface] = []
+        vmk_rows = (VmknicList6() if not platform.classic and platform.version[0] >= 6 else VmknicList5()).parse(
+            out("vmknic", required=False) or "")
+        if platform.classic:
+            vswif_fact = VswifList35() if platform.version[0] == 3 else VswifList4()
+            live = {i.name: i for i in Ifconfig().parse(out("ifconfig") or "")}
+            ifcfg = IfcfgFile().parse(out("ifcfg", required=False) or "")
+            for row in vswif_fact.parse(out("vswif") or ""):
+                configured = _norm(ifcfg.get("MACADDR")) if row.name == ifcfg.get("DEVICE", "vswif0") else None
+                mac = live[row.name].mac if row.name in live else None
+                ifaces.append(Iface(row.name, "vswif", mac or configured, row.ip, row.netmask, row.portgroup,
+                                    row.enabled, row.dhcp, configured))
+            nics = conf.macs("/net/pnic")
+            uuid = conf.system_uuid
+            follow = None
+        else:
+            if "nics" in results:
+                nics = {n.name: n.mac for n in NicList().parse(out("nics") or "") if n.mac}
+                uuid = SystemUuid().parse(out("uuid") or "")
+            else:
+                nics = conf.macs("/net/pnic")
+                uuid = conf.system_uuid
+            follow = _follow_hw(results, out)
+        seen: set[str] = set()
+        for row in vmk_rows:
+            if row.name in seen:  # IPv6 rows repeat the interface
+                continue
+            seen.add(row.name)
+            dhcp = None if row.type is None else row.type.upper().startswith("DHCP")
+            ifaces.append(Iface(row.name, "vmk", row.mac, row.ip, row.netmask, row.portgroup, row.enabled, dhcp))
+    except FactParseError as e:
+        raise RemoteError(name, f"unexpected output from a command ({e})") from None
+    return HostScan(name, platform, management, tuple(ifaces), dict(nics), uuid, follow, conf)
+
+
+def _follow_hw(results: Mapping[str, Result], out) -> int | None:
+    text = out("advanced", required=False)
+    if text is None:
+        return None
+    r = results["advanced"]
+    if r.command.startswith("esxcfg-advcfg"):
+        v = AdvcfgGet().parse(text)
+        return v if isinstance(v, int) else None
+    opts = AdvancedSettings().parse(text)
+    return opts[0].int_value if opts else None
+
+
+def _norm(mac: str | None) -> str | None:
+    from labctl.remote.facts.base import normalize_mac
+
+    if not mac:
+        return None
+    try:
+        return normalize_mac(mac)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# duplicates (pure)
+
+
+@dataclass(frozen=True)
+class Holder:
+    owner: str  # host or VM name
+    interface: str  # vswif0, vmk1, vmnic0, ethernet0
+    kind: str  # "vswif" | "vmk" | "vnic"
+
+    @property
+    def hardware(self) -> bool:
+        return self.kind == "vnic"
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.interface}"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    kind: str  # "mac" | "uuid"
+    value: str
+    holders: tuple[Holder, ...]
+    keep: Holder
+    change: tuple[Holder, ...]  # the holders that need a new value (empty: not fixable over SSH)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "value": self.value, "holders": [str(h) for h in self.holders],
+                "keep": str(self.keep), "change": [str(h) for h in self.change]}
+
+
+def find_duplicates(scans: Sequence[HostScan], vnic_macs: Mapping[str, str] | None = None) -> list[Duplicate]:
+    """Every MAC held by more than one owner (or by two guest interfaces of one host), and every shared UUID.
+
+    `vnic_macs` are the topology's vNIC MACs (MAC -> "vm/ethernetN", `Topology.all_macs()`), so a guest MAC equal
+    to another VM's vNIC counts. A host's own vNIC sharing its MAC with its own vmk0 is normal (ESXi's design).
+    The keeper: a hardware vNIC when one holds the MAC (it cannot be changed over SSH), else the first guest
+    holder in topology order. Scans are in topology order.
+    """
+    holders: dict[str, list[Holder]] = {}
+
+    def add(mac: str | None, h: Holder) -> None:
+        if not mac:
+            return
+        lst = holders.setdefault(mac, [])
+        if h.hardware and any(x.hardware and x.owner == h.owner for x in lst):
+            return  # the same vNIC seen by the host (vmnic0) and by the topology (ethernet0)
+        lst.append(h)
+
+    for s in scans:
+        for nic, mac in s.nics.items():
+            add(mac, Holder(s.name, nic, "vnic"))
+    for mac, where in (vnic_macs or {}).items():
+        owner, _, iface = where.partition("/")
+        add(mac.lower(), Holder(owner, iface or "vnic", "vnic"))
+    for s in scans:
+        for i in s.interfaces:
+            add(i.mac, Holder(s.name, i.name, i.source))
+            if i.configured_mac and i.configured_mac != i.mac:
+                add(i.configured_mac, Holder(s.name, i.name, i.source))
+
+    dups: list[Duplicate] = []
+    for mac, hs in holders.items():
+        hs = list(dict.fromkeys(hs))
+        owners = list(dict.fromkeys(h.owner for h in hs))
+        guests_per_owner = {o: [h for h in hs if h.owner == o and not h.hardware] for o in owners}
+        if len(owners) < 2 and all(len(g) < 2 for g in guests_per_owner.values()):
+            continue
+        hard = [h for h in hs if h.hardware]
+        keep = hard[0] if hard else hs[0]
+        change = []
+        for h in hs:
+            if h.hardware or h == keep:
+                continue
+            if h.owner == keep.owner and not keep.hardware:
+                change.append(h)  # a second guest interface on the keeper's host
+            elif h.owner == keep.owner and keep.hardware and h == guests_per_owner[h.owner][0]:
+                continue  # the keeper host's own management interface following its vNIC
+            else:
+                change.append(h)
+        dups.append(Duplicate("mac", mac, tuple(hs), keep, tuple(change)))
+
+    by_uuid: dict[str, list[str]] = {}
+    for s in scans:
+        if s.uuid:
+            by_uuid.setdefault(s.uuid, []).append(s.name)
+    for uuid, names in by_uuid.items():
+        if len(names) > 1:
+            hs = tuple(Holder(n, "/system/uuid", "uuid") for n in names)
+            dups.append(Duplicate("uuid", uuid, hs, hs[0], hs[1:]))
+    return dups
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# changes (typed, printable)
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where a detached job keeps its backup, log and the commit-confirmed markers (all under /tmp)."""
+
+    base: str
+
+    @property
+    def log(self) -> str:
+        return self.base + ".log"
+
+    @property
+    def decided(self) -> str:  # created by whoever decides first: labctl (commit) or the job (rollback)
+        return self.base + ".decided"
+
+    @property
+    def rolled_back(self) -> str:
+        return self.base + ".rolledback"
+
+    def backup(self, what: str) -> str:
+        return f"{self.base}.{what}.bak"
+
+
+@dataclass(frozen=True)
+class MacChange:
+    """Give one interface a new MAC.
+
+    method: "ifcfg" (ESX classic vswif: MACADDR in ifcfg-vswif0 + esx.conf key, bounce the vswif),
+    "recreate" (remove and re-add the vmk with -M), "follow-hardware" (ESXi vmk0: FollowHardwareMac=1, reboot;
+    the new MAC is vmnic0's). `clear_uuid` also drops /system/uuid so the host gets a new one at that boot.
+    """
+
+    host: str
+    interface: str
+    old_mac: str
+    new_mac: str
+    method: str
+    platform: Platform
+    portgroup: str | None = None
+    ip: str | None = None
+    netmask: str | None = None
+    dhcp: bool = False
+    esx_conf_key: str | None = None  # e.g. /net/vswif/child[0000]/mac when present
+    clear_uuid: bool = False
+    old_uuid: str | None = None
+    confirm_within: float = 60.0
+
+    kind = "mac"
+
+    @property
+    def reboots(self) -> bool:
+        return self.method == "follow-hardware"
+
+    @property
+    def job(self) -> JobFiles:
+        digest = hashlib.sha256(f"{self.host}|{self.interface}|{self.old_mac}|{self.new_mac}".encode()).hexdigest()
+        return JobFiles(f"/tmp/labctl-mac-{self.interface}-{digest[:10]}")
+
+    def describe(self) -> str:
+        how = {"ifcfg": f"edit ifcfg-{self.interface} and bounce it", "recreate": f"re-create {self.interface}",
+               "follow-hardware": "FollowHardwareMac=1 and reboot"}[self.method]
+        extra = " and a new /system/uuid" if self.clear_uuid else ""
+        return f"{self.host}: {self.interface} {self.old_mac} -> {self.new_mac} ({how}{extra})"
+
+    def commands(self) -> list[str]:
+        """The exact remote commands, in order (the last one starts the detached job or the reboot)."""
+        if self.method == "follow-hardware":
+            return _follow_hardware_commands(self.platform, clear_uuid=self.clear_uuid)
+        j = self.job
+        apply_, restore = self._apply_and_restore()
+        script = [C.sh(["rm", "-rf", j.decided, j.rolled_back]), *apply_,
+                  C.sh(["sleep", _secs(self.confirm_within)]),
+                  C.all_of(["mkdir", j.decided], C.redirect_out(["echo", "rollback"], j.rolled_back)),
+                  *(C.all_of(["test", "-f", j.rolled_back], r) for r in restore)]
+        return [C.detached(script, log=j.log)]
+
+    def confirm_command(self) -> str:
+        """Run by labctl after it read the new MAC back: wins the decision, persists the change on ESXi."""
+        cmd = C.sh(["mkdir", self.job.decided])
+        if not self.platform.classic:
+            cmd = C.all_of(cmd, ["/sbin/auto-backup.sh"])
+        return cmd
+
+    def _apply_and_restore(self) -> tuple[list[str], list[str]]:
+        j = self.job
+        if self.method == "ifcfg":
+            path = IFCFG_VSWIF0 if self.interface == "vswif0" else f"/etc/sysconfig/network-scripts/ifcfg-{self.interface}"
+            apply_ = [C.sh(["cp", path, j.backup("ifcfg")]), C.sh(["cp", ESX_CONF, j.backup("esxconf")]),
+                      C.sh(C.sed_replace_line("MACADDR=", f"MACADDR={self.new_mac}", path))]
+            restore = [C.sh(["cp", j.backup("ifcfg"), path]), C.sh(["cp", j.backup("esxconf"), ESX_CONF])]
+            if self.esx_conf_key:
+                apply_.append(C.sh(C.sed_replace_line(self.esx_conf_key, f'{self.esx_conf_key} = "{self.new_mac}"',
+                                                      ESX_CONF)))
+            bounce = [C.sh(["ifdown", self.interface]), C.sh(["ifup", self.interface])]
+            return apply_ + bounce, restore + bounce
+        if self.method == "recreate":
+            return self._recreate(self.new_mac), self._recreate(self.old_mac)
+        raise ValueError(self.method)
+
+    def _recreate(self, mac: str) -> list[str]:
+        pg = self.portgroup or "Management Network"
+        if self.platform.classic or self.platform.version[0] < 5:
+            add = ["esxcfg-vmknic", "-a", "-i", "DHCP" if self.dhcp else (self.ip or ""), "-n", self.netmask or "",
+                   "-M", mac, pg]
+            return [C.sh(["esxcfg-vmknic", "-d", pg]), C.sh(add)]
+        cmds = [C.sh(["esxcli", "network", "ip", "interface", "remove", "-i", self.interface]),
+                C.sh(["esxcli", "network", "ip", "interface", "add", "-i", self.interface, "-p", pg, "-M", mac])]
+        if self.dhcp:
+            cmds.append(C.sh(["esxcli", "network", "ip", "interface", "ipv4", "set", "-i", self.interface, "-t", "dhcp"]))
+        elif self.ip:
+            cmds.append(C.sh(["esxcli", "network", "ip", "interface", "ipv4", "set", "-i", self.interface,
+                              "-t", "static", "-I", self.ip, "-N", self.netmask or "255.255.255.0"]))
+        return cmds
+
+
+@dataclass(frozen=True)
+class UuidChange:
+    """Drop /system/uuid from esx.conf (ESXi: and auto-backup.sh) and reboot: the host makes a new one at boot."""
+
+    host: str
+    old_uuid: str
+    platform: Platform
+
+    kind = "uuid"
+    reboots = True
+
+    def describe(self) -> str:
+        return f"{self.host}: /system/uuid {self.old_uuid} -> a new one (cleared, reboot)"
+
+    def commands(self) -> list[str]:
+        cmds = [C.sh(C.sed_delete_lines("/system/uuid", ESX_CONF))]
+        if not self.platform.classic:
+            cmds.append(C.sh(["/sbin/auto-backup.sh"]))
+        cmds.append(_reboot_command())
+        return cmds
+
+
+Change = MacChange | UuidChange
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:g}"
+
+
+def _reboot_command() -> str:
+    # detached so the command returns before the session drops
+    return C.detached([C.sh(["sleep", "1"]), C.sh(["reboot"])], log="/tmp/labctl-reboot.log")
+
+
+def _follow_hardware_commands(platform: Platform, *, clear_uuid: bool) -> list[str]:
+    if platform.version[0] >= 5:
+        cmds = [C.sh(["esxcli", "system", "settings", "advanced", "set", "-o", FOLLOW_HW_MAC, "-i", "1"])]
+    else:
+        cmds = [C.sh(["esxcfg-advcfg", "-s", "1", FOLLOW_HW_MAC])]
+    if clear_uuid:
+        cmds.append(C.sh(C.sed_delete_lines("/system/uuid", ESX_CONF)))
+    cmds.append(C.sh(["/sbin/auto-backup.sh"]))
+    cmds.append(_reboot_command())
+    return cmds
+
+
+def prep_template_commands(platform: Platform) -> list[str]:
+    """Run on a golden ESXi host before cloning so clones come up unique (no reboot: it is about to be cloned)."""
+    if platform.classic:
+        raise ValueError("prep-template is for ESXi; ESX classic clones are repaired with `labctl macs fix`")
+    cmds = _follow_hardware_commands(platform, clear_uuid=True)
+    return cmds[:-1]
+
+
+class PlanError(Exception):
+    """A duplicate that cannot be repaired over SSH (e.g. two vNICs with one MAC: fix the topology)."""
+
+
+def allocate_mac(lab: str, host: str, interface: str, used: set[str]) -> str:
+    """A deterministic MAC in VMware's static range, unique against `used` (which it then joins)."""
+    n = int(hashlib.sha256(f"{lab}/{host}/{interface}".encode()).hexdigest(), 16) % STATIC_SPAN
+    for _ in range(STATIC_SPAN):
+        value = STATIC_PREFIX + n
+        mac = ":".join(f"{(value >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+        if mac not in used:
+            used.add(mac)
+            return mac
+        n = (n + 1) % STATIC_SPAN
+    raise PlanError("the static MAC range is exhausted")
+
+
+def plan_fix(lab: str, scans: Sequence[HostScan], duplicates: Sequence[Duplicate], *, strategy: str = "follow-hardware",
+             vnic_macs: Mapping[str, str] | None = None, confirm_within: float = 60.0) -> tuple[list[Change], list[str]]:
+    """The changes that make every MAC and UUID lab-unique, in topology order; and the problems it cannot fix."""
+    if strategy not in ("follow-hardware", "recreate-vmk"):
+        raise ValueError(strategy)
+    by_name = {s.name: s for s in scans}
+    used: set[str] = set(m.lower() for m in (vnic_macs or {}))
+    for s in scans:
+        used |= set(s.nics.values())
+        for i in s.interfaces:
+            used |= {m for m in (i.mac, i.configured_mac) if m}
+    to_change: dict[str, list[str]] = {}
+    uuid_dup: set[str] = set()
+    problems: list[str] = []
+    for d in duplicates:
+        if d.kind == "uuid":
+            uuid_dup |= {h.owner for h in d.change}
+            continue
+        if not d.change:
+            problems.append(f"MAC {d.value} is held by {', '.join(map(str, d.holders))}: vNIC MACs come from the "
+                            "topology/.vmx and cannot be changed over SSH; give one VM another MAC")
+        for h in d.change:
+            if h.owner in by_name and h.interface not in to_change.setdefault(h.owner, []):
+                to_change[h.owner].append(h.interface)
+    changes: list[Change] = []
+    for s in scans:
+        ifaces = to_change.get(s.name, [])
+        uuid_done = False
+        for name in ifaces:
+            iface = s.iface(name)
+            if iface is None or iface.mac is None:
+                continue
+            common = dict(host=s.name, interface=name, old_mac=iface.mac, platform=s.platform,
+                          portgroup=iface.portgroup, ip=iface.ip, netmask=iface.netmask, dhcp=bool(iface.dhcp),
+                          confirm_within=confirm_within)
+            if iface.source == "vswif":
+                key = s.esx_conf.key_for("/net/vswif", name, "mac") if s.esx_conf else None
+                changes.append(MacChange(new_mac=allocate_mac(lab, s.name, name, used), method="ifcfg",
+                                         esx_conf_key=key, **common))
+            elif (not s.platform.classic and name == s.management and strategy == "follow-hardware"
+                  and s.nics.get("vmnic0")):
+                hw = s.nics["vmnic0"]
+                clash = [d for d in duplicates if d.kind == "mac" and d.value == hw
+                         and any(h.owner != s.name for h in d.holders)]
+                if clash:
+                    problems.append(f"{s.name}: vmnic0's MAC {hw} is not unique in the lab, so FollowHardwareMac "
+                                    "cannot help; use --strategy recreate-vmk")
+                    continue
+                changes.append(MacChange(new_mac=hw, method="follow-hardware", clear_uuid=s.name in uuid_dup,
+                                         old_uuid=s.uuid, **common))
+                uuid_done = s.name in uuid_dup
+            else:
+                changes.append(MacChange(new_mac=allocate_mac(lab, s.name, name, used), method="recreate", **common))
+        if s.name in uuid_dup and not uuid_done and s.uuid:
+            changes.append(UuidChange(s.name, s.uuid, s.platform))
+    # the management interface last on each host: its bounce is the one that drops the session
+    changes.sort(key=lambda c: (list(by_name).index(c.host), isinstance(c, UuidChange),
+                                isinstance(c, MacChange) and c.interface == by_name[c.host].management))
+    return changes, problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# applying, commit confirmed
+
+
+@dataclass(frozen=True)
+class ChangeOutcome:
+    change: Change
+    status: str  # "applied" | "rolled-back" | "failed" | "unreachable"
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "applied"
+
+
+def read_back(conn: Connection) -> HostScan:
+    return gather(conn)
+
+
+def apply_change(conn: Connection, change: Change, *, back_within: float = 300.0, poll: float = 0.2) -> ChangeOutcome:
+    """Apply one change and verify it by reading back; never leaves the host without its rollback job in charge."""
+    if isinstance(change, UuidChange) or change.reboots:
+        return _apply_with_reboot(conn, change, back_within=back_within, poll=poll)
+    return _apply_confirmed(conn, change, back_within=back_within, poll=poll)
+
+
+def _mac_of(conn: Connection, interface: str) -> str | None:
+    iface = read_back(conn).iface(interface)
+    return iface.mac if iface else None
+
+
+def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float, poll: float) -> ChangeOutcome:
+    """Start the detached job, read the new MAC back, then win the decision (`mkdir <job>.decided`) before the
+    job does; if labctl cannot, the job restores the previous configuration at its deadline."""
+    job = change.job
+    start = time.monotonic()
+    try:
+        r = conn.run(change.commands()[0])
+        if not r.ok:
+            return ChangeOutcome(change, "failed", f"the job did not start: {r.tail() or r.exit_status}")
+    except ConnectionDropped:
+        pass  # the bounce may beat the reply; the job runs on (nohup) and the read-back decides
+    except RemoteError as e:
+        return ChangeOutcome(change, "failed", f"the job did not start: {e.reason}")
+    deadline = start + change.confirm_within
+    seen: str | None = None
+    ambiguous = False
+    while time.monotonic() < deadline:
+        try:
+            conn.wait_until_back(deadline, interval=poll)
+            seen = _mac_of(conn, change.interface)
+            if seen == change.new_mac:
+                if conn.run(change.confirm_command()).ok:
+                    return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
+                break  # the job decided first (or the decision is already made): find out below
+        except ConnectionDropped:
+            ambiguous = seen == change.new_mac  # the confirm itself may or may not have run
+        except RemoteError:
+            pass
+        time.sleep(poll)
+    # No confirmation from us (or we do not know): the job decides at its deadline. Wait for its verdict.
+    limit = time.monotonic() + change.confirm_within + back_within
+    while time.monotonic() < limit:
+        try:
+            conn.wait_until_back(limit, interval=poll)
+            if conn.run(C.sh(["test", "-f", job.rolled_back])).ok:
+                now = _mac_of(conn, change.interface)
+                if now == change.old_mac:
+                    return ChangeOutcome(change, "rolled-back", f"could not confirm {change.new_mac} in time (saw "
+                                         f"{seen}); the job restored {change.interface} to {now}")
+            elif (ambiguous or seen == change.new_mac) and conn.run(C.sh(["test", "-d", job.decided])).ok:
+                time.sleep(max(poll, 1.0))  # the job writes rolled_back right after its mkdir: give it a moment
+                if not conn.run(C.sh(["test", "-f", job.rolled_back])).ok:
+                    if not change.platform.classic:
+                        conn.run(C.sh(["/sbin/auto-backup.sh"]))
+                    return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
+        except RemoteError:
+            pass
+        time.sleep(poll)
+    return ChangeOutcome(change, "unreachable", "no verdict from the host's rollback job in time; check it and "
+                         "re-run `labctl macs fix`")
+
+
+def _apply_with_reboot(conn: Connection, change: Change, *, back_within: float, poll: float) -> ChangeOutcome:
+    """Reboot-based changes keep the host's network identity (IP, port group), so it comes back where it was."""
+    try:
+        for cmd in change.commands():
+            conn.run(cmd).check()
+    except ConnectionDropped as e:
+        return ChangeOutcome(change, "failed", f"the connection dropped before the reboot was scheduled ({e.reason}); "
+                             "nothing takes effect until the host reboots — re-run `labctl macs fix`")
+    except RemoteError as e:
+        return ChangeOutcome(change, "failed", e.reason)
+    conn.wait_for_drop(timeout=min(back_within, 60.0))
+    try:
+        conn.wait_until_back(time.monotonic() + back_within, interval=poll)
+        scan = read_back(conn)
+    except RemoteError as e:
+        return ChangeOutcome(change, "unreachable", e.reason)
+    if isinstance(change, UuidChange):
+        if scan.uuid and scan.uuid != change.old_uuid:
+            return ChangeOutcome(change, "applied", f"/system/uuid now {scan.uuid}")
+        return ChangeOutcome(change, "failed", f"/system/uuid is still {scan.uuid} after the reboot")
+    iface = scan.iface(change.interface)
+    mac = iface.mac if iface else None
+    problems = []
+    if mac != change.new_mac:
+        problems.append(f"{change.interface} is {mac}, not {change.new_mac}: FollowHardwareMac was not applied "
+                        "(try --strategy recreate-vmk)")
+    if change.clear_uuid and scan.uuid == change.old_uuid:
+        problems.append(f"/system/uuid is still {scan.uuid}")
+    if problems:
+        return ChangeOutcome(change, "failed", "; ".join(problems))
+    return ChangeOutcome(change, "applied", f"{change.interface} now {mac}" + (f", uuid {scan.uuid}" if change.clear_uuid
+                                                                              else ""))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the lab: what `labctl macs scan|fix` and the pipeline call
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    hosts: tuple[HostScan, ...]
+    duplicates: tuple[Duplicate, ...]
+    unreachable: Mapping[str, str]  # host -> why (connect, auth, host key, or a failed fact command)
+
+    def status_of(self, host: str, interface: str) -> str:
+        for d in self.duplicates:
+            if d.kind != "mac":
+                continue
+            for h in d.holders:
+                if h.owner == host and h.interface == interface:
+                    if h in d.change:
+                        return f"duplicate of {d.keep} (will change)"
+                    return "duplicate (keeps its MAC)" if h == d.keep or h.owner == d.keep.owner else "duplicate"
+        return "ok"
+
+    def to_json(self) -> dict:
+        hosts = []
+        for s in self.hosts:
+            hosts.append({
+                "name": s.name, "flavor": s.platform.flavor, "version": ".".join(map(str, s.platform.version)),
+                "uuid": s.uuid, "follow_hardware_mac": s.follow_hardware_mac,
+                "interfaces": [{"name": i.name, "mac": i.mac, "ip": i.ip, "source": i.source,
+                                "portgroup": i.portgroup, "enabled": i.enabled,
+                                "configured_mac": i.configured_mac, "status": self.status_of(s.name, i.name)}
+                               for i in s.interfaces],
+                "nics": [{"name": n, "mac": m} for n, m in s.nics.items()],
+            })
+        return {"hosts": hosts, "duplicates": [d.to_json() for d in self.duplicates],
+                "unreachable": [{"name": n, "error": e} for n, e in self.unreachable.items()]}
+
+
+def scan_lab(lab, hosts: Sequence[str], *, vnic_macs: Mapping[str, str] | None = None,
+             max_workers: int = 64) -> ScanReport:
+    """Gather every host in parallel (one connection each) and find the duplicates among those that answered."""
+    outcomes = lab.run_all(hosts, gather, max_workers=max_workers)
+    scans = tuple(o.value for o in outcomes if o.ok)
+    unreachable = {o.host: str(o.error) for o in outcomes if not o.ok}
+    return ScanReport(scans, tuple(find_duplicates(scans, vnic_macs)), unreachable)
+
+
+@dataclass(frozen=True)
+class FixReport:
+    before: ScanReport
+    changes: tuple[Change, ...]
+    problems: tuple[str, ...]
+    outcomes: tuple[ChangeOutcome, ...] = ()
+    after: ScanReport | None = None
+
+
+def fix_lab(lab, report: ScanReport, *, lab_name: str, strategy: str = "follow-hardware",
+            vnic_macs: Mapping[str, str] | None = None, dry_run: bool = False, confirm_within: float = 60.0,
+            back_within: float = 300.0, poll: float = 0.2, max_workers: int = 64) -> FixReport:
+    """Plan (and unless dry_run apply) the repair; hosts in parallel, one host's changes in order; re-scan after."""
+    changes, problems = plan_fix(lab_name, report.hosts, report.duplicates, strategy=strategy, vnic_macs=vnic_macs,
+                                 confirm_within=confirm_within)
+    if dry_run or not changes:
+        return FixReport(report, tuple(changes), tuple(problems))
+    per_host: dict[str, list[Change]] = {}
+    for c in changes:
+        per_host.setdefault(c.host, []).append(c)
+
+    def run_host(conn) -> list[ChangeOutcome]:
+        done: list[ChangeOutcome] = []
+        for c in per_host[conn.target.name]:
+            outcome = apply_change(conn, c, back_within=back_within, poll=poll)
+            done.append(outcome)
+            if not outcome.ok:
+                break  # leave the rest of this host alone; a re-run starts from what is there
+        return done
+
+    results = lab.run_all(list(per_host), run_host, max_workers=max_workers)
+    outcomes: list[ChangeOutcome] = []
+    for r in results:
+        if r.ok:
+            outcomes.extend(r.value)
+        else:
+            outcomes.extend(ChangeOutcome(c, "unreachable", str(r.error)) for c in per_host[r.host][:1])
+    after = scan_lab(lab, [s.name for s in report.hosts], vnic_macs=vnic_macs, max_workers=max_workers)
+    return FixReport(report, tuple(changes), tuple(problems), tuple(outcomes), after)
