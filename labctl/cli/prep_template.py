@@ -1,0 +1,76 @@
+"""`labctl prep-template HOST --lab FILE`: make a golden ESXi host clone-safe before cloning it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from labctl.cli.env import Env
+from labctl.errors import ExitStatus, UsageError
+
+DESCRIPTION = """\
+Run on the golden ESXi host before its linked clones are made: sets /Net/FollowHardwareMac=1 (vmk0 then takes
+each clone's own vNIC MAC at boot), removes /system/uuid from esx.conf (each clone generates its own) and runs
+/sbin/auto-backup.sh so both survive the next boot. The host itself is not rebooted: shut it down and clone it.
+Verifies by reading the setting and esx.conf back. ESX classic hosts are repaired after cloning with
+`labctl macs fix` instead."""
+
+EPILOG = """\
+examples:
+  labctl prep-template esxi1 --lab topologies/esxi8-ha-trio.yaml
+  labctl prep-template esxi1 --lab lab.yaml --dry-run          the exact commands, nothing run
+  labctl prep-template esxi1 --lab lab.yaml --sim --trust-new-hosts
+
+exit statuses: 0 prepared (or already prepared), 2 usage/topology error (unknown host, ESX classic),
+3 a command failed or the read-back disagrees, 4 the host is unreachable."""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("host", metavar="HOST", help="the golden host's name in the topology")
+    parser.add_argument("--lab", required=True, metavar="FILE", help="topology YAML")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands; run nothing")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--sim", action="store_true", help="the running simulated lab")
+    parser.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory (with --sim)")
+    parser.add_argument("--trust-new-hosts", action="store_true", help="pin an unknown host key on first use")
+
+
+def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    from labctl.remote.lab import open_lab
+    from labctl.remote.operations import macs
+    from labctl.topology import load_topology
+
+    if args.sim_dir and not args.sim:
+        raise UsageError("--sim-dir goes with --sim")
+    topology = load_topology(env.path(args.lab))
+    lab, (target,) = open_lab(topology, env, hosts=[args.host], sim=args.sim, sim_dir=args.sim_dir,
+                              trust_new_hosts=args.trust_new_hosts)
+    if target.platform.classic:
+        raise UsageError(f"{args.host} is ESX classic: prep-template is for ESXi",
+                         hint=f"clone it, then repair the clones with `labctl macs fix {args.lab}`")
+    cmds = macs.prep_template_commands(target.platform)
+    if args.dry_run:
+        if args.json:
+            env.out(json.dumps({"host": args.host, "commands": cmds}, indent=2))
+        else:
+            for c in cmds:
+                env.out(f"{args.host}$ {c}")
+        return ExitStatus.SUCCESS
+    with lab:
+        conn = lab.connection(args.host)
+        for c in cmds:
+            conn.run(c).check()
+        scan = macs.gather(conn)
+    conf_uuid = scan.esx_conf.get("/system/uuid") if scan.esx_conf else None
+    ok = scan.follow_hardware_mac == 1 and not conf_uuid
+    if args.json:
+        env.out(json.dumps({"host": args.host, "commands": cmds, "follow_hardware_mac": scan.follow_hardware_mac,
+                            "esx_conf_uuid": conf_uuid, "prepared": ok}, indent=2))
+    elif ok:
+        env.out(f"{args.host}: FollowHardwareMac=1, /system/uuid cleared, saved with auto-backup.sh — ready to clone "
+                "(shut it down first)")
+    if not ok:
+        env.err(f"labctl: {args.host}: read-back disagrees: FollowHardwareMac={scan.follow_hardware_mac}, "
+                f"esx.conf /system/uuid={conf_uuid!r}")
+        return ExitStatus.FAILED
+    return ExitStatus.SUCCESS
