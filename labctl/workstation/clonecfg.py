@@ -103,6 +103,14 @@ def apply_to_vmx(path: Path, settings: CloneSettings) -> bool:
     after = apply_to_vmx_text(before, settings)
     if after == before:
         return False
+    lock = Path(path).with_name(Path(path).name + ".lck")
+    if lock.exists():
+        from labctl.errors import RefusedError
+
+        raise RefusedError(
+            f"{path}: the VM is running ({lock.name} present); its .vmx needs {', '.join(needs_update(before, settings))}",
+            hint="stop it first (labctl down FILE), then re-run",
+        )
     # vmrun wrote this file, not labctl: force past the "not written by labctl" refusal. The VM has never run.
     vmxlib.write(path, vmxlib.parse(after), force=True)
     return True

@@ -82,3 +82,17 @@ def test_topology_adapter():
         None,
     )
     assert clonecfg.nic_connection(Network("n", "nat", None, None, None, None, True, None))[0] == "nat"
+
+
+def test_running_clone_is_not_rewritten(tmp_path):
+    import pytest
+
+    from labctl.errors import RefusedError
+
+    vmx = tmp_path / "esx2" / "esx2.vmx"
+    vmx.parent.mkdir()
+    vmx.write_text(PARENT)
+    (tmp_path / "esx2" / "esx2.vmx.lck").mkdir()
+    with pytest.raises(RefusedError, match="running"):
+        clonecfg.apply_to_vmx(vmx, SETTINGS)
+    assert vmx.read_text() == PARENT
