@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from labctl.cli.env import Env
-from labctl.cli.vcenter import add_connection_args, connect, emit, load
+from labctl.cli.vcenter import add_connection_args, connect, emit, load, prompt_for, sim_directory
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -31,6 +32,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "topology has one, else ssh)")
 
 
+def ssh_settings(topo, args: argparse.Namespace, env: Env):
+    """labctl.remote ConnectSettings: the lab's known_hosts, or the simulated lab's endpoints, key and known_hosts."""
+    from labctl.remote.connection import ConnectSettings
+
+    if not args.sim:
+        return ConnectSettings(known_hosts=topo.known_hosts, environ=env.environ, prompt=prompt_for(env),
+                               ssh_config=Path(env.environ.get("HOME", "~")).expanduser() / ".ssh" / "config")
+    from labctl.sim.endpoints import load_endpoints
+
+    d = sim_directory(topo, args.sim_dir, env)
+    endpoints = load_endpoints(d)
+    identity = Path(getattr(endpoints, "identity_file", None) or d / "id_ed25519")
+    known = Path(getattr(endpoints, "known_hosts", None) or d / "known_hosts")
+    return ConnectSettings(known_hosts=known, endpoints=endpoints, environ=env.environ,
+                           identity_files=(identity,) if identity.exists() else (), ssh_config=None)
+
+
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     from labctl.vsphere import adapter
 
@@ -40,7 +58,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     if via == "ssh":
         from labctl.vsphere.nfs_ssh import mount_over_ssh
 
-        result = mount_over_ssh(topo, env, dry_run=args.dry_run, sim=args.sim, sim_dir=args.sim_dir)
+        result = mount_over_ssh(topo, ssh_settings(topo, args, env), dry_run=args.dry_run)
         return emit(result, args, env, "NFS over SSH")
 
     from labctl.vsphere.operations import mount_nfs

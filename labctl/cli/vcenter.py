@@ -61,16 +61,16 @@ def load(args: argparse.Namespace, env: Env) -> Any:
     return load_topology(env.path(args.file))
 
 
-def sim_directory(topo: Any, args: argparse.Namespace, env: Env) -> Path:
+def sim_directory(topo: Any, override: str | None, env: Env) -> Path:
     """The sim dir (shared contract 1), via labctl.sim.paths when present."""
     try:
         from labctl.sim.paths import sim_dir
     except ImportError:
         sim_dir = None
     if sim_dir is not None:
-        return Path(sim_dir(topo.lab, env, args.sim_dir))
-    if args.sim_dir:
-        return env.path(args.sim_dir)
+        return Path(sim_dir(topo.lab, env, override))
+    if override:
+        return env.path(override)
     if env.environ.get("LABCTL_SIM_DIR"):
         return env.path(env.environ["LABCTL_SIM_DIR"])
     state = env.environ.get("XDG_STATE_HOME") or os.path.join(env.environ.get("HOME", "~"), ".local", "state")
@@ -79,7 +79,7 @@ def sim_directory(topo: Any, args: argparse.Namespace, env: Env) -> Path:
 
 def sim_vcenter(topo: Any, args: argparse.Namespace, env: Env) -> tuple[dict[str, Any], str | None, Path]:
     """The endpoints.json `vcenter` entry, its password (topology password_env, else the entry's password_file)."""
-    d = sim_directory(topo, args, env)
+    d = sim_directory(topo, args.sim_dir, env)
     path = d / "endpoints.json"
     try:
         data = json.loads(path.read_text())
