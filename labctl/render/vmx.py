@@ -333,7 +333,7 @@ class VmxFile:
         """Set `key` to `value`.
 
         An existing key keeps its line, its spelling, its spacing and its trailing comment (with duplicates, the
-        last — winning — line is changed). A new key goes after the last line of its group (`ethernet0.*` for
+        last — winning — line is changed); setting the value it already has changes nothing. A new key goes after the last line of its group (`ethernet0.*` for
         `ethernet0.address`), else after its device family (`ethernet1.*` for `ethernet2.present`), else at the
         end; `.encoding` goes first.
         """
@@ -344,7 +344,8 @@ class VmxFile:
             return
         found = self._entries().get(key.lower())
         if found:
-            found[-1].replace_value(self._encode(key, value))
+            if self._decode(found[-1].raw_value) != value:  # same value: keep the line exactly as written
+                found[-1].replace_value(self._encode(key, value))
             return
         self._insert(key, value)
 

@@ -208,6 +208,14 @@ def test_set_existing_key_keeps_position_case_spacing_and_comment():
     assert v["memsize"] == "2048"
 
 
+def test_set_same_value_keeps_the_line_byte_for_byte():
+    text = "numvcpus = 2 # unquoted\nannotation = \"a|7cb\"\n"
+    v = parse(text)
+    v.set("numvcpus", "2")
+    v.set("annotation", "a|b")
+    assert v.dump() == text
+
+
 def test_set_unquoted_value_is_written_quoted():
     v = parse("numvcpus = 1 # one\n")
     v["numvcpus"] = "2"
@@ -404,3 +412,17 @@ if given is not None:
         assert again[key] == value
         after = {k.lower(): val for k, val in again.items() if k.lower() != key.lower()}
         assert after == before
+
+    @settings(max_examples=200, deadline=None)
+    @given(_VMX_TEXT, st.text(max_size=20))
+    def test_prop_set_existing_key_changes_only_its_line(text, value):
+        v = parse(text)
+        keys = v.keys()
+        if not keys:
+            return
+        key = keys[0]
+        before = v.dump_bytes().split(b"\n")
+        v.set(key, value)
+        after = v.dump_bytes().split(b"\n")
+        assert len(before) == len(after)
+        assert sum(1 for a, b in zip(before, after) if a != b) <= 1
