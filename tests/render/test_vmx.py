@@ -209,7 +209,7 @@ def test_set_existing_key_keeps_position_case_spacing_and_comment():
 
 
 def test_set_same_value_keeps_the_line_byte_for_byte():
-    text = "numvcpus = 2 # unquoted\nannotation = \"a|7cb\"\n"
+    text = 'numvcpus = 2 # unquoted\nannotation = "a|7cb"\n'
     v = parse(text)
     v.set("numvcpus", "2")
     v.set("annotation", "a|b")
