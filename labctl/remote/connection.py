@@ -120,12 +120,13 @@ def _fingerprint(key) -> str:
 class Connection:
     """A lazily opened SSH connection to one host, safe to share between threads (commands use own channels)."""
 
-    def __init__(self, target: HostTarget, settings: ConnectSettings):
+    def __init__(self, target: HostTarget, settings: ConnectSettings, jumps: JumpClients | None = None):
         self.target = target
         self.settings = settings
+        self._jumps = jumps or JumpClients()
+        self._own_jumps = jumps is None
         self._lock = threading.Lock()
         self._client: Any = None
-        self._jump_client: Any = None
         self.connects = 0  # successful connections made (1 for a whole command, more only after a reboot)
 
     # -- routing ---------------------------------------------------------------------------------------------
@@ -192,8 +193,8 @@ class Connection:
         route = self.route()
         sock = None
         if route.jump_route is not None:
-            jump_client = self._open_client(route.jump_route, None, label=f"jump host {route.jump}")
-            self._jump_client = jump_client
+            jr = route.jump_route
+            jump_client = self._jumps.get(jr, lambda: self._open_client(jr, None, label=f"jump host {route.jump}"))
             try:
                 sock = jump_client.get_transport().open_channel(
                     "direct-tcpip", (route.host, route.port), ("127.0.0.1", 0),
@@ -270,13 +271,10 @@ class Connection:
         return self.settings.environ.get(env) if env else None
 
     def close(self) -> None:
-        for c in (self._client, self._jump_client):
-            if c is not None:
-                try:
-                    c.close()
-                except Exception:  # noqa: BLE001, S110 - closing a dead connection
-                    pass
-        self._client = self._jump_client = None
+        _close_quietly(self._client)
+        self._client = None
+        if self._own_jumps:
+            self._jumps.close()
 
     def drop(self) -> None:
         """Forget the connection (e.g. the host is rebooting); the next command reconnects."""
@@ -412,6 +410,38 @@ class Connection:
         return False
 
 
+class JumpClients:
+    """Jump-host connections shared by every host behind them (one connection per jump host, reused)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: dict[Route, Any] = {}
+        self.connects = 0
+
+    def get(self, route: Route, open_client: Callable[[], Any]) -> Any:
+        with self._lock:
+            c = self._clients.get(route)
+            if c is None or c.get_transport() is None or not c.get_transport().is_active():
+                _close_quietly(c)
+                c = self._clients[route] = open_client()
+                self.connects += 1
+            return c
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            _close_quietly(c)
+
+
+def _close_quietly(client: Any) -> None:
+    if client is not None:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001, S110 - closing a dead connection
+            pass
+
+
 class _Transient(Exception):
     """A connect error worth retrying; the real one is __cause__."""
 
@@ -484,6 +514,7 @@ class LabConnections:
         self.settings = settings
         self._conns: dict[str, Connection] = {}
         self._lock = threading.Lock()
+        self.jumps = JumpClients()
 
     def __enter__(self) -> LabConnections:
         return self
@@ -497,7 +528,7 @@ class LabConnections:
             if conn is None:
                 if host not in self.targets:
                     raise UsageError(f"unknown host {host!r}")
-                conn = self._conns[host] = Connection(self.targets[host], self.settings)
+                conn = self._conns[host] = Connection(self.targets[host], self.settings, self.jumps)
             return conn
 
     def run(self, host: str, command: Argv | str, **kw) -> Result:
@@ -532,3 +563,4 @@ class LabConnections:
             conns, self._conns = list(self._conns.values()), {}
         for c in conns:
             c.close()
+        self.jumps.close()
