@@ -340,3 +340,17 @@ def new_driver(candidates: Sequence[Callable[[], Driver]]) -> DriverChoice:
 def workstation_driver(environ: Mapping[str, str] | None = None, **kw) -> Driver:
     """The real Workstation on this machine (raises EnvironmentProblem with an install hint when absent)."""
     return new_driver([lambda: VmrunDriver.find(environ, **kw)]).driver
+
+
+def select_driver(
+    *, sim_dir: Path | None = None, environ: Mapping[str, str] | None = None, hosts=None, **kw
+) -> Driver:
+    """The driver for this run: the simulated Workstation under `sim_dir` with --sim, else the real vmrun.
+
+    `hosts` is the simulated-host backend (`labctl.workstation.simdriver.HostBackend`; default: disks only).
+    """
+    if sim_dir is not None:
+        from labctl.workstation.simdriver import SimDriver
+
+        return new_driver([lambda: SimDriver(Path(sim_dir), hosts)]).driver
+    return workstation_driver(environ, **kw)
