@@ -119,21 +119,29 @@ def _replace_atomic(path: Path, data: bytes, mode: int | None) -> None:
 class Manifest:
     """`<root>/.labctl/manifest.json`: which files under `root` labctl wrote, with their sha256.
 
-    Used as a context manager it saves once on exit (also when the block fails, so files already written stay
-    recorded); outside a `with` block every `record` saves immediately. Saving re-reads the file under a lock and
-    merges, so two labctl processes writing different files of the same tree do not lose each other's entries.
+    `Manifest(root)` saves after every `record`/`forget` (simple, one fsync'ed rewrite per file). For a batch of
+    writes use `Manifest.open(root)` (or `autosave=False`) and call `save()` once at the end, or use it as a
+    context manager, which saves once on exit (also when the block fails, so files already written stay
+    recorded). Saving re-reads the file under a lock and merges, so two labctl processes writing different
+    files of the same tree do not lose each other's entries.
     """
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], *, autosave: bool = True):
         self.root = Path(root)
         self.path = self.root / MANIFEST_DIR / MANIFEST_NAME
+        self.autosave = autosave
         self._files: dict[str, dict] = self._load()
         self._changed: dict[str, dict | None] = {}
         self._depth = 0
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> Manifest:
-        return cls(root)
+        """A manifest for a batch of writes: nothing is saved until `save()` (or the end of a `with` block)."""
+        return cls(root, autosave=False)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._changed)
 
     @classmethod
     def find(cls, path: str | os.PathLike[str]) -> Manifest:
@@ -190,7 +198,7 @@ class Manifest:
             return
         self._files[self.key(path)] = entry
         self._changed[self.key(path)] = entry
-        if self._depth == 0:
+        if self.autosave and self._depth == 0:
             self.save()
 
     def forget(self, path: str | os.PathLike[str]) -> None:
@@ -198,7 +206,7 @@ class Manifest:
         k = self.key(path)
         if self._files.pop(k, None) is not None:
             self._changed[k] = None
-            if self._depth == 0:
+            if self.autosave and self._depth == 0:
                 self.save()
 
     def save(self) -> None:

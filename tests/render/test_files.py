@@ -188,6 +188,17 @@ def test_manifest_context_saves_once_and_merges_with_other_writers(tmp_path):
     assert sorted(Manifest(tmp_path).files()) == ["one", "two"]
 
 
+def test_batch_manifest_saves_only_when_asked(tmp_path):
+    m = Manifest.open(tmp_path)
+    write_atomic(tmp_path / "one", "1", manifest=m)
+    write_atomic(tmp_path / "two", "2", manifest=m)
+    assert m.dirty and not (tmp_path / ".labctl" / "manifest.json").exists()
+    m.save()
+    assert not m.dirty and sorted(_manifest_doc(tmp_path)["files"]) == ["one", "two"]
+    m.save()  # nothing changed: no rewrite needed
+    assert write_atomic(tmp_path / "one", "1", manifest=Manifest(tmp_path)) is WriteStatus.UNCHANGED
+
+
 def test_manifest_saved_when_block_fails(tmp_path):
     with pytest.raises(RuntimeError), Manifest(tmp_path) as m:
         write_atomic(tmp_path / "one", "1", manifest=m)
