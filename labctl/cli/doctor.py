@@ -14,7 +14,8 @@ Check this machine for what a nested-ESX lab needs, each check with a status and
 With a topology FILE, also:
   its host-only vmnets present in /etc/vmware/networking with the right subnet, DHCP and host adapter
   free memory and disk against the lab's total (sum of memory_mb and disk_gb of its VMs)
-and vm.swappiness (the 2010 lab ran a 3-VM team with 40 to keep it off swap).
+and vm.swappiness (the 2010 lab ran a 3-VM team with 40 to keep it off swap) and the host-wide memory
+settings that keep nested hosts in RAM (prefvmx.minVmMemPct, mainMem.partialLazySave/Restore).
 Nothing is changed."""
 
 EPILOG = """\
@@ -37,6 +38,9 @@ def configure(p) -> None:
     g.add_argument("--dev-dir", default="/dev", metavar="DIR")
     g.add_argument("--etc-dir", default="/etc/vmware", metavar="DIR")
     g.add_argument("--vmware-vmx", default="/usr/lib/vmware/bin/vmware-vmx", metavar="PATH")
+    g.add_argument(
+        "--preferences", metavar="FILE", help="Workstation preferences (default ~/.vmware/preferences)"
+    )
 
 
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
@@ -44,6 +48,7 @@ MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 def run(args, env) -> ExitStatus:
     from labctl.workstation import doctor, vmnet
+    from labctl.workstation import preferences as prefs
 
     needs = None
     if args.file:
@@ -57,6 +62,9 @@ def run(args, env) -> ExitStatus:
         etc_dir=env.path(args.etc_dir),
         vmware_vmx=env.path(args.vmware_vmx),
         user=vmnet.identity_for(args.user) if args.user else None,
+        preferences=env.path(args.preferences)
+        if args.preferences
+        else prefs.default_preferences_path(env.environ),
     )
     checks = doctor.run_checks(inputs, needs)
     blocking = [c for c in checks if c.blocks]

@@ -54,6 +54,7 @@ class DoctorInputs:
     etc_dir: Path = Path("/etc/vmware")
     vmware_vmx: Path | None = Path("/usr/lib/vmware/bin/vmware-vmx")
     user: vmnet.Identity | None = None
+    preferences: Path | None = None  # the VMs' user's ~/.vmware/preferences (None: not read)
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,42 @@ def check_swappiness(inp: DoctorInputs, needs: LabNeeds | None) -> Check:
     return Check("swappiness", OK, f"vm.swappiness = {value}")
 
 
+# Host-wide settings for a team of nested VMs (workstation.md section 8, Arch Wiki citing KB 1008885) [M].
+HOST_TUNING = {
+    "prefvmx.minVmMemPct": "100",
+    "mainMem.partialLazySave": "FALSE",
+    "mainMem.partialLazyRestore": "FALSE",
+}
+
+
+def check_host_tuning(inp: DoctorInputs, needs: LabNeeds | None) -> Check:
+    """Keep the VMs' memory in RAM: read /etc/vmware/config and the user's preferences (either may set a key)."""
+    from labctl.render import vmx as vmxlib
+
+    found: dict[str, str] = {}
+    for path in (inp.etc_dir / "config", inp.preferences):
+        if path is None:
+            continue
+        try:
+            doc = vmxlib.parse(Path(path).read_bytes())
+        except OSError:
+            continue
+        for key in HOST_TUNING:
+            value = doc.get(key)
+            if value is not None:
+                found[key] = value
+    missing = {k: v for k, v in HOST_TUNING.items() if (found.get(k) or "").upper() != v.upper()}
+    if not missing:
+        return Check("host-tuning", OK, ", ".join(f"{k} = {v}" for k, v in HOST_TUNING.items()))
+    lines = "; ".join(f'{k} = "{v}"' for k, v in missing.items())
+    return Check(
+        "host-tuning",
+        WARN,
+        f"{', '.join(missing)} not set: Workstation may page the nested hosts' memory to disk",
+        f"add to {inp.etc_dir / 'config'} (as root): {lines}",
+    )
+
+
 def run_checks(inp: DoctorInputs, needs: LabNeeds | None = None) -> list[Check]:
     checks: list[Check] = []
     checks += check_vmrun(inp, needs)
@@ -344,4 +381,5 @@ def run_checks(inp: DoctorInputs, needs: LabNeeds | None = None) -> list[Check]:
     if disk is not None:
         checks.append(disk)
     checks.append(check_swappiness(inp, needs))
+    checks.append(check_host_tuning(inp, needs))
     return checks

@@ -99,7 +99,9 @@ def test_all_good_machine(tmp_path, fake_vmrun):
         "memory": "ok",
         "disk": checks["disk"].status,
         "swappiness": "ok",
+        "host-tuning": "warn",
     }
+    assert 'prefvmx.minVmMemPct = "100"' in checks["host-tuning"].fix
     assert checks["workstation-version"].detail == "VMware Workstation 17.5.0 build-22583795"
     assert "5120 MB" in checks["memory"].detail  # 2048 + 2048 + 1024
     assert "total 48 GB" in checks["disk"].detail  # 16 + 16 + 16 (vcenter default)
@@ -198,3 +200,14 @@ def test_every_example_topology_works_with_doctor(topo, tmp_path, fake_vmrun):
     m = make_machine(tmp_path, networking="VERSION=1,0\n")
     checks = doctor.run_checks(inputs(m, fake_vmrun.environ), needs_for(topo))
     assert any(c.name.startswith("vmnet") and c.name != "vmnet-permissions" for c in checks)
+
+
+def test_host_tuning_from_config_and_preferences(tmp_path, fake_vmrun):
+    m = make_machine(tmp_path)
+    (m / "etc" / "config").write_text('prefvmx.minVmMemPct = "100"\nmainMem.partialLazySave = "FALSE"\n')
+    prefs_file = tmp_path / "preferences"
+    prefs_file.write_text('mainMem.partialLazyRestore = "false"\n')
+    inp = inputs(m, fake_vmrun.environ)
+    assert doctor.check_host_tuning(inp, None).status == "warn"
+    inp.preferences = prefs_file
+    assert doctor.check_host_tuning(inp, None).status == "ok"
