@@ -152,6 +152,18 @@ class Vcsim:
         cred = f"{urllib.parse.quote(self.user, safe='')}:{urllib.parse.quote(self.password, safe='')}"
         return urllib.parse.urlunsplit((u.scheme, f"{cred}@{u.netloc}", u.path, "", ""))
 
+    def endpoint_entry(self, password_file: Path | None = None) -> dict[str, object]:
+        """The `vcenter` entry of endpoints.json (shared contract 2). With `password_file`, the simulator's
+        password is written there (0600) and named in the entry, for `labctl vcenter --sim` when the topology's
+        password_env is not set; the URL itself never carries it."""
+        entry: dict[str, object] = {"url": self.url, "user": self.user, "pid": self.pid, "workdir": str(self.workdir)}
+        if password_file is not None:
+            fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.password + "\n")
+            entry["password_file"] = str(password_file)
+        return entry
+
     def add_datastore_dirs(self, names: Sequence[str]) -> None:
         for name in names:
             _check_name(name)
@@ -190,7 +202,7 @@ def _check_name(name: str) -> None:
 
 
 def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 1, hosts_per_cluster: int = 3,
-          standalone_hosts: int = 0, datastores: Sequence[str] = (), api_version: str | None = None,
+          standalone_hosts: int = 0, datastores: Sequence[str] = (), api_version: str | None = None, tls: bool = False,
           user: str = "administrator@vsphere.local", password: str | None = None,
           timeout: float = START_TIMEOUT) -> Vcsim:
     """Start the simulator in `workdir` on 127.0.0.1 (free port) and wait for its URL."""
@@ -205,6 +217,8 @@ def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 
         argv += ["-datastores", ",".join(datastores)]
     if api_version:
         argv += ["-api-version", api_version]
+    if tls:
+        argv += ["-tls"]
     out_path, log_path = workdir / "vcsim.url", workdir / "vcsim.log"
     env = {"PATH": os.environ.get("PATH", os.defpath), "TMPDIR": str(workdir), "LABCTL_VCSIM_PASSWORD": password}
     with open(out_path, "wb") as out, open(log_path, "ab") as log:

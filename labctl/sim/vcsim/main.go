@@ -6,7 +6,7 @@
 //
 // Run it in a scratch working directory: CreateNasDatastore needs spec.localPath to be an existing directory
 // relative to the working directory (-datastores creates them). The first stdout line is the SDK URL
-// (http://user:pass@127.0.0.1:PORT/sdk); the process serves until SIGTERM/SIGINT.
+// (http://user:pass@127.0.0.1:PORT/sdk, https with -tls); the process serves until SIGTERM/SIGINT.
 //
 // What it adds in front of govmomi's /sdk handler (the simulator's own objects are left alone: wrapping them
 // breaks the simulator's type switches, see shared/reference/vsphere-sim.md):
@@ -24,6 +24,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -331,6 +332,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on (loopback)")
 	user := flag.String("user", "user", "login user name")
 	apiVersion := flag.String("api-version", "", "report this vCenter API version (e.g. 4.1) instead of 6.5")
+	useTLS := flag.Bool("tls", false, "serve https with a self-signed certificate (default: plain http)")
 	datastores := flag.String("datastores", "", "comma-separated directory names to create in the working "+
 		"directory (CreateNasDatastore's localPath)")
 	flag.Parse()
@@ -371,6 +373,9 @@ func main() {
 	defer model.Remove()
 
 	model.Service.TLS = nil
+	if *useTLS {
+		model.Service.TLS = new(tls.Config)
+	}
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, password)}
 	server := model.Service.NewServer()
 	mux := server.Config.Handler

@@ -1,0 +1,290 @@
+"""System commands: hostname, uname, vmware -v, esxcfg-advcfg, esxcli system ..., auto-backup.sh, reboot, vim-cmd."""
+
+from __future__ import annotations
+
+from labctl.sim import state as S
+from labctl.sim.commands import (
+    Invocation,
+    Result,
+    command,
+    esx_at_least,
+    flavor_is,
+    not_linux,
+    parse_options,
+)
+
+# Build numbers of GA/update releases (public release notes); the key is (major, minor, update).
+BUILDS = {
+    ("esx", 3, 5, 0): 64607, ("esx", 3, 5, 4): 153875, ("esx", 3, 5, 5): 207095,
+    ("esx", 4, 0, 0): 164009, ("esx", 4, 1, 0): 260247,
+    ("esxi", 3, 5, 0): 67921, ("esxi", 4, 0, 0): 164009, ("esxi", 4, 1, 0): 260247,
+    ("esxi", 5, 0, 0): 469512, ("esxi", 5, 1, 0): 799733, ("esxi", 5, 5, 0): 1331820,
+    ("esxi", 6, 0, 0): 2494585, ("esxi", 6, 5, 0): 4564106, ("esxi", 6, 7, 0): 8169922,
+    ("esxi", 7, 0, 0): 15843807, ("esxi", 7, 0, 1): 16850804, ("esxi", 7, 0, 2): 17630552,
+    ("esxi", 7, 0, 3): 18644231, ("esxi", 8, 0, 0): 20513097, ("esxi", 8, 0, 1): 21495797,
+    ("esxi", 8, 0, 2): 22380479, ("esxi", 8, 0, 3): 24022510,
+}
+
+
+def build_number(st: S.HostState) -> int:
+    ma, mi, up = st.version_info
+    for key in ((st.flavor, ma, mi, up), (st.flavor, ma, mi, 0)):
+        if key in BUILDS:
+            return BUILDS[key]
+    return 100000 + ma * 1000 + mi * 100 + up
+
+
+def version_triplet(st: S.HostState) -> str:
+    ma, mi, up = st.version_info
+    return f"{ma}.{mi}.{up if ma >= 7 else 0}"
+
+
+def version_string(st: S.HostState) -> str:
+    """`vmware -v`: 'VMware ESX Server 3.5.0 build-207095', 'VMware ESXi 6.7.0 build-8169922'."""
+    if st.is_classic:
+        product = "VMware ESX Server" if st.release < (4, 0) else "VMware ESX"
+    else:
+        product = "VMware ESXi"
+    return f"{product} {version_triplet(st)} build-{build_number(st)}"
+
+
+@command("vmware", when=not_linux)
+def vmware(inv: Invocation) -> Result:
+    if not inv.args or inv.args[0] not in ("-v", "-vl", "-l"):
+        return Result(1, "", "Usage: vmware -v | -l | -vl\n")
+    st = inv.state
+    lines = []
+    if "v" in inv.args[0]:
+        lines.append(version_string(st))
+    if "l" in inv.args[0]:
+        up = st.version_info[2]
+        product = "VMware ESX" if st.is_classic else "VMware ESXi"
+        lines.append(f"{product} {st.release[0]}.{st.release[1]} " + (f"Update {up}" if up else "GA"))
+    return Result(0, "\n".join(lines) + "\n")
+
+
+@command("hostname")
+def hostname(inv: Invocation) -> Result:
+    st = inv.state
+    if not inv.args:
+        return Result(0, st.hostname + "\n")
+    if inv.args == ["-f"]:
+        return Result(0, f"{st.hostname}.{st.domain}\n")
+    if inv.args == ["-s"]:
+        return Result(0, st.hostname + "\n")
+    return Result(1, "", "sim: setting the hostname with `hostname` is not modelled (esxcli system hostname set)\n")
+
+
+@command("uname")
+def uname(inv: Invocation) -> Result:
+    st = inv.state
+    build = build_number(st)
+    if st.is_esxi:
+        fields = {"s": "VMkernel", "n": st.hostname, "r": version_triplet(st),
+                  "v": f"#1 SMP Release build-{build} Jan  1 2020 00:00:00", "m": "x86_64", "o": "ESXi"}
+    elif st.is_classic:
+        rel = "2.4.21-57.ELvmnix" if st.release < (4, 0) else "2.6.18-164.ESX"
+        fields = {"s": "Linux", "n": st.hostname, "r": rel, "v": "#1 SMP Tue Oct 27 22:15:34 PDT 2009",
+                  "m": "i686" if st.release < (4, 0) else "x86_64", "o": "GNU/Linux"}
+    else:
+        fields = {"s": "Linux", "n": st.hostname, "r": "6.1.0-sim", "v": "#1 SMP Debian", "m": "x86_64",
+                  "o": "GNU/Linux"}
+    flags = "".join(a[1:] for a in inv.args if a.startswith("-")) or "s"
+    if "a" in flags:
+        flags = "snrvmo"
+    order = [k for k in "snrvmo" if k in flags]
+    bad = set(flags) - set("snrvmoa")
+    if bad:
+        return Result(1, "", f"uname: invalid option -- '{sorted(bad)[0]}'\n")
+    return Result(0, " ".join(fields[k] for k in order) + "\n")
+
+
+# ---------------------------------------------------------------- advanced settings
+
+
+def _opt(st: S.HostState, path: str) -> S.AdvOption | None:
+    if not path.startswith("/"):
+        path = "/" + path.replace(".", "/", 1)
+    return st.advanced.get(path)
+
+
+def set_advanced(inv: Invocation, opt: S.AdvOption, value: str) -> str | None:
+    """Set an option at runtime and in esx.conf; an error message or None."""
+    if opt.type == "integer":
+        try:
+            v = int(value)
+        except ValueError:
+            return f"Invalid value {value} for option {opt.path.rsplit('/', 1)[1]}"
+        if not opt.min_value <= v <= opt.max_value:
+            return f"Invalid value {value} for option {opt.path.rsplit('/', 1)[1]}: must be {opt.min_value}-{opt.max_value}"
+        opt.int_value = v
+    else:
+        opt.string_value = value
+    S.sync_esx_conf(inv.state)
+    return None
+
+
+@command("esxcfg-advcfg", when=not_linux)
+def esxcfg_advcfg(inv: Invocation) -> Result:
+    args = list(inv.args)
+    if len(args) == 2 and args[0] in ("-g", "--get"):
+        opt = _opt(inv.state, args[1])
+        if opt is None:
+            return Result(1, "", f"Error getting value for {args[1]}: Unable to find option\n")  # wording [L]
+        value = opt.int_value if opt.type == "integer" else opt.string_value
+        return Result(0, f"Value of {opt.path.rsplit('/', 1)[1]} is {value}\n")
+    if len(args) == 3 and args[0] in ("-s", "--set"):
+        opt = _opt(inv.state, args[2])
+        if opt is None:
+            return Result(1, "", f"Error setting value for {args[2]}: Unable to find option\n")
+        err = set_advanced(inv, opt, args[1])
+        if err:
+            return Result(1, "", err + "\n")
+        value = opt.int_value if opt.type == "integer" else opt.string_value
+        return Result(0, f"Value of {opt.path.rsplit('/', 1)[1]} is {value}\n")
+    if len(args) == 2 and args[0] in ("-d", "--default"):
+        opt = _opt(inv.state, args[1])
+        if opt is None:
+            return Result(1, "", f"Error setting value for {args[1]}: Unable to find option\n")
+        set_advanced(inv, opt, str(opt.default_int) if opt.type == "integer" else opt.default_string)
+        return Result(0, f"Value of {opt.path.rsplit('/', 1)[1]} is {opt.int_value if opt.type == 'integer' else opt.string_value}\n")
+    return Result(1, "", "sim: only esxcfg-advcfg -g PATH, -s VALUE PATH and -d PATH are modelled\n")
+
+
+def _adv_record(st: S.HostState, opt: S.AdvOption) -> tuple[None, list[tuple[str, object]]]:
+    integer = opt.type == "integer"
+    fields: list[tuple[str, object]] = [
+        ("Path", opt.path), ("Type", opt.type),
+        ("Int Value", opt.int_value if integer else 0), ("Default Int Value", opt.default_int if integer else 0),
+        ("Min Value", opt.min_value), ("Max Value", opt.max_value),
+        ("String Value", "" if integer else opt.string_value),
+        ("Default String Value", "" if integer else opt.default_string),
+        ("Valid Characters", ""), ("Description", opt.description),
+    ]
+    if st.release >= (7, 0):  # 7.0 adds these two fields [L]
+        fields[-1:-1] = [("Host Specific", False), ("Impact", "none")]
+    return None, fields
+
+
+@command("esxcli", "system", "settings", "advanced", "list", when=esx_at_least("esxi", 5, 0))
+def adv_list(inv: Invocation) -> Result:
+    opts, _ = parse_options(inv.args, {"option": ("o", True), "delta": ("d", False), "tree": ("t", True)})
+    st = inv.state
+    if "option" in opts:
+        opt = _opt(st, opts["option"])
+        if opt is None:
+            return Result(1, "", f"Unable to find option {opts['option'].rsplit('/', 1)[-1]}\n")
+        chosen = [opt]
+    else:
+        chosen = sorted(st.advanced.values(), key=lambda o: o.path)
+        if "tree" in opts:
+            chosen = [o for o in chosen if o.path.startswith(opts["tree"])]
+        if opts.get("delta"):
+            chosen = [o for o in chosen if (o.int_value != o.default_int if o.type == "integer"
+                                           else o.string_value != o.default_string)]
+    return Result(0, inv.records([_adv_record(st, o) for o in chosen], struct="SettingsAdvancedOption"))
+
+
+@command("esxcli", "system", "settings", "advanced", "set", when=esx_at_least("esxi", 5, 0))
+def adv_set(inv: Invocation) -> Result:
+    opts, _ = parse_options(inv.args, {"option": ("o", True), "int-value": ("i", True),
+                                       "string-value": ("s", True), "default": ("d", False)})
+    if "option" not in opts:
+        return Result(1, "", "Error: Missing required parameter -o|--option\n")
+    opt = _opt(inv.state, opts["option"])
+    if opt is None:
+        return Result(1, "", f"Unable to find option {opts['option'].rsplit('/', 1)[-1]}\n")
+    if opts.get("default"):
+        value = str(opt.default_int) if opt.type == "integer" else opt.default_string
+    elif opt.type == "integer" and "int-value" in opts:
+        value = opts["int-value"]
+    elif opt.type == "string" and "string-value" in opts:
+        value = opts["string-value"]
+    else:
+        return Result(1, "", f"Invalid value type for option {opt.path.rsplit('/', 1)[1]}\n")
+    err = set_advanced(inv, opt, value)
+    if err:
+        return Result(1, "", err + "\n")
+    return Result(0)
+
+
+@command("esxcli", "system", "uuid", "get", when=esx_at_least("esxi", 5, 0))
+def uuid_get(inv: Invocation) -> Result:
+    from labctl.sim.commands.esxcli import format_value
+
+    return Result(0, format_value(inv.state.system_uuid, inv.formatter))
+
+
+@command("esxcli", "system", "hostname", "get", when=esx_at_least("esxi", 5, 0))
+def hostname_get(inv: Invocation) -> Result:
+    st = inv.state
+    return Result(0, inv.records([(None, [("Domain Name", st.domain),
+                                          ("Fully Qualified Domain Name", f"{st.hostname}.{st.domain}"),
+                                          ("Host Name", st.hostname)])], struct="HostName"))
+
+
+@command("esxcli", "system", "hostname", "set", when=esx_at_least("esxi", 5, 0))
+def hostname_set(inv: Invocation) -> Result:
+    opts, _ = parse_options(inv.args, {"host": ("H", True), "domain": ("d", True), "fqdn": ("f", True)})
+    st = inv.state
+    if "fqdn" in opts:
+        host, _, dom = opts["fqdn"].partition(".")
+        st.hostname, st.domain = host, dom or st.domain
+    if "host" in opts:
+        st.hostname = opts["host"]
+    if "domain" in opts:
+        st.domain = opts["domain"]
+    if not opts:
+        return Result(1, "", "Error: at least one of --host, --domain, --fqdn is required\n")
+    opt = st.advanced.get("/Misc/HostName")
+    if opt is not None:
+        opt.string_value = st.hostname
+    S.sync_esx_conf(st)
+    return Result(0)
+
+
+@command("esxcli", "system", "version", "get", when=esx_at_least("esxi", 5, 0))
+def version_get(inv: Invocation) -> Result:
+    st = inv.state
+    fields = [("Product", "VMware ESXi"), ("Version", version_triplet(st)),
+              ("Build", f"Releasebuild-{build_number(st)}"), ("Update", st.version_info[2]), ("Patch", 0)]
+    return Result(0, inv.records([(None, fields)], struct="VersionGet"))
+
+
+@command("auto-backup.sh", when=flavor_is("esxi"))
+def auto_backup(inv: Invocation) -> Result:
+    inv.host.auto_backup()
+    return Result(0, "Saving current state in /bootbank\n")  # wording [L]
+
+
+@command("reboot", when=not_linux)
+def reboot(inv: Invocation) -> Result:
+    bad = [a for a in inv.args if a not in ("-f", "-n", "-d", "0")]
+    if bad:
+        return Result(1, "", f"reboot: invalid option -- '{bad[0]}'\n")
+    inv.host.reboot()
+    return Result(0)
+
+
+@command("vim-cmd", when=not_linux)
+def vim_cmd(inv: Invocation) -> Result:
+    if not inv.args:
+        return Result(1, "", "Commands available under /:\nhostsvc/  vmsvc/  solo/  proxysvc/  vimsvc/\n")
+    sub, rest = inv.args[0], inv.args[1:]
+    if sub == "hostsvc/net/refresh":
+        return Result(0)
+    if sub == "hostsvc/advopt/update" and len(rest) == 3:
+        opt = _opt(inv.state, rest[0])
+        if opt is None:
+            return Result(1, "", f"(vim.fault.InvalidName) {{ name = \"{rest[0]}\" }}\n")
+        err = set_advanced(inv, opt, rest[2])
+        return Result(1, "", err + "\n") if err else Result(0)
+    if sub == "hostsvc/advopt/view" and len(rest) == 1:
+        opt = _opt(inv.state, rest[0])
+        if opt is None:
+            return Result(1, "", f"(vim.fault.InvalidName) {{ name = \"{rest[0]}\" }}\n")
+        value = opt.int_value if opt.type == "integer" else f'"{opt.string_value}"'
+        key = opt.path.lstrip("/").replace("/", ".")
+        return Result(0, f"(vim.option.OptionValue) [\n   (vim.option.OptionValue) {{\n      key = \"{key}\",\n"
+                         f"      value = {value}\n   }}\n]\n")
+    return Result(1, "", f"sim: vim-cmd {sub} is not modelled by the simulator\n")

@@ -1,0 +1,408 @@
+"""The SSH face of a simulated host (paramiko server mode, loopback only).
+
+- Auth like the real hosts (esx-hosts.md section 6): ESXi 5+ offers publickey + keyboard-interactive (no
+  `password`), ESX classic and dropbear-era ESXi 4.x publickey + password. Root only. Keys are checked against the
+  host's own authorized_keys file in its simulated filesystem; the password against a salted scrypt hash.
+- Host keys RSA + ECDSA, generated once per host under `<host dir>/keys/` and reused on every start.
+- exec requests run through the host's shell; `shell` gives a minimal interactive prompt; `sftp` exists where
+  the host has it (ESXi 5+); a jump host (flavour linux) forwards `direct-tcpip` only to lab addresses in the
+  sim's endpoint map (never to a real address).
+- The listener closes while the host is down (reboot, `down` fault, management interface gone): clients see
+  "connection refused", as on a rebooting host whose sshd is not up yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from labctl.sim.host import Conn, Session, SimHost
+
+KEY_FILES = {"ssh-rsa": "ssh_host_rsa_key", "ecdsa-sha2-nistp256": "ssh_host_ecdsa_key"}
+
+
+# ---------------------------------------------------------------- passwords (never stored in clear)
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(stored: str, password: str) -> bool:
+    try:
+        kind, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if kind != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2 ** 14, r=8, p=1)
+    return hmac.compare_digest(got.hex(), digest)
+
+
+# ---------------------------------------------------------------- host keys
+
+
+def fingerprint(key: Any) -> str:
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def load_or_create_host_keys(host_dir: Path) -> dict[str, Any]:
+    """{key type: paramiko PKey}; generated on first use, persisted 0600."""
+    import paramiko
+
+    kdir = Path(host_dir) / "keys"
+    kdir.mkdir(parents=True, exist_ok=True)
+    keys: dict[str, Any] = {}
+    for ktype, fname in KEY_FILES.items():
+        path = kdir / fname
+        cls = paramiko.RSAKey if ktype == "ssh-rsa" else paramiko.ECDSAKey
+        if path.exists():
+            keys[ktype] = cls.from_private_key_file(str(path))
+            continue
+        key = cls.generate(bits=2048) if ktype == "ssh-rsa" else cls.generate()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            key.write_private_key(f)
+        os.replace(tmp, path)
+        (kdir / (fname + ".pub")).write_text(f"{key.get_name()} {key.get_base64()}\n")
+        keys[ktype] = key
+    return keys
+
+
+# ---------------------------------------------------------------- channels
+
+
+class ChannelReader:
+    def __init__(self, channel: Any):
+        self.channel = channel
+        self.eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.eof:
+            return b""
+        if n is None or n < 0:
+            chunks = []
+            while True:
+                try:
+                    data = self.channel.recv(1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.eof = True
+                    return b"".join(chunks)
+                chunks.append(data)
+        try:
+            data = self.channel.recv(n)
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+        return data
+
+
+def _server_interface_class():
+    import paramiko
+
+    class HostInterface(paramiko.ServerInterface):
+        def __init__(self, server: "HostServer", conn_box: list[Conn | None]):
+            self.server = server
+            self.host = server.host
+            self.conn_box = conn_box
+            self.refused: bool | None = None
+            self.forwards: dict[int, tuple[str, int]] = {}
+
+        # ---- auth
+        def _refuse(self) -> bool:
+            if self.refused is None:
+                self.host.reload_control()
+                self.refused = self.host.faults.take("refuse_auth") is not None
+            return self.refused
+
+        def _result(self, ok: bool) -> int:
+            if ok and not self._refuse():
+                self.host.counters["auth_ok"] += 1
+                return paramiko.AUTH_SUCCESSFUL
+            self.host.counters["auth_failed"] += 1
+            return paramiko.AUTH_FAILED
+
+        def get_allowed_auths(self, username: str) -> str:
+            return ",".join(self.host.state.auth_methods)
+
+        def check_auth_none(self, username: str) -> int:
+            return paramiko.AUTH_FAILED
+
+        def check_auth_publickey(self, username: str, key: Any) -> int:
+            if username != "root":
+                return paramiko.AUTH_FAILED
+            with self.host.lock:
+                path = self.host.state.authorized_keys_path
+                text = self.host.fs.read_text(path) if self.host.fs.is_file(path) else ""
+            for line in text.splitlines():
+                parts = line.split()
+                for i in range(len(parts) - 1):
+                    if parts[i] == key.get_name() and parts[i + 1] == key.get_base64():
+                        return self._result(True)
+            return paramiko.AUTH_FAILED
+
+        def _password_ok(self, username: str, password: str) -> bool:
+            stored = self.host.state.root_password_hash
+            return username == "root" and bool(stored) and check_password(stored, password)
+
+        def check_auth_password(self, username: str, password: str) -> int:
+            if "password" not in self.host.state.auth_methods:
+                return paramiko.AUTH_FAILED
+            return self._result(self._password_ok(username, password))
+
+        def check_auth_interactive(self, username: str, submethods: str) -> Any:
+            if "keyboard-interactive" not in self.host.state.auth_methods:
+                return paramiko.AUTH_FAILED
+            self._ki_user = username
+            return paramiko.InteractiveQuery("", "", ("Password: ", False))
+
+        def check_auth_interactive_response(self, responses: list[str]) -> int:
+            ok = len(responses) == 1 and self._password_ok(getattr(self, "_ki_user", ""), responses[0])
+            return self._result(ok)
+
+        # ---- channels
+        def check_channel_request(self, kind: str, chanid: int) -> int:
+            if kind == "session":
+                return paramiko.OPEN_SUCCEEDED
+            return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+        def check_channel_direct_tcpip_request(self, chanid: int, origin: Any, destination: Any) -> int:
+            if self.host.state.flavor != "linux" or self.server.resolve is None:
+                return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            target = self.server.resolve(destination[0], int(destination[1]))
+            if target is None:
+                return paramiko.OPEN_FAILED_CONNECT_FAILED
+            self.forwards[chanid] = target
+            return paramiko.OPEN_SUCCEEDED
+
+        def check_channel_pty_request(self, *a: Any) -> bool:
+            return True
+
+        def check_channel_env_request(self, channel: Any, name: bytes, value: bytes) -> bool:
+            return True
+
+        def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
+            conn = self.conn_box[0]
+            text = command.decode("utf-8", "surrogateescape")
+            threading.Thread(target=self.server.run_exec, args=(conn, channel, text), daemon=True,
+                             name="sim-exec").start()
+            return True
+
+        def check_channel_shell_request(self, channel: Any) -> bool:
+            conn = self.conn_box[0]
+            threading.Thread(target=self.server.run_shell, args=(conn, channel), daemon=True,
+                             name="sim-shell").start()
+            return True
+
+    return HostInterface
+
+
+class HostServer:
+    """Serves one SimHost on 127.0.0.1:port; `resolve(addr, port)` maps lab addresses for a jump host."""
+
+    def __init__(self, host: SimHost, *, bind: str = "127.0.0.1", port: int = 0,
+                 resolve: Callable[[str, int], tuple[str, int] | None] | None = None):
+        if bind not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("simulated hosts listen on loopback only")
+        self.host = host
+        self.bind = bind
+        self.port = port
+        self.resolve = resolve
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self.keys = load_or_create_host_keys(host.host_dir) if host.host_dir else _ephemeral_keys()
+        self.fingerprints = {k: fingerprint(v) for k, v in self.keys.items()}
+        host.listener = self
+        self._stopped = False
+
+    # ---- listener
+    def open(self) -> None:
+        with self._lock:
+            if self._sock is not None or self._stopped:
+                return
+            fam = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((self.bind, self.port))
+            s.listen(128)
+            self.port = s.getsockname()[1]
+            self._sock = s
+            threading.Thread(target=self._accept_loop, args=(s,), daemon=True, name="sim-accept").start()
+
+    def close(self) -> None:
+        with self._lock:
+            s, self._sock = self._sock, None
+        if s is not None:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    @property
+    def listening(self) -> bool:
+        return self._sock is not None
+
+    def start(self) -> "HostServer":
+        self.open()
+        if not self.host.reachable():
+            self.close()
+        return self
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.close()
+        self.host.drop_all("host stopped")
+
+    def _accept_loop(self, s: socket.socket) -> None:
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(c,), daemon=True, name="sim-conn").start()
+
+    # ---- connections
+    def _handle(self, sock: socket.socket) -> None:
+        import paramiko
+
+        host = self.host
+        host.counters["connections"] += 1
+        where = host.ssh_interface()
+        if where is None or not host.up:
+            sock.close()
+            return
+        t = paramiko.Transport(sock)
+        for key in self.keys.values():
+            t.add_server_key(key)
+        if host.state.sftp:
+            from labctl.sim.sftp import sftp_server_class
+
+            t.set_subsystem_handler("sftp", paramiko.SFTPServer, sftp_server_class(), host)
+        conn = Conn(where[0], where[1], t.close)
+        box: list[Conn | None] = [conn]
+        iface = _server_interface_class()(self, box)
+        host.conns.add(conn)
+        host.write_runtime()
+        try:
+            t.start_server(server=iface)
+            while t.is_active() and not conn.dropped:
+                ch = t.accept(0.5)
+                if ch is not None and ch.get_id() in iface.forwards:
+                    target = iface.forwards.pop(ch.get_id())
+                    threading.Thread(target=_pump, args=(ch, target), daemon=True, name="sim-fwd").start()
+        except (paramiko.SSHException, EOFError, OSError):
+            pass
+        finally:
+            host.conns.discard(conn)
+            t.close()
+
+    def run_exec(self, conn: Conn, channel: Any, command: str) -> None:
+        host = self.host
+        session = Session(conn, channel.sendall, channel.sendall_stderr)
+        conn.sessions.add(session)
+        try:
+            host.reload_control()
+            rule = host.faults.take("drop", command)
+            if rule is not None and rule.phase == "before":
+                host.drop_conn(conn, "fault: drop before command")
+                return
+            code = host.exec_session(command, session, ChannelReader(channel))
+            if code is not None:
+                session.wait_released()
+            if rule is not None:
+                host.drop_conn(conn, "fault: drop after command")
+                return
+            if code is None or session.dropped:
+                return
+            try:
+                channel.send_exit_status(code)
+                channel.close()
+            except (OSError, EOFError):
+                pass
+        finally:
+            conn.sessions.discard(session)
+            host.write_runtime()
+
+    def run_shell(self, conn: Conn, channel: Any) -> None:
+        """A minimal interactive shell: one command line per line, prompt per version."""
+        host = self.host
+        st = host.state
+        prompt = (f"[root@{st.hostname}:~] " if st.is_esxi and st.release >= (6, 0)
+                  else "~ # " if st.is_esxi else f"[root@{st.hostname} ~]# ")
+        session = Session(conn, channel.sendall, channel.sendall_stderr)
+        conn.sessions.add(session)
+        buf = b""
+        try:
+            channel.sendall(prompt.encode())
+            while not session.dropped:
+                data = channel.recv(1024)
+                if not data:
+                    break
+                channel.sendall(data.replace(b"\r", b"\r\n"))  # echo like a pty
+                buf += data.replace(b"\r", b"\n")
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    text = line.decode("utf-8", "surrogateescape").strip()
+                    if text in ("exit", "logout"):
+                        channel.send_exit_status(0)
+                        channel.close()
+                        return
+                    if text:
+                        from labctl.sim.shell import NullReader
+
+                        host.exec_session(text, session, NullReader())
+                    if not session.dropped:
+                        channel.sendall(prompt.encode())
+        except (OSError, EOFError):
+            pass
+        finally:
+            conn.sessions.discard(session)
+
+
+def _pump(channel: Any, target: tuple[str, int]) -> None:
+    """Forward a direct-tcpip channel to a loopback endpoint (jump host)."""
+    import select
+
+    try:
+        sock = socket.create_connection(target, timeout=5)
+    except OSError:
+        channel.close()
+        return
+    try:
+        while True:
+            r, _, _ = select.select([sock, channel], [], [], 1.0)
+            if sock in r:
+                data = sock.recv(1 << 15)
+                if not data:
+                    break
+                channel.sendall(data)
+            if channel in r:
+                data = channel.recv(1 << 15)
+                if not data:
+                    break
+                sock.sendall(data)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+        channel.close()
+
+
+def _ephemeral_keys() -> dict[str, Any]:
+    import paramiko
+
+    return {"ssh-rsa": paramiko.RSAKey.generate(bits=2048), "ecdsa-sha2-nistp256": paramiko.ECDSAKey.generate()}
