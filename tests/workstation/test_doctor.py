@@ -170,6 +170,8 @@ def test_cli_doctor_exit_codes_and_json(run_cli, tmp_path, fake_vmrun):
         str(good / "etc"),
         "--vmware-vmx",
         str(good / "vmware-vmx"),
+        "--preferences",
+        str(tmp_path / "no-preferences"),
     ]
     r = run_cli("doctor", str(ESX35), *args, environ=fake_vmrun.environ)
     assert r.status == 0, r.out + r.err
@@ -188,6 +190,7 @@ def test_cli_doctor_exit_codes_and_json(run_cli, tmp_path, fake_vmrun):
     }
     bad = make_machine(tmp_path / "b", networking=None)
     args = ["--proc-dir", str(bad / "proc"), "--dev-dir", str(bad / "dev"), "--etc-dir", str(bad / "etc")]
+    args += ["--preferences", str(tmp_path / "no-preferences")]
     r = run_cli("doctor", str(ESX35), *args, environ={"PATH": str(tmp_path)})
     assert r.status == 1
     assert "FAIL  vmrun" in r.out and "fix: sudo labctl vmnet networks" in r.out
