@@ -382,18 +382,18 @@ if given is not None:
     _VMX_CHARS = st.sampled_from(list(' \t="#|\r\nabAB.:09Fcé\ufeff\x00\x7f'))
     _VMX_TEXT = st.lists(_VMX_CHARS, max_size=80).map("".join)
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, database=None)
     @given(st.binary(max_size=200))
     def test_prop_any_bytes_round_trip(data):
         assert parse(data).dump_bytes() == data
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, database=None)
     @given(_VMX_TEXT)
     def test_prop_vmx_like_text_round_trips(text):
         assert parse(text).dump() == text
         assert parse(text.encode("utf-8")).dump_bytes() == text.encode("utf-8")
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300, deadline=None, database=None)
     @given(st.binary(max_size=60))
     def test_prop_escape_unescape(raw):
         out = escape(raw)
@@ -401,7 +401,7 @@ if given is not None:
         assert b'"' not in out and b"\n" not in out and b"\r" not in out
         assert re.fullmatch(rb"(?:[^|]|\|[0-9A-F]{2})*", out, re.DOTALL)
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=200, deadline=None, database=None)
     @given(_VMX_TEXT, st.text(max_size=40), st.sampled_from(["memsize", "ethernet0.address", "Fresh.Key"]))
     def test_prop_set_then_get_and_reparse(text, value, key):
         v = parse(text)
@@ -413,7 +413,7 @@ if given is not None:
         after = {k.lower(): val for k, val in again.items() if k.lower() != key.lower()}
         assert after == before
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=200, deadline=None, database=None)
     @given(_VMX_TEXT, st.text(max_size=20))
     def test_prop_set_existing_key_changes_only_its_line(text, value):
         v = parse(text)
