@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.cli.env import Env
-from labctl.errors import ExitStatus, LabctlError, UsageError
+from labctl.errors import EnvironmentProblem, ExitStatus, LabctlError, UsageError
 
 DESCRIPTION = """\
 Converge the lab's vCenter: ensure the datacenter and each cluster, add the lab's hosts to their cluster, enable HA
@@ -89,7 +89,7 @@ def sim_vcenter(topo: Any, args: argparse.Namespace, env: Env) -> tuple[dict[str
         raise LabctlError(f"cannot read {path}: {e}") from e
     entry = data.get("vcenter")
     if not entry:
-        raise LabctlError("the simulated lab runs without a vCenter simulator",
+        raise EnvironmentProblem("the simulated lab runs without a vCenter simulator",
                           hint="install Go and govmomi (sudo apt-get install golang-go "
                           "golang-github-vmware-govmomi-dev), then `labctl sim up` again")
     password = None

@@ -66,3 +66,9 @@ def client41(vcsim41):
 def dc_name(request):
     """A datacenter name of this test's own."""
     return f"DC-{request.node.name[:40]}-{next(_counter)}"
+
+
+@pytest.fixture(scope="session")
+def vcsim_tls(tmp_path_factory, request):
+    """A simulator serving https with a self-signed certificate."""
+    return _start(tmp_path_factory, request, tls=True)

@@ -122,3 +122,20 @@ def test_wrong_password_is_a_clean_unreachable_error(run_cli, vcsim, topo):
 def test_missing_password_without_terminal(run_cli, topo):
     r = run_cli("vcenter", str(topo()), "--dry-run")
     assert r.status == 2 and "$LAB_VC_PASSWORD" in r.err
+
+
+def test_sim_password_file_from_the_launcher(run_cli, vcsim, topo, tmp_path):
+    sim_dir = tmp_path / "sim2"
+    sim_dir.mkdir()
+    entry = vcsim.endpoint_entry(sim_dir / "vcenter-password")
+    assert oct((sim_dir / "vcenter-password").stat().st_mode & 0o777) == "0o600"
+    (sim_dir / "endpoints.json").write_text(json.dumps({"lab": "vstest", "hosts": {}, "vcenter": entry}))
+    r = run_cli("vcenter", str(topo()), "--sim", "--sim-dir", str(sim_dir), "--dry-run", environ={})
+    assert r.status == 0, r.err
+    assert vcsim.password not in r.out + r.err
+
+
+def test_sim_without_vcenter_says_how_to_get_one(run_cli, topo, tmp_path):
+    (tmp_path / "endpoints.json").write_text(json.dumps({"lab": "vstest", "hosts": {}, "vcenter": None}))
+    r = run_cli("vcenter", str(topo()), "--sim", "--sim-dir", str(tmp_path))
+    assert r.status == 6 and "golang-github-vmware-govmomi-dev" in r.err
