@@ -161,7 +161,7 @@ def find_vmrun(
 
 
 def windows_install_path(registry: RegistryReader | None = None) -> str | None:
-    """Workstation's InstallPath from HKLM (64-bit view of the WOW6432Node key first, as packer does)."""
+    """Workstation's InstallPath from HKLM: the WOW6432Node key (32-bit installer on 64-bit Windows) first, then the native one."""
     read = registry or _winreg_reader
     for key in WINDOWS_REGISTRY_KEYS:
         value = read(key, "InstallPath")
