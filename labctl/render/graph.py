@@ -240,7 +240,8 @@ def _mid(prefix: str, name: str) -> str:
 
 
 def _mtext(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "#quot;").replace("<", "&lt;").replace(">", "&gt;")
+    """Mermaid entity codes (`#34;`), so quotes and markup characters cannot end a label early."""
+    return "".join(f"#{ord(c)};" if c in '"&<>#|' else c for c in text)
 
 
 def to_mermaid(g: LabGraph) -> str:

@@ -129,7 +129,7 @@ def test_renderers_escape_and_survive_odd_input(ext):
         assert "datastore far: NFS 172.16.0.9:/x · mounted by a&b" in texts
         assert "private (no host adapter)" in texts and "DHCP · gateway 192.168.8.2" in texts
     if ext == "mmd":
-        assert 'n_a_b["a&amp;b' in text and "subgraph cl_C_1_" in text
+        assert 'n_a_b["a#38;b' in text and "subgraph cl_C_1_" in text
     if ext == "dot":
         assert 'label="odd <lab> & \\"quotes\\""' in text
 
