@@ -128,23 +128,6 @@ def _load_vib(inv: Invocation, url: str) -> _Loaded:
     return _Loaded(url, rep, desc_line)
 
 
-def _trusted(inv: Invocation, signer: str, sig_result) -> bool:
-    if VMWARE_SIGNER in signer:
-        return True
-    if not inv.fs.is_dir(TRUST_DIR):
-        return False
-    from labctl.vib.signing import verify
-
-    for name in inv.fs.listdir(TRUST_DIR):
-        pem = inv.fs.read(posixpath.join(TRUST_DIR, name))
-        # re-verify with this CA: trusted when the signer chains to it
-        if getattr(sig_result, "_raw", None) is not None:
-            r = verify(sig_result._raw[0], sig_result._raw[1], pem)
-            if r.trusted:
-                return True
-    return False
-
-
 # ---------------------------------------------------------------- the install transaction
 
 
@@ -479,10 +462,6 @@ def vib_list(inv: Invocation) -> Result:
     return Result(0, inv.table(cols, rows, struct="VIB"), "")
 
 
-def _records_for(desc_fields: dict[str, Any]) -> list[tuple[str, Any]]:
-    return list(desc_fields.items())
-
-
 def _installed_fields(v) -> tuple[str, list[tuple[str, Any]]]:
     x = v.extra
     return _vib_id(v), [
@@ -622,8 +601,6 @@ def esxupdate(inv: Invocation) -> Result:
     path = path[len("file://"):] if path.startswith("file://") else path
     if not path.startswith("/") or not inv.fs.is_file(path):
         return Result(1, "", f"Error: Cannot open {path}: No such file or directory\n")  # [L]
-    from labctl.vib import ar as arlib
-    from labctl.vib.findings import ERROR
     from labctl.vib.inspect import inspect_vib
 
     with _open_host_file(inv, path) as fh:
@@ -644,7 +621,6 @@ def esxupdate(inv: Invocation) -> Result:
             return Result(1, "", f"Error: VIB {d4.vib_id} is not signed; use --nosigcheck\n")  # [L]
         if not sig.valid:
             return Result(1, "", f"Error: signature of VIB {d4.vib_id} is invalid: {sig.message}\n")  # [L]
-    del arlib, ERROR
     from labctl.sim.state import Vib
 
     existing = _find(state, d4.name)
