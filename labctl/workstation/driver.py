@@ -214,7 +214,8 @@ class VmrunDriver(Driver):
         return cls(path, environ=environ, **kw)
 
     # -- plumbing -------------------------------------------------------------------------------------------
-    def _run(self, command: str, vmx: Path | None, args: Sequence[str], *, timeout: float) -> str:
+    def _run(self, command: str, vmx: Path | None, args: Sequence[str], *, timeout: float):
+        """Run one vmrun command; returns its parsed result (see `vmrun_output.interpret`) or raises VmrunError."""
         argv = [os.fspath(self.vmrun), "-T", "ws", command]
         if vmx is not None:
             argv.append(os.fspath(vmx))
@@ -229,16 +230,16 @@ class VmrunDriver(Driver):
                 f"vmrun at {self.vmrun} is not executable by this user", hint=INSTALL_HINT
             ) from None
         self.calls.append(done)
-        if done.timed_out:
+        if done.exit_code is None:
             raise VmrunError(command, vmx_s, f"timed out after {timeout:g} s", exit_code=None)
-        if out.is_failure(done.exit_code, done.stdout):
-            detail = (
-                out.error_message(done.stdout) or (done.stderr.strip().splitlines() or ["no error text"])[-1]
-            )
+        try:
+            return out.interpret(command, done.exit_code, done.stdout, done.stderr)
+        except out.VmrunFailure as e:
             raise VmrunError(
-                command, vmx_s, detail, exit_code=done.exit_code, output=done.stdout + done.stderr
-            )
-        return done.stdout
+                command, vmx_s, e.detail, exit_code=e.exit_code, output=done.stdout + done.stderr
+            ) from None
+        except out.OutputFormatError as e:
+            raise VmrunError(command, vmx_s, str(e), exit_code=done.exit_code, output=done.stdout) from None
 
     # -- Driver -----------------------------------------------------------------------------------------------
     def verify(self) -> None:
@@ -283,11 +284,7 @@ class VmrunDriver(Driver):
         self._run("snapshot", Path(vmx), [name], timeout=self.timeouts.default)
 
     def list_snapshots(self, vmx: Path) -> list[str]:
-        text = self._run("listSnapshots", Path(vmx), [], timeout=self.timeouts.list)
-        try:
-            return out.parse_list_snapshots(text)
-        except out.OutputFormatError as e:
-            raise VmrunError("listSnapshots", os.fspath(vmx), str(e), exit_code=0, output=text) from None
+        return self._run("listSnapshots", Path(vmx), [], timeout=self.timeouts.list)
 
     def start(self, vmx: Path, *, gui: bool = False) -> None:
         self._run("start", Path(vmx), ["gui" if gui else "nogui"], timeout=self.timeouts.start)
@@ -296,19 +293,11 @@ class VmrunDriver(Driver):
         self._run("stop", Path(vmx), ["hard" if hard else "soft"], timeout=self.timeouts.stop)
 
     def list_running(self) -> list[Path]:
-        text = self._run("list", None, [], timeout=self.timeouts.list)
-        try:
-            return [Path(p) for p in out.parse_list(text)]
-        except out.OutputFormatError as e:
-            raise VmrunError("list", None, str(e), exit_code=0, output=text) from None
+        return [Path(p) for p in self._run("list", None, [], timeout=self.timeouts.list)]
 
     def guest_ip(self, vmx: Path, *, wait: bool = True, timeout: float | None = None) -> str:
         args = ["-wait"] if wait else []
-        text = self._run("getGuestIPAddress", Path(vmx), args, timeout=timeout or self.timeouts.guest_ip)
-        try:
-            return out.parse_guest_ip(text)
-        except out.OutputFormatError as e:
-            raise VmrunError("getGuestIPAddress", os.fspath(vmx), str(e), exit_code=0, output=text) from None
+        return self._run("getGuestIPAddress", Path(vmx), args, timeout=timeout or self.timeouts.guest_ip)
 
     def delete_vm(self, vmx: Path) -> None:
         self._run("deleteVM", Path(vmx), [], timeout=self.timeouts.default)

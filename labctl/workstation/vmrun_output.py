@@ -125,3 +125,25 @@ def same_vmx(a: str, b: str) -> bool:
     if "\\" in a or "\\" in b or re.match(r"^[A-Za-z]:", a):
         return a.replace("/", "\\").lower() == b.replace("/", "\\").lower()
     return PurePath(a) == PurePath(b)
+
+
+class VmrunFailure(Exception):
+    """vmrun reported a failure: `detail` is its `Error:` text (else the last stderr line)."""
+
+    def __init__(self, detail: str, exit_code: int):
+        super().__init__(detail)
+        self.detail = detail
+        self.exit_code = exit_code
+
+
+PARSERS = {"list": parse_list, "listSnapshots": parse_list_snapshots, "getGuestIPAddress": parse_guest_ip}
+
+
+def interpret(command: str, exit_code: int, stdout: str, stderr: str = ""):
+    """What one vmrun call means: the parsed result (None for commands without output), or VmrunFailure /
+    OutputFormatError. The driver and the data-file tests (`tests/workstation/cases/vmrun/`) both use it."""
+    if is_failure(exit_code, stdout):
+        detail = error_message(stdout) or (stderr.strip().splitlines() or ["no error text"])[-1]
+        raise VmrunFailure(detail, exit_code)
+    parser = PARSERS.get(command)
+    return parser(stdout) if parser else None
