@@ -143,11 +143,12 @@ def _fix(args, env) -> ExitStatus:
     from labctl.workstation import vmnet
 
     changes = vmnet.fix(env.path(args.dev_dir), args.group)
+    note = vmnet.membership_note(args.group, vmnet.current_identity(env.environ))
     persisted = None
     if args.persist:
         persisted = vmnet.persist(args.group, unit_dir=env.path(args.unit_dir), environ=env.environ)
     if args.json:
-        doc = {"group": args.group, "changes": [str(c) for c in changes]}
+        doc = {"group": args.group, "changes": [str(c) for c in changes], "note": note}
         if persisted:
             doc["unit"] = {
                 "path": str(persisted.unit_path),
@@ -165,6 +166,8 @@ def _fix(args, env) -> ExitStatus:
         env.out(f"{state} {persisted.unit_path}; enabled (systemctl enable {vmnet.UNIT_NAME})")
     else:
         env.out("note: VMware recreates the nodes on every network restart; add --persist to keep this")
+    if note:
+        env.out(f"note: {note}")
     return ExitStatus.SUCCESS
 
 

@@ -464,21 +464,26 @@ def apply_network(
     staged = path.with_name("networking.labctl-migrate")
     sysfiles.replace_file(staged, plan.new_text, backup=False, mode=0o600)
     commands: list[list[str]] = []
-    restore = f"cp {backup} {path} && vmware-networks --migrate-network-settings {path}" if backup else None
     try:
         for args in (["--stop"], ["--migrate-network-settings", str(staged)], ["--start"]):
             argv = [str(tool), *args]
             commands.append(argv)
             done = proc.run(argv, environ=environ, timeout=timeout)
-            if done.exit_code != 0:
-                if args[0] != "--start":  # never leave the host without its networks
-                    proc.run([str(tool), "--start"], environ=environ, timeout=timeout)
-                tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-                why = "timed out" if done.timed_out else f"exit {done.exit_code}"
-                raise LabctlError(
-                    f"vmware-networks {' '.join(args)} failed ({why}): {' | '.join(tail) or 'no output'}",
-                    hint=f"the previous file is kept: {restore}" if restore else None,
-                )
+            if done.exit_code == 0:
+                continue
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            why = "timed out" if done.timed_out else f"exit {done.exit_code}"
+            restored = ""
+            if args[0] != "--start":
+                # Put the previous file back and never leave the host without its networks.
+                if backup is not None:
+                    sysfiles.replace_file(path, backup.read_bytes(), backup=False)
+                    restored = f"; {path} was restored from {backup}"
+                proc.run([str(tool), "--start"], environ=environ, timeout=timeout)
+            raise LabctlError(
+                f"vmware-networks {' '.join(args)} failed ({why}): {' | '.join(tail) or 'no output'}{restored}",
+                hint="check `vmware-networks --status`; `labctl vmnet networks FILE` shows the changes wanted",
+            )
     finally:
         staged.unlink(missing_ok=True)
     return AppliedNetwork(path, backup, commands)

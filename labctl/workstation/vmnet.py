@@ -284,6 +284,22 @@ def fix(
     return changes
 
 
+def membership_note(group: str, who: Identity) -> str | None:
+    """A sentence when `who` is not in `group` (so the fix does not help them yet), else None."""
+    if who.is_root:
+        return None
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+    if gid in who.gids:
+        return None
+    return (
+        f"{who.name} is not in group {group}: sudo usermod -aG {group} {who.name} "
+        "(then log in again; a running session keeps its old groups)"
+    )
+
+
 # ---- persistence ---------------------------------------------------------------------------------------------
 def unit_text(group: str) -> str:
     """The systemd unit re-applying the permissions after VMware's network service starts.

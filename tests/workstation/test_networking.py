@@ -156,7 +156,8 @@ def test_apply_failure_restarts_networks_and_names_backup(tmp_path, fake_tools):
     with pytest.raises(LabctlError) as ei:
         nw.apply_network(plan, tmp_path, euid=0, environ=environ)
     assert "vmware-networks --stop failed (exit 1): Failed to stop vmnet-dhcpd" in ei.value.message
-    assert "labctl-backup" in ei.value.hint
+    assert f"{tmp_path / 'networking'} was restored from" in ei.value.message
+    assert (tmp_path / "networking").read_text() == REAL
     assert [c[1] for c in calls()] == ["--stop", "--start"]
 
 

@@ -158,3 +158,18 @@ def test_cli_help_says_udev_does_not_work(run_cli):
     r = run_cli("vmnet", "--help")
     assert r.status == 0 and "udev rules do NOT work" in r.out
     assert 'KERNEL=="vmnet*" never fire' in r.out
+
+
+def test_membership_note():
+    assert vmnet.membership_note("nogroup", Identity("alice", 1000, frozenset({1000}))).startswith(
+        "alice is not in group nogroup: sudo usermod -aG nogroup alice"
+    )
+    assert vmnet.membership_note("nogroup", Identity("bob", 1001, frozenset({65534}))) is None
+    assert vmnet.membership_note("nogroup", Identity("root", 0, frozenset({0}))) is None
+
+
+@pytest.mark.skipif(not ROOT, reason="chgrp needs root")
+def test_cli_fix_under_sudo_names_the_missing_membership(run_cli, tmp_path):
+    dev = make_dev(tmp_path)
+    r = run_cli("vmnet", "fix", "--group", "users", "--dev-dir", str(dev), environ={"SUDO_USER": "nobody"})
+    assert r.status == 0 and "nobody is not in group users: sudo usermod -aG users nobody" in r.out
