@@ -174,6 +174,7 @@ class HostState:
     dirs: list[str] = field(default_factory=list)
     persisted_etc: dict[str, str] | None = None  # ESXi: /etc as saved by the last auto-backup.sh
     sftp: bool = True
+    ipv6: bool = False  # IPv6 link-local rows in `esxcfg-vmknic -l` (on by default on ESXi 5+)
     root_password_hash: str = ""  # "scrypt$salt$hash" or empty (no password login)
     boot_count: int = 1
     extra: dict[str, Any] = field(default_factory=dict)  # room for other engineers' handlers
@@ -436,6 +437,7 @@ def fresh_install(
         )
     else:
         st.sftp = release >= (5, 0)
+        st.ipv6 = release >= (5, 0)
         st.vmknics = [NetIf("vmk0", mgmt_pg, st.nics[0].mac, ip, netmask, port_id=port)]
         st.dirs += ["/etc/ssh/keys-root", "/etc/rc.local.d"]
     for extra in vmkernel or []:
