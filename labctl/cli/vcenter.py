@@ -146,18 +146,12 @@ def emit(result: Any, args: argparse.Namespace, env: Env, header: str) -> ExitSt
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
-    from labctl.vsphere import adapter
-    from labctl.vsphere.operations import configure_vcenter
+    from labctl.vsphere.adapter import apply_topology
 
     topo = load(args, env)
     client, target, sim_dir = connect(topo, args, env)
     with client:
-        known = [topo.known_hosts] + ([sim_dir / "known_hosts"] if sim_dir else [])
-        logins = adapter.host_logins(topo, env.environ, known, sim_password="vcsim" if args.sim else None)
-        result = configure_vcenter(
-            client, adapter.datacenter_name(topo), adapter.cluster_specs(topo), logins,
-            trust_new_hosts=args.trust_new_hosts,
-            datastores=() if args.no_nfs else adapter.nfs_specs(topo), dry_run=args.dry_run,
-        )
-    header = f"vCenter {target.display} ({target.source}): {client.full_name}"
-    return emit(result, args, env, header)
+        result = apply_topology(client, topo, env.environ, known_hosts=[sim_dir / "known_hosts"] if sim_dir else [],
+                                sim=args.sim, trust_new_hosts=args.trust_new_hosts, nfs=not args.no_nfs,
+                                dry_run=args.dry_run)
+    return emit(result, args, env, f"vCenter {target.display} ({target.source}): {client.full_name}")

@@ -10,10 +10,10 @@ import base64
 import hashlib
 import hmac
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from labctl.vsphere.connection import VCenterSettings
-from labctl.vsphere.model import ClusterSpec, HostLogin, NfsSpec
+from labctl.vsphere.model import ClusterSpec, HostLogin, NfsSpec, Result
 
 if TYPE_CHECKING:
     from labctl.topology import Topology
@@ -59,7 +59,8 @@ def nfs_specs(topo: Topology) -> list[NfsSpec]:
 
 def host_logins(topo: Topology, environ: Mapping[str, str], known_hosts: Iterable[Path] = (),
                 sim_password: str | None = None) -> dict[str, HostLogin]:
-    """Per vCenter host name: root user and password (from ssh.password_env), pinned when known_hosts has it."""
+    """Per vCenter host name: root user and password (from ssh.password_env), pinned when known_hosts has it.
+    `sim_password` stands in when the variable is unset (vcsim does not check host passwords)."""
     files = [p for p in known_hosts if p.is_file()]
     out: dict[str, HostLogin] = {}
     for h in topo.esx_hosts:
@@ -103,3 +104,15 @@ def known_hosts_has(path: Path, names: Iterable[str]) -> bool:
                 if host in wanted:
                     return True
     return False
+
+
+def apply_topology(client: Any, topo: Topology, environ: Mapping[str, str], *, known_hosts: Iterable[Path] = (),
+                   sim: bool = False, trust_new_hosts: bool = False, nfs: bool = True,
+                   dry_run: bool = False) -> Result:
+    """The vCenter stage for a whole topology (what `labctl vcenter` and the `up` pipeline run)."""
+    from labctl.vsphere.operations import configure_vcenter
+
+    logins = host_logins(topo, environ, [topo.known_hosts, *known_hosts], sim_password="vcsim" if sim else None)
+    return configure_vcenter(client, datacenter_name(topo), cluster_specs(topo), logins,
+                             trust_new_hosts=trust_new_hosts, datastores=nfs_specs(topo) if nfs else (),
+                             dry_run=dry_run)

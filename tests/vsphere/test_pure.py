@@ -115,3 +115,21 @@ def test_missing_go_is_an_environment_problem_with_the_apt_command(tmp_path):
     with pytest.raises(EnvironmentProblem, match="govmomi") as e:
         vcsim.find_toolchain({"PATH": str(tmp_path), "LABCTL_GO": str(fake_go),
                               "LABCTL_GOVMOMI_GOPATH": str(tmp_path / "nowhere")})
+
+
+def test_no_pyvmomi_or_paramiko_at_import_time():
+    import subprocess
+    import sys
+
+    code = ("import sys, labctl.cli.vcenter, labctl.cli.nfs, labctl.vsphere.operations, labctl.vsphere.adapter, "
+            "labctl.vsphere.nfs_ssh, labctl.sim.vcsim; "
+            "print([m for m in sys.modules if m.split('.')[0] in ('pyVmomi', 'pyVim', 'paramiko')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_teaches(run_cli):
+    r = run_cli("vcenter", "--help")
+    assert r.status == 0 and "--thumbprint" in r.out and "GOVC_URL" in r.out and "--trust-new-hosts" in r.out
+    r = run_cli("nfs", "--help")
+    assert r.status == 0 and "--via" in r.out and "esxcfg-nas" in r.out
