@@ -4,6 +4,7 @@ is ever dialled). Mount, re-run (no change), one host failing, one host down."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -91,6 +92,10 @@ def lab(tmp_path, monkeypatch):
         settings = ConnectSettings(known_hosts=known, endpoints=Endpoints(ports), identity_files=(ident,),
                                    environ={}, ssh_config=None, connect_attempts=1, retry_delay=0.01,
                                    connect_timeout=5)
+        emap = {"lab": "nfs-ssh", "vcenter": None, "known_hosts": str(known), "identity_file": str(ident),
+                "hosts": {n: {"address": ip, "host": "127.0.0.1", "port": ports[ip], "flavor": f, "version": v}
+                          for n, f, v, ip in HOSTS}}
+        (tmp_path / "endpoints.json").write_text(json.dumps(emap))
         yield topo, settings, sims, servers
     finally:
         for srv in servers:
@@ -123,3 +128,16 @@ def test_mount_rerun_and_failures_over_ssh(lab):
     assert set(failed) == {"esx35", "esxi55"}
     assert "denied the mount request" in failed["esxi55"] and "cannot connect" in failed["esx35"]
     assert [m.volume_name for m in sims["esxi70"].state.nfs] == ["shared", "iso"]
+
+
+def test_nfs_cli_over_ssh_with_sim_endpoints(lab, run_cli, tmp_path):
+    topo, _settings, sims, _servers = lab
+    args = ("nfs", str(topo.path), "--sim", "--sim-dir", str(tmp_path), "--json")
+    r = run_cli(*args, "--dry-run")  # no vcenter in the topology: over SSH by default
+    assert r.status == 0, r.err
+    assert len(json.loads(r.out)["changes"]) == 4 and all(not h.state.nfs for h in sims.values())
+    r = run_cli(*args)
+    assert r.status == 0, r.err
+    assert sorted(c["target"] for c in json.loads(r.out)["changes"]) == ["esx35", "esxi55", "esxi70", "esxi70"]
+    r = run_cli(*args)
+    assert r.status == 0 and json.loads(r.out)["changes"] == []
