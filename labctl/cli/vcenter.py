@@ -124,6 +124,10 @@ def connect(topo: Any, args: argparse.Namespace, env: Env):
     sim_entry = sim_password = sim_dir = None
     if args.sim and not args.vcenter:
         sim_entry, sim_password, sim_dir = sim_vcenter(topo, args, env)
+        if sim_entry.get("workdir"):  # CreateNasDatastore's localPath must exist in the simulator's directory
+            from labctl.sim.vcsim import ensure_datastore_dirs
+
+            ensure_datastore_dirs(Path(sim_entry["workdir"]), [d.name for d in adapter.nfs_specs(topo)])
     elif args.sim_dir and not args.sim:
         raise UsageError("--sim-dir goes with --sim")
     target = resolve_target(settings=adapter.vcenter_settings(topo), environ=env.environ,

@@ -133,6 +133,10 @@ def test_sim_password_file_from_the_launcher(run_cli, vcsim, topo, tmp_path):
     r = run_cli("vcenter", str(topo()), "--sim", "--sim-dir", str(sim_dir), "--dry-run", environ={})
     assert r.status == 0, r.err
     assert vcsim.password not in r.out + r.err
+    (vcsim.workdir / topo.ds).rmdir()  # --sim creates the simulator's datastore directory itself
+    r = run_cli("vcenter", str(topo()), "--sim", "--sim-dir", str(sim_dir), environ={})
+    assert r.status == 0, r.err
+    assert r.out.count(f"mount 172.20.30.1:/export/lab as {topo.ds}") == 3
 
 
 def test_sim_without_vcenter_says_how_to_get_one(run_cli, topo, tmp_path):

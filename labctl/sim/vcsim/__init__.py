@@ -165,9 +165,7 @@ class Vcsim:
         return entry
 
     def add_datastore_dirs(self, names: Sequence[str]) -> None:
-        for name in names:
-            _check_name(name)
-            (self.workdir / name).mkdir(exist_ok=True)
+        ensure_datastore_dirs(self.workdir, names)
 
     def inject_fault(self, method: str, obj: str, fault: str = "HostConfigFault", message: str = "",
                      fields: Mapping[str, object] | None = None, count: int = 1) -> None:
@@ -194,6 +192,15 @@ class Vcsim:
 
     def stop(self, timeout: float = 5.0) -> None:
         stop_pid(self.pid, timeout=timeout, proc=self._proc)
+
+
+def ensure_datastore_dirs(workdir: Path, names: Sequence[str]) -> None:
+    """Create the per-datastore directories a running simulator needs (its working directory, on this machine)."""
+    if not Path(workdir).is_dir():
+        return
+    for name in names:
+        _check_name(name)
+        (Path(workdir) / name).mkdir(exist_ok=True)
 
 
 def _check_name(name: str) -> None:
