@@ -196,3 +196,18 @@ def test_host_in_another_cluster_is_reported_not_moved(client, dc_name):
     result = configure_vcenter(client, dc_name, [ClusterSpec("B", hosts=(host,))], logins(host))
     assert [(f.target, "cluster A" in f.message) for f in result.failures] == [(host, True)]
     assert cluster_state(client, dc_name, "B")[1].hosts[host].parent == "A"
+
+
+def test_harness_semantics_modify_false_replaces_dasconfig(client, dc_name):
+    """The simulator's dasConfig store itself: modify=True merges (empty value removes), modify=False replaces."""
+    from labctl.vsphere.client import cluster_spec
+
+    assert configure_vcenter(client, dc_name, [ClusterSpec("C", isolation_addresses=("1.1.1.1", "2.2.2.2"))]).ok
+    cl, _ = cluster_state(client, dc_name, "C")
+    task = cl.ref.ReconfigureComputeResource_Task(spec=cluster_spec(None, [("das.other", "x")]), modify=False)
+    assert client.wait_tasks([task])[0].ok
+    cl, _ = cluster_state(client, dc_name, "C")
+    assert cl.options == {"das.other": "x"} and cl.das_enabled is None
+    client.wait_tasks([client.reconfigure_das(cl.ref, True, [("das.other", ""), ("das.a", "1")])])
+    cl, _ = cluster_state(client, dc_name, "C")
+    assert cl.options == {"das.a": "1"} and cl.das_enabled is True
