@@ -154,7 +154,7 @@ def configure_vcenter(
     if dc is None:
         try:
             _, host_folder = client.create_datacenter(datacenter)
-        except Exception as e:  # a vmodl fault: nothing else can proceed in this datacenter
+        except remote_errors() as e:  # nothing else can proceed in this datacenter
             result.failures.append(Failure("vcenter", datacenter, _fault_text(e)))
             return result
 
@@ -173,7 +173,7 @@ def configure_vcenter(
                 if p.das is not None and not p.das.empty:
                     tasks.append((client.reconfigure_das(cluster_refs[name], p.das.enable, p.das.option_updates()),
                                   "ha", name, p, None))
-        except Exception as e:
+        except remote_errors() as e:
             _fail_cluster(result, p, _fault_text(e))
             continue
         for host in p.add_hosts:
@@ -202,6 +202,16 @@ def configure_vcenter(
     return result
 
 
+def remote_errors() -> tuple[type[BaseException], ...]:
+    """What one vCenter call may raise that belongs to its target (a fault, a dropped connection); anything else
+    is a bug and propagates."""
+    import http.client
+
+    from pyVmomi import vmodl
+
+    return (vmodl.MethodFault, vmodl.RuntimeFault, OSError, http.client.HTTPException)
+
+
 def _fault_text(e: BaseException) -> str:
     if hasattr(e, "msg") or type(e).__module__.startswith("pyVmomi"):
         return fault_message(e)
@@ -227,7 +237,7 @@ def _start_add_host(client: VSphereClient, result: Result, cluster: Any, host: s
         return None
     try:
         return client.add_host(cluster, host, login.user, login.password, thumbprint or login.thumbprint)
-    except Exception as e:
+    except remote_errors() as e:
         result.failures.append(Failure("vcenter", host, _fault_text(e)))
         return None
 
@@ -269,7 +279,7 @@ def mount_nfs(client: VSphereClient, datacenter: str, datastores: Sequence[NfsSp
         try:
             client.create_nas_datastore(host.datastore_system, item.spec.name, item.spec.server, item.spec.share,
                                         item.spec.readonly)
-        except Exception as e:
+        except remote_errors() as e:
             result.failures.append(Failure("nfs", item.host, f"mounting {item.spec.server}:{item.spec.share} as "
                                            f"{item.spec.name} failed: {_fault_text(e)}"))
     return result
