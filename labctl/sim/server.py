@@ -141,8 +141,12 @@ def _server_interface_class():
         def check_auth_none(self, username: str) -> int:
             return paramiko.AUTH_FAILED
 
+        def _user_ok(self, username: str) -> bool:
+            st = self.host.state
+            return username == "root" or (st.flavor == "linux" and username in st.extra.get("users", []))
+
         def check_auth_publickey(self, username: str, key: Any) -> int:
-            if username != "root":
+            if not self._user_ok(username):
                 return paramiko.AUTH_FAILED
             with self.host.lock:
                 path = self.host.state.authorized_keys_path
@@ -156,7 +160,7 @@ def _server_interface_class():
 
         def _password_ok(self, username: str, password: str) -> bool:
             stored = self.host.state.root_password_hash
-            return username == "root" and bool(stored) and check_password(stored, password)
+            return self._user_ok(username) and bool(stored) and check_password(stored, password)
 
         def check_auth_password(self, username: str, password: str) -> int:
             if "password" not in self.host.state.auth_methods:

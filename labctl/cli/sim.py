@@ -1,0 +1,190 @@
+"""`labctl sim`: run a simulated lab on this machine (ESX/ESXi hosts over SSH on 127.0.0.1, vCenter)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from labctl.errors import ExitStatus, UsageError
+
+if TYPE_CHECKING:
+    from labctl.cli.env import Env
+
+DESCRIPTION = """\
+Run the topology's ESX/ESXi hosts as simulated hosts: real SSH servers on 127.0.0.1 that answer the commands
+labctl uses with the outputs of their ESX version, keep state across commands and restarts, reboot, and drop
+sessions the way real hosts do. Linked clones start as copies of their source's disk (same vswif/vmk MACs and
+/system/uuid), so the duplicates labctl repairs are there. Every remote labctl command accepts --sim to use it."""
+
+EPILOG = """\
+examples:
+  labctl sim up topologies/esx35-ha-pair.yaml            start it (background); prints the endpoints
+  labctl sim status topologies/esx35-ha-pair.yaml --json
+  labctl macs scan topologies/esx35-ha-pair.yaml --sim   use it
+  labctl sim fault topologies/esx35-ha-pair.yaml esx2 --drop 'ifdown' --times 1
+  labctl sim fault topologies/esx35-ha-pair.yaml esx2 --clear
+  labctl sim up lab.yaml --latency 1 --reset             1 s per SSH command, reinstalled hosts
+  labctl sim down topologies/esx35-ha-pair.yaml          stops exactly the processes `up` started
+
+state lives in --sim-dir, else $LABCTL_SIM_DIR, else $XDG_STATE_HOME/labctl/sim/<lab>; a second `up` resumes the
+hosts as they were (--reset reinstalls them). The root password is the topology's ssh.password_env, if set."""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("file", metavar="FILE", help="topology YAML file")
+        sp.add_argument("--sim-dir", help="state directory of the simulated lab")
+
+    u = sub.add_parser("up", help="start the simulated lab in the background",
+                       description="Start one simulated host per ESX host (and a jump host when ssh.jump is set), "
+                       "write endpoints.json, known_hosts and a client key; return once every host accepts SSH.")
+    common(u)
+    u.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds added to every SSH command")
+    u.add_argument("--command-latency", action="append", default=[], metavar="CMD=S",
+                   help="seconds added to each run of CMD (e.g. esxcli=1); repeatable")
+    u.add_argument("--reboot-delay", type=float, default=2.0, metavar="S",
+                   help="how long a rebooting host stays unreachable (default 2)")
+    u.add_argument("--hosts-per-process", type=int, default=8, metavar="N", help="hosts served by one process")
+    u.add_argument("--reset", action="store_true", help="reinstall every host (forget their state)")
+    u.add_argument("--no-vcenter", action="store_true", help="do not start the vCenter simulator")
+    u.add_argument("--json", action="store_true", help="print the endpoint map as JSON")
+
+    s = sub.add_parser("status", help="show the simulated lab's hosts, ports and counters")
+    common(s)
+    s.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("down", help="stop the simulated lab (only the processes `up` started)")
+    common(d)
+
+    f = sub.add_parser("fault", help="inject faults or latency into a running simulated host",
+                       description="Change a running host's faults/latency (its control.json); takes effect at once.")
+    common(f)
+    f.add_argument("host", metavar="HOST", help="host name from the topology (or the jump host's name)")
+    g = f.add_mutually_exclusive_group()
+    g.add_argument("--drop", metavar="REGEX", help="drop the connection of commands matching REGEX")
+    g.add_argument("--refuse-auth", action="store_true", help="make authentication fail")
+    g.add_argument("--down", action="store_true", help="close the host's SSH port until --clear")
+    g.add_argument("--clear", action="store_true", help="remove every fault")
+    f.add_argument("--times", type=int, metavar="N", help="fire only N times")
+    f.add_argument("--phase", choices=("before", "after"), default="after",
+                   help="drop before the command runs or after it ran (default)")
+    f.add_argument("--latency", type=float, metavar="S", help="set seconds added to every SSH command")
+    f.add_argument("--command-latency", action="append", default=[], metavar="CMD=S")
+
+
+def _topology(args: argparse.Namespace, env: "Env") -> Any:
+    from labctl.topology import load_topology
+
+    return load_topology(env.path(args.file))
+
+
+def _dir(topo: Any, args: argparse.Namespace, env: "Env"):
+    from labctl.sim.paths import sim_dir
+
+    return sim_dir(topo.lab, env, args.sim_dir)
+
+
+def _latencies(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        try:
+            if not eq or not name:
+                raise ValueError
+            out[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--command-latency {item!r} is not CMD=SECONDS",
+                             hint="e.g. --command-latency esxcli=1") from None
+    return out
+
+
+def run(args: argparse.Namespace, env: "Env") -> ExitStatus:
+    topo = _topology(args, env)
+    sim = _dir(topo, args, env)
+    return {"up": _up, "status": _status, "down": _down, "fault": _fault}[args.sim_command](topo, sim, args, env)
+
+
+def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
+    from labctl.sim import lab
+
+    spec = lab.spec_from_topology(topo)
+    notes: list[str] = []
+    emap = lab.up(sim, spec, environ=env.environ, latency=args.latency,
+                  command_latency=_latencies(args.command_latency), reboot_delay=args.reboot_delay,
+                  hosts_per_process=args.hosts_per_process, reset=args.reset, vcenter=not args.no_vcenter,
+                  notes=notes)
+    if args.json:
+        env.out(json.dumps(emap.to_dict(), indent=2))
+    else:
+        env.out(f"simulated lab {topo.lab} is up ({sim})")
+        for e in emap.all():
+            env.out(f"  {e.name:<10} {e.address:<16} -> 127.0.0.1:{e.port}  {e.flavor} {e.version}".rstrip())
+        if emap.vcenter:
+            env.out(f"  vcenter    {emap.vcenter.get('url')}")
+        env.out(f"known_hosts {emap.known_hosts}, client key {emap.identity_file}")
+        env.out(f"use it: labctl macs scan {args.file} --sim" + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
+    for n in notes:
+        env.err(f"note: {n}")
+    return ExitStatus.SUCCESS
+
+
+def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
+    from dataclasses import asdict
+
+    from labctl.sim import lab
+
+    st = lab.status(sim)
+    if args.json:
+        env.out(json.dumps({**st, "hosts": [asdict(h) for h in st["hosts"]]}, indent=2))
+    else:
+        if not st["hosts"]:
+            env.out(f"no simulated lab in {sim}")
+        else:
+            env.out(f"simulated lab {st['lab']} in {sim}")
+            env.out(f"  {'HOST':<10} {'ADDRESS':<16} {'PORT':>6} {'STATE':<8} {'BOOTS':>5} {'CONNS':>6} {'EXECS':>6}")
+            for h in st["hosts"]:
+                state = "up" if h.listening else ("running" if h.running else "stopped")
+                env.out(f"  {h.name:<10} {h.address:<16} {h.port or '-':>6} {state:<8} {h.boot_count:>5} "
+                        f"{h.counters.get('connections', 0):>6} {h.counters.get('execs', 0):>6}")
+            if st["vcenter"]:
+                env.out(f"  vcenter {st['vcenter'].get('url')} ({'running' if st['vcenter']['running'] else 'stopped'})")
+    return ExitStatus.SUCCESS if st["running"] else ExitStatus.UNREACHABLE
+
+
+def _down(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
+    from labctl.sim import lab
+
+    stopped = lab.down(sim)
+    if stopped:
+        env.out(f"stopped {len(stopped)} process(es) of {topo.lab}: " + ", ".join(str(r['pid']) for r in stopped))
+    else:
+        env.out(f"nothing to stop for {topo.lab} in {sim}")
+    return ExitStatus.SUCCESS
+
+
+def _fault(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
+    from labctl.sim.faults import FaultRule, read_control, write_control
+    from labctl.sim.paths import host_dir
+
+    hdir = host_dir(sim, args.host)
+    if not (hdir / "state.json").exists():
+        raise UsageError(f"{args.host} is not a simulated host in {sim}", hint=f"labctl sim status {args.file}")
+    control = read_control(hdir)
+    if args.clear:
+        control.faults = []
+    elif args.drop is not None:
+        control.faults.append(FaultRule("drop", args.drop, args.times, args.phase))
+    elif args.refuse_auth:
+        control.faults.append(FaultRule("refuse_auth", "", args.times))
+    elif args.down:
+        control.faults.append(FaultRule("down"))
+    if args.latency is not None:
+        control.latency = args.latency
+    if args.command_latency:
+        control.command_latency.update(_latencies(args.command_latency))
+    write_control(hdir, control)
+    env.out(f"{args.host}: {json.dumps(control.to_dict())}")
+    return ExitStatus.SUCCESS

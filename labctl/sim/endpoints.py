@@ -1,0 +1,112 @@
+"""The endpoint map of a running simulated lab (shared contract 2): `<sim dir>/endpoints.json`.
+
+    {"lab": "ha-pair",
+     "hosts": {"esx1": {"address": "192.168.69.11", "host": "127.0.0.1", "port": 40123, "pid": 1234,
+                        "flavor": "esx", "version": "3.5u5", "host_key_fingerprints": {"ssh-rsa": "SHA256:..."}}},
+     "jump": {... same shape ...} | null,
+     "vcenter": {"url": "http://127.0.0.1:8989/sdk", "user": "...", "pid": 1234} | null,
+     "known_hosts": "<sim dir>/known_hosts", "identity_file": "<sim dir>/id_rsa"}
+
+`EndpointMap.resolve(address)` maps a lab address (or host name) to (127.0.0.1, port) and raises a LabctlError for
+anything else, so `--sim` never dials a real lab address.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import EnvironmentProblem, LabctlError
+
+ENDPOINTS_FILE = "endpoints.json"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    address: str
+    host: str
+    port: int
+    pid: int | None = None
+    flavor: str = ""
+    version: str = ""
+    host_key_fingerprints: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> "Endpoint":
+        return cls(name=name, address=str(d.get("address", "")), host=str(d.get("host", "127.0.0.1")),
+                   port=int(d["port"]), pid=d.get("pid"), flavor=str(d.get("flavor", "")),
+                   version=str(d.get("version", "")), host_key_fingerprints=dict(d.get("host_key_fingerprints") or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "host": self.host, "port": self.port, "pid": self.pid,
+                "flavor": self.flavor, "version": self.version, "host_key_fingerprints": self.host_key_fingerprints}
+
+
+@dataclass(frozen=True)
+class EndpointMap:
+    lab: str
+    sim_dir: Path
+    hosts: dict[str, Endpoint]
+    jump: Endpoint | None = None
+    vcenter: dict[str, Any] | None = None
+    known_hosts: Path | None = None
+    identity_file: Path | None = None
+
+    def all(self) -> list[Endpoint]:
+        return [*self.hosts.values(), *([self.jump] if self.jump else [])]
+
+    def endpoint(self, address: str) -> Endpoint:
+        for e in self.all():
+            if address in (e.address, e.name):
+                return e
+        raise LabctlError(
+            f"{address} is not a host of the simulated lab {self.lab}; refusing to dial it with --sim",
+            hint=f"the simulated hosts are: {', '.join(f'{e.name} ({e.address})' for e in self.all())}",
+        )
+
+    def resolve(self, address: str) -> tuple[str, int]:
+        e = self.endpoint(address)
+        return e.host, e.port
+
+    def is_endpoint(self, host: str, port: int) -> bool:
+        return any(e.host == host and e.port == port for e in self.all())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lab": self.lab, "hosts": {n: e.to_dict() for n, e in self.hosts.items()},
+                "jump": self.jump.to_dict() | {"name": self.jump.name} if self.jump else None,
+                "vcenter": self.vcenter, "known_hosts": str(self.known_hosts) if self.known_hosts else None,
+                "identity_file": str(self.identity_file) if self.identity_file else None}
+
+
+def load_endpoints(sim_dir: Path | str) -> EndpointMap:
+    d = Path(sim_dir)
+    path = d / ENDPOINTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"no simulated lab at {d} (no {ENDPOINTS_FILE})",
+                                 hint="start one: labctl sim up FILE") from None
+    except (OSError, ValueError) as e:
+        raise EnvironmentProblem(f"cannot read {path}: {e}") from e
+    try:
+        hosts = {n: Endpoint.from_dict(n, e) for n, e in (data.get("hosts") or {}).items()}
+        j = data.get("jump")
+        jump = Endpoint.from_dict(j.get("name", "jump"), j) if j else None
+    except (KeyError, TypeError, ValueError) as e:
+        raise EnvironmentProblem(f"{path} is not a labctl endpoint map: {e}") from e
+    return EndpointMap(
+        lab=str(data.get("lab", "")), sim_dir=d, hosts=hosts, jump=jump, vcenter=data.get("vcenter"),
+        known_hosts=Path(data["known_hosts"]) if data.get("known_hosts") else None,
+        identity_file=Path(data["identity_file"]) if data.get("identity_file") else None,
+    )
+
+
+def write_endpoints(sim_dir: Path, emap: EndpointMap) -> Path:
+    from labctl.sim.state import write_json_atomic
+
+    path = Path(sim_dir) / ENDPOINTS_FILE
+    write_json_atomic(path, emap.to_dict())
+    return path

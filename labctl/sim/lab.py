@@ -1,0 +1,529 @@
+"""A simulated lab: host states from plain specs (or a Topology), host processes, endpoint map; up/status/down.
+
+    spec = spec_from_topology(load_topology(path))      # or LabSpec(...) built by hand
+    emap = up(sim_dir, spec, environ=os.environ, latency=0.0)
+    status(sim_dir); down(sim_dir)
+
+- A host that is a linked clone of another gets a copy of the source's disk (`state.clone`), then the console
+  step a user does after cloning: its own management/VMkernel IPs and hostname. MACs and /system/uuid stay the
+  source's: the duplicates appear as in a real lab.
+- States persist in `<sim dir>/hosts/<name>/`: a second `up` resumes them (`reset=True` reinstalls).
+- `up` writes `<sim dir>/id_rsa` (the client key, 0600, authorized on every host), `known_hosts` (each host key
+  pinned as `[127.0.0.1]:port`: the simulator made them, explicit trust), `processes.json` (what `down` may stop:
+  PID, argv, start time) and `endpoints.json` — and returns once every host answers with an SSH banner.
+- A root password comes from the topology's `ssh.password_env` in the environment of `up`; only a salted hash is
+  stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from labctl.errors import EnvironmentProblem, LabctlError, UsageError
+from labctl.sim import state as S
+from labctl.sim.endpoints import Endpoint, EndpointMap, load_endpoints, write_endpoints
+from labctl.sim.faults import Control, FaultRule, write_control
+from labctl.sim.paths import host_dir
+
+PROCESSES_FILE = "processes.json"
+CLIENT_KEY = "id_rsa"
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class VmkSpec:
+    portgroup: str
+    ip: str
+    netmask: str
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    flavor: str
+    version: str
+    ip: str
+    netmask: str
+    nic_macs: tuple[str, ...]
+    address: str = ""  # what clients dial (access_ip or ip)
+    gateway: str = ""
+    vmkernel: tuple[VmkSpec, ...] = ()
+    clone_of: str | None = None
+    management_portgroup: str | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class JumpSpec:
+    name: str
+    address: str
+    user: str = "root"
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    lab: str
+    hosts: tuple[HostSpec, ...]
+    jump: JumpSpec | None = None
+    password_env: str | None = None
+    vcenter: Any = None  # the topology's VCenter (for the vCenter simulator) or None
+    datastores: tuple[str, ...] = ()
+    clusters: int = 1
+
+
+def spec_from_topology(topology: Any) -> LabSpec:
+    """The thin adapter: Topology (labctl.topology) -> LabSpec."""
+    hosts = []
+    for h in topology.esx_hosts:
+        vmk = tuple(VmkSpec(v.portgroup, v.ip, v.netmask, v.mac) for v in h.vmkernel)
+        hosts.append(HostSpec(
+            name=h.name, flavor=h.flavor, version=h.version, ip=h.management.ip, netmask=h.management.netmask,
+            nic_macs=tuple(n.mac for n in h.nics), address=h.address, gateway=h.management.gateway or "",
+            vmkernel=vmk, clone_of=h.linked_clone_of, management_portgroup=h.management.portgroup or None,
+        ))
+    jumps = {j for j in [topology.ssh.jump, *(h.ssh.jump for h in topology.esx_hosts)] if j}
+    jump = None
+    if len(jumps) > 1:
+        raise UsageError(f"the simulator models one jump host; this topology names {len(jumps)}: "
+                         f"{', '.join(sorted(jumps))}")
+    if jumps:
+        text = jumps.pop()
+        user, _, rest = text.rpartition("@")
+        hostpart = rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
+        jump = JumpSpec(name="jump", address=hostpart.strip("[]"), user=user or "root")
+    return LabSpec(lab=topology.lab, hosts=tuple(hosts), jump=jump, password_env=topology.ssh.password_env,
+                   vcenter=topology.vcenter, datastores=tuple(d.name for d in topology.datastores),
+                   clusters=max(1, len(topology.clusters)))
+
+
+# ---------------------------------------------------------------- states
+
+
+def _ordered(spec: LabSpec) -> list[HostSpec]:
+    """Sources before their clones."""
+    names = {h.name for h in spec.hosts}
+    done: list[HostSpec] = []
+    pending = list(spec.hosts)
+    while pending:
+        progressed = False
+        for h in list(pending):
+            if h.clone_of is None or h.clone_of not in names or any(d.name == h.clone_of for d in done):
+                done.append(h)
+                pending.remove(h)
+                progressed = True
+        if not progressed:
+            raise UsageError("linked clones form a cycle: " + ", ".join(h.name for h in pending))
+    return done
+
+
+def _fresh(h: HostSpec, password_hash: str) -> S.HostState:
+    return S.fresh_install(
+        h.name, h.flavor, h.version, nic_macs=list(h.nic_macs), ip=h.ip, netmask=h.netmask, gateway=h.gateway,
+        hostname=h.hostname, ssh_address=h.address or h.ip,
+        vmkernel=[{"portgroup": v.portgroup, "ip": v.ip, "netmask": v.netmask, **({"mac": v.mac} if v.mac else {})}
+                  for v in h.vmkernel],
+        management_portgroup=h.management_portgroup, root_password_hash=password_hash,
+    )
+
+
+def customize_clone(st: S.HostState, h: HostSpec) -> None:
+    """What the user does on a fresh clone's console: its own IPs and hostname (MACs and uuid untouched)."""
+    st.hostname = h.hostname or h.name
+    st.ssh_address = h.address or h.ip
+    if "/Misc/HostName" in st.advanced:
+        st.advanced["/Misc/HostName"].string_value = st.hostname
+    mgmt = st.interface(st.management_name)
+    if mgmt is not None:
+        mgmt.ip, mgmt.netmask = h.ip, h.netmask
+    others = [v for v in st.vmknics if v.name != st.management_name]
+    for vmk, vs in zip(others, h.vmkernel):
+        vmk.ip, vmk.netmask = vs.ip, vs.netmask
+    if h.gateway:
+        st.gateway = h.gateway
+    if st.is_classic:
+        text = st.files.get(S.IFCFG_VSWIF0, "")
+        for k, v in (("IPADDR", h.ip), ("NETMASK", h.netmask), ("BROADCAST", mgmt.broadcast if mgmt else "")):
+            text = S.ifcfg_set(text, k, v)
+        st.files[S.IFCFG_VSWIF0] = text
+        net = st.files.get(S.SYSCONFIG_NETWORK, "")
+        st.files[S.SYSCONFIG_NETWORK] = S.ifcfg_set(net, "HOSTNAME", f"{st.hostname}.{st.domain}")
+    st.files[S.ESX_CONF] = S.conf_set(st.files.get(S.ESX_CONF, ""), "/adv/Misc/HostIPAddr", h.ip)
+    S.sync_esx_conf(st)
+    if st.is_esxi:
+        st.persisted_etc = S.etc_snapshot(st)  # the DCUI saves its changes
+
+
+def _jump_state(j: JumpSpec, password_hash: str) -> S.HostState:
+    st = S.fresh_install(j.name, "linux", "1.0", nic_macs=[S.random_mac("00:0c:29")], ip=j.address,
+                         netmask="255.255.255.0", hostname=j.name, root_password_hash=password_hash)
+    st.extra["users"] = sorted({"root", j.user})
+    return st
+
+
+def client_key(sim: Path) -> Any:
+    """The sim's client key (RSA: accepted by every ESX era), created once, 0600."""
+    import paramiko
+
+    path = Path(sim) / CLIENT_KEY
+    if path.exists():
+        return paramiko.RSAKey.from_private_key_file(str(path))
+    key = paramiko.RSAKey.generate(bits=2048)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        key.write_private_key(f)
+    path.with_suffix(".pub").write_text(f"{key.get_name()} {key.get_base64()} labctl-sim\n")
+    return key
+
+
+def authorize(st: S.HostState, pubkey_line: str) -> None:
+    path = st.authorized_keys_path
+    text = st.files.get(path, "")
+    if pubkey_line.split()[1] not in text:
+        st.files[path] = text + pubkey_line.rstrip("\n") + "\n"
+    parent = path.rsplit("/", 1)[0]
+    while parent and parent not in st.dirs:
+        st.dirs.append(parent)
+        parent = parent.rsplit("/", 1)[0]
+    if st.is_esxi and st.persisted_etc is not None and path.startswith("/etc/"):
+        st.persisted_etc[path] = st.files[path]
+
+
+def prepare(sim: Path, spec: LabSpec, *, password: str | None = None, reset: bool = False) -> dict[str, S.HostState]:
+    """Create (or keep) every host's state under `sim`; authorize the client key; store the password hash."""
+    from labctl.sim.server import hash_password
+
+    sim = Path(sim)
+    sim.mkdir(parents=True, exist_ok=True)
+    os.chmod(sim, 0o700)
+    key = client_key(sim)
+    pub = f"{key.get_name()} {key.get_base64()} labctl-sim"
+    pw_hash = hash_password(password) if password else ""
+    states: dict[str, S.HostState] = {}
+    names = {h.name for h in spec.hosts}
+    for h in _ordered(spec):
+        hdir = host_dir(sim, h.name)
+        if (hdir / S.STATE_FILE).exists() and not reset:
+            st = S.load_state(hdir)
+        elif h.clone_of and h.clone_of in names:
+            st = S.clone(states[h.clone_of], h.name, nic_macs=list(h.nic_macs))
+            customize_clone(st, h)
+        else:
+            st = _fresh(h, pw_hash)
+        if reset and (hdir / "blobs").exists():
+            import shutil
+
+            shutil.rmtree(hdir / "blobs")
+        st.root_password_hash = pw_hash
+        authorize(st, pub)
+        S.save_state(hdir, st)
+        states[h.name] = st
+    if spec.jump is not None:
+        hdir = host_dir(sim, spec.jump.name)
+        if (hdir / S.STATE_FILE).exists() and not reset:
+            st = S.load_state(hdir)
+        else:
+            st = _jump_state(spec.jump, pw_hash)
+        st.root_password_hash = pw_hash
+        authorize(st, pub)
+        S.save_state(hdir, st)
+        states[spec.jump.name] = st
+    return states
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(text.rsplit(")", 1)[1].split()[19])
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0") if a]
+
+
+def is_ours(rec: Mapping[str, Any]) -> bool:
+    """Is the PID still the process we started (same argv and start time)?"""
+    pid = int(rec["pid"])
+    return _cmdline(pid) == list(rec["argv"]) and _start_ticks(pid) == rec.get("start_ticks")
+
+
+def read_processes(sim: Path) -> list[dict[str, Any]]:
+    try:
+        return list(json.loads((Path(sim) / PROCESSES_FILE).read_text())["processes"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return []
+
+
+def running(sim: Path) -> list[dict[str, Any]]:
+    return [r for r in read_processes(sim) if is_ours(r)]
+
+
+def _banner_ok(port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-2.0")
+    except OSError:
+        return False
+
+
+def stop_process(rec: Mapping[str, Any], timeout: float = 5.0) -> bool:
+    """SIGTERM the recorded process if it is still ours, SIGKILL after `timeout`. True if it was running."""
+    if not is_ours(rec):
+        return False
+    pid = int(rec["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_ours(rec):
+            return True
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.02)
+    if is_ours(rec):
+        os.kill(pid, signal.SIGKILL)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    return True
+
+
+def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, latency: float = 0.0,
+       command_latency: Mapping[str, float] | None = None, reboot_delay: float = 2.0,
+       faults: Mapping[str, list[FaultRule]] | None = None, hosts_per_process: int = 8, reset: bool = False,
+       vcenter: bool = True, timeout: float = START_TIMEOUT, notes: list[str] | None = None) -> EndpointMap:
+    """Start the lab in the background; return its endpoint map once every host answers SSH."""
+    sim = Path(sim)
+    environ = dict(os.environ if environ is None else environ)
+    notes = notes if notes is not None else []
+    if running(sim):
+        raise LabctlError(f"a simulated lab is already running in {sim}",
+                          hint="stop it first: labctl sim down FILE (or use another --sim-dir)")
+    password = environ.get(spec.password_env) if spec.password_env else None
+    states = prepare(sim, spec, password=password, reset=reset)
+    names = list(states)
+    for name in names:
+        rules = list((faults or {}).get(name, []))
+        write_control(host_dir(sim, name), Control(latency=latency, command_latency=dict(command_latency or {}),
+                                                   reboot_delay=reboot_delay, faults=rules))
+    logs = sim / "logs"
+    logs.mkdir(exist_ok=True)
+    groups = [names[i:i + max(1, hosts_per_process)] for i in range(0, len(names), max(1, hosts_per_process))]
+    records: list[dict[str, Any]] = []
+    before = {n: _listen_mtime(sim, n) for n in names}
+    try:
+        for k, group in enumerate(groups):
+            argv = [sys.executable, "-m", "labctl.sim.hostd", "--sim-dir", str(sim.resolve())]
+            for n in group:
+                argv += ["--host", n]
+            env = {"PATH": environ.get("PATH", os.defpath), "PYTHONPATH": os.pathsep.join(sys.path)}
+            with open(logs / f"hostd-{k}.log", "ab") as log:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                        start_new_session=True, cwd=str(sim))
+            records.append({"pid": proc.pid, "argv": _wait_cmdline(proc.pid, argv), "hosts": group,
+                            "start_ticks": _start_ticks(proc.pid), "kind": "hostd"})
+            _write_processes(sim, records)
+        listen = _wait_listening(sim, names, records, before, timeout)
+        emap = _endpoint_map(sim, spec, states, listen, records)
+        _write_known_hosts(sim, emap, listen)
+        vc = None
+        if spec.vcenter is not None and vcenter:
+            vc = _start_vcenter(sim, spec, environ, records, notes)
+        elif spec.vcenter is not None:
+            notes.append("vCenter simulator not started (--no-vcenter)")
+        emap = EndpointMap(lab=emap.lab, sim_dir=sim, hosts=emap.hosts, jump=emap.jump, vcenter=vc,
+                           known_hosts=emap.known_hosts, identity_file=emap.identity_file)
+        _write_processes(sim, records)
+        write_endpoints(sim, emap)
+        return emap
+    except BaseException:
+        for r in records:
+            stop_process(r)
+        raise
+
+
+def _listen_mtime(sim: Path, name: str) -> float:
+    try:
+        return (host_dir(sim, name) / "listen.json").stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _wait_cmdline(pid: int, argv: list[str]) -> list[str]:
+    for _ in range(100):
+        got = _cmdline(pid)
+        if got:
+            return got
+        time.sleep(0.01)
+    return argv
+
+
+def _write_processes(sim: Path, records: list[dict[str, Any]]) -> None:
+    S.write_json_atomic(sim / PROCESSES_FILE, {"processes": records}, mode=0o600)
+
+
+def _wait_listening(sim: Path, names: list[str], records: list[dict[str, Any]], before: dict[str, float],
+                    timeout: float) -> dict[str, dict[str, Any]]:
+    pid_of = {n: r["pid"] for r in records for n in r["hosts"]}
+    deadline = time.monotonic() + timeout
+    out: dict[str, dict[str, Any]] = {}
+    while True:
+        for n in names:
+            if n in out:
+                continue
+            p = host_dir(sim, n) / "listen.json"
+            try:
+                d = json.loads(p.read_text())
+            except (FileNotFoundError, ValueError):
+                continue
+            if d.get("pid") == pid_of[n]:
+                out[n] = d
+        if len(out) == len(names):
+            break
+        dead = [r for r in records if not is_ours(r)]
+        if dead or time.monotonic() > deadline:
+            log = (sim / "logs" / "hostd-0.log")
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            why = "exited" if dead else f"did not listen within {timeout:.0f} s"
+            raise EnvironmentProblem(f"a simulated host process {why}:\n{tail}",
+                                     hint=f"see the logs in {sim / 'logs'}")
+        time.sleep(0.02)
+    for n, d in out.items():  # every host that should be up answers with an SSH banner
+        st = S.load_state(host_dir(sim, n))
+        from labctl.sim.host import SimHost
+
+        if SimHost(st, None).reachable():
+            while not _banner_ok(int(d["port"])):
+                if time.monotonic() > deadline:
+                    raise EnvironmentProblem(f"simulated host {n} does not answer SSH on 127.0.0.1:{d['port']}")
+                time.sleep(0.05)
+    return out
+
+
+def _endpoint_map(sim: Path, spec: LabSpec, states: dict[str, S.HostState], listen: dict[str, dict[str, Any]],
+                  records: list[dict[str, Any]]) -> EndpointMap:
+    hosts: dict[str, Endpoint] = {}
+    for h in spec.hosts:
+        st, d = states[h.name], listen[h.name]
+        hosts[h.name] = Endpoint(h.name, h.address or h.ip, "127.0.0.1", int(d["port"]), int(d["pid"]), st.flavor,
+                                 st.version, dict(d.get("host_key_fingerprints") or {}))
+    jump = None
+    if spec.jump is not None:
+        d = listen[spec.jump.name]
+        jump = Endpoint(spec.jump.name, spec.jump.address, "127.0.0.1", int(d["port"]), int(d["pid"]), "linux", "",
+                        dict(d.get("host_key_fingerprints") or {}))
+    return EndpointMap(lab=spec.lab, sim_dir=sim, hosts=hosts, jump=jump, vcenter=None,
+                       known_hosts=sim / "known_hosts", identity_file=sim / CLIENT_KEY)
+
+
+def _write_known_hosts(sim: Path, emap: EndpointMap, listen: dict[str, dict[str, Any]]) -> None:
+    lines = []
+    for e in emap.all():
+        kdir = host_dir(sim, e.name) / "keys"
+        for pub in sorted(kdir.glob("*.pub")):
+            ktype, b64 = pub.read_text().split()[:2]
+            lines.append(f"[127.0.0.1]:{e.port} {ktype} {b64}")
+    tmp = sim / ".known_hosts.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, sim / "known_hosts")
+
+
+def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records: list[dict[str, Any]],
+                   notes: list[str]) -> dict[str, Any] | None:
+    try:
+        from labctl.sim import vcsim
+    except ImportError:
+        notes.append("vCenter simulator not available in this labctl (labctl.sim.vcsim missing); continuing")
+        return None
+    try:
+        binary = vcsim.build(environ)
+        vc = spec.vcenter
+        password = environ.get(vc.password_env) if getattr(vc, "password_env", None) else None
+        sim_vc = vcsim.start(binary, sim / "vcsim", datastores=list(spec.datastores), password=password,
+                             clusters=spec.clusters, hosts_per_cluster=max(1, len(spec.hosts)),
+                             user=getattr(vc, "user", None) or "administrator@vsphere.local")
+    except LabctlError as e:
+        notes.append(f"vCenter simulator not started: {e.message}" + (f" ({e.hint})" if e.hint else ""))
+        return None
+    records.append({"pid": sim_vc.pid, "argv": _wait_cmdline(sim_vc.pid, [str(binary)]), "hosts": [],
+                    "start_ticks": _start_ticks(sim_vc.pid), "kind": "vcsim"})
+    pw_file = None if password else sim / "vcsim.password"
+    return sim_vc.endpoint_entry(password_file=pw_file)
+
+
+def down(sim: Path) -> list[dict[str, Any]]:
+    """Stop exactly the processes `up` recorded (still ours by argv + start time); remove endpoints.json."""
+    sim = Path(sim)
+    stopped = []
+    for rec in read_processes(sim):
+        if stop_process(rec):
+            stopped.append(rec)
+    for name in ("endpoints.json", PROCESSES_FILE):
+        (sim / name).unlink(missing_ok=True)
+    return stopped
+
+
+@dataclass
+class HostStatus:
+    name: str
+    flavor: str
+    version: str
+    address: str
+    port: int | None
+    pid: int | None
+    running: bool
+    listening: bool
+    boot_count: int
+    counters: dict[str, Any] = field(default_factory=dict)
+
+
+def status(sim: Path) -> dict[str, Any]:
+    sim = Path(sim)
+    procs = read_processes(sim)
+    alive = {r["pid"] for r in procs if is_ours(r)}
+    try:
+        emap: EndpointMap | None = load_endpoints(sim)
+    except LabctlError:
+        emap = None
+    hosts = []
+    for e in (emap.all() if emap else []):
+        rt: dict[str, Any] = {}
+        try:
+            rt = json.loads((host_dir(sim, e.name) / "runtime.json").read_text())
+        except (FileNotFoundError, ValueError):
+            pass
+        run = e.pid in alive
+        hosts.append(HostStatus(e.name, e.flavor, e.version, e.address, e.port, e.pid, run,
+                                run and _banner_ok(e.port, 1.0), int(rt.get("boot_count", 0)),
+                                {k: rt[k] for k in ("connections", "auth_ok", "auth_failed", "execs", "commands",
+                                                    "drops", "faults") if k in rt}))
+    vc = emap.vcenter if emap else None
+    vc_running = bool(vc) and any(r["pid"] == vc.get("pid") for r in procs if r["pid"] in alive)
+    return {"sim_dir": str(sim), "lab": emap.lab if emap else None, "running": bool(alive),
+            "hosts": hosts, "vcenter": ({**vc, "running": vc_running} if vc else None)}
