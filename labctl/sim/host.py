@@ -29,6 +29,8 @@ class Conn:
         self.close = close
         self.sessions: set[Session] = set()
         self.dropped = False
+        self.replies: dict[int, threading.Event] = {}
+        self.replies_lock = threading.Lock()
 
 
 class Session:

@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    import logging
+
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # probes and dropped clients are normal here
+
     def log(msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 

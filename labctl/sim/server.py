@@ -297,6 +297,7 @@ class HostServer:
 
             t.set_subsystem_handler("sftp", paramiko.SFTPServer, sftp_server_class(), host)
         conn = Conn(where[0], where[1], t.close)
+        _track_replies(t, conn)
         box: list[Conn | None] = [conn]
         iface = _server_interface_class()(self, box)
         host.conns.add(conn)
@@ -319,6 +320,8 @@ class HostServer:
         session = Session(conn, channel.sendall, channel.sendall_stderr)
         conn.sessions.add(session)
         try:
+            # The reply to the exec request must leave before anything that could close the channel.
+            _reply_event(conn, channel.remote_chanid).wait(5.0)
             host.reload_control()
             rule = host.faults.take("drop", command)
             if rule is not None and rule.phase == "before":
@@ -339,6 +342,8 @@ class HostServer:
                 pass
         finally:
             conn.sessions.discard(session)
+            with conn.replies_lock:
+                conn.replies.pop(channel.remote_chanid, None)
             host.write_runtime()
 
     def run_shell(self, conn: Conn, channel: Any) -> None:
@@ -375,6 +380,34 @@ class HostServer:
             pass
         finally:
             conn.sessions.discard(session)
+
+
+def _reply_event(conn: Conn, chanid: int) -> threading.Event:
+    with conn.replies_lock:
+        return conn.replies.setdefault(chanid, threading.Event())
+
+
+def _track_replies(t: Any, conn: Conn) -> None:
+    """Note when the transport has answered a channel request (SUCCESS/FAILURE), per remote channel id.
+
+    paramiko sends that reply after `check_channel_exec_request` returns; a fast command's thread must not close
+    the channel before it, or the client sees "Channel closed." instead of its result.
+    """
+    import struct
+
+    from paramiko.common import MSG_CHANNEL_FAILURE, MSG_CHANNEL_SUCCESS
+
+    conn.replies = {}
+    conn.replies_lock = threading.Lock()
+    send = t._send_user_message
+
+    def send_and_note(m: Any) -> None:
+        send(m)
+        data = m.asbytes()
+        if data and data[0] in (MSG_CHANNEL_SUCCESS, MSG_CHANNEL_FAILURE) and len(data) >= 5:
+            _reply_event(conn, struct.unpack(">I", data[1:5])[0]).set()
+
+    t._send_user_message = send_and_note
 
 
 def _pump(channel: Any, target: tuple[str, int]) -> None:
