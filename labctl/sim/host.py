@@ -218,6 +218,7 @@ class SimHost:
             if self.rebooting:
                 return
             self.rebooting = True
+            self._up_event.clear()
         delay = self.control.reboot_delay if delay is None else delay
         threading.Thread(target=self._reboot, args=(delay,), name="sim-reboot", daemon=True).start()
 
@@ -226,7 +227,6 @@ class SimHost:
 
         time.sleep(0.05)  # the reboot command returns before the connection goes
         self.up = False
-        self._up_event.clear()
         if self.listener is not None:
             self.listener.close()
         self.drop_all("reboot")

@@ -1,0 +1,160 @@
+"""Command outputs compared byte for byte with the exact samples of esx-hosts.md (tests/sim/data)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from labctl.sim import state as S
+from labctl.sim.host import SimHost
+
+from .helpers import DATA, local_host, make_state
+
+
+def _sample(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+def _run(host: SimHost, cmd: str) -> str:
+    code, out, err = host.run(cmd)
+    assert (code, err) == (0, ""), (cmd, code, err)
+    return out
+
+
+def test_vmknic_list_esxi5_with_ipv6_row():
+    h = local_host("esxi", "5.5", macs=("00:50:56:a3:95:e5",), ip="10.144.139.7", netmask="255.255.252.0")
+    h.state.vmknics[0].dhcp = True
+    assert _run(h, "esxcfg-vmknic -l") == _sample("esxcfg_vmknic_l_5x.txt")
+
+
+def test_vmknic_list_esxi6_netstack_and_unaddressed_vmk():
+    h = local_host("esxi", "6.0", macs=("48:df:37:aa:bb:cc",), ip="172.31.0.82", netmask="255.255.0.0")
+    h.state.ipv6 = False
+    h.state.vmknics[0].dhcp = True
+    h.state.vmknics.append(S.NetIf("vmk2", "PGvmnic0", "00:50:56:aa:bb:cc", mtu=9000))
+    assert _run(h, "esxcfg-vmknic -l") == _sample("esxcfg_vmknic_l_60.txt")
+
+
+def test_vswif_list_esx4():
+    h = local_host("esx", "4.0", ip="10.0.1.130")
+    assert _run(h, "esxcfg-vswif -l") == _sample("esxcfg_vswif_l_4x.txt")
+
+
+def test_vswif_list_esx35_has_no_mac_and_dhcp_column():
+    out = _run(local_host("esx", "3.5u5"), "esxcfg-vswif -l")
+    head, row = out.splitlines()
+    assert head.split() == ["Name", "Port", "Group", "IP", "Address", "Netmask", "Broadcast", "Enabled", "DHCP"]
+    assert row.split() == ["vswif0", "Service", "Console", "192.168.69.11", "255.255.255.0", "192.168.69.255",
+                           "true", "false"]
+
+
+def test_vswitch_list_esxi6():
+    h = local_host("esxi", "6.7")
+    h.state.vswitches[0].portgroups[0].vms = 1
+    assert _run(h, "esxcfg-vswitch -l") == _sample("esxcfg_vswitch_l_6x.txt")
+
+
+def test_ip_interface_list_records_esxi6():
+    h = local_host("esxi", "6.5", macs=("52:54:00:12:34:56",))
+    assert _run(h, "esxcli network ip interface list") == _sample("esxcli_ip_interface_list_6x.txt")
+
+
+@pytest.mark.parametrize("version,absent,present", [
+    ("5.0", ["Netstack Instance", "VDS UUID", "Opaque Network ID", "RXDispQueue Size"], ["VDS Name", "Port ID"]),
+    ("5.5", ["Opaque Network ID", "RXDispQueue Size"], ["Netstack Instance", "VDS UUID"]),
+    ("7.0u2", [], ["Opaque Network ID", "External ID", "RXDispQueue Size"]),
+])
+def test_ip_interface_list_fields_per_version(version, absent, present):
+    out = _run(local_host("esxi", version), "esxcli network ip interface list")
+    fields = [ln.split(":")[0].strip() for ln in out.splitlines() if ln.startswith("   ")]
+    assert not set(absent) & set(fields)
+    assert set(present) <= set(fields)
+    assert fields[:2] == ["Name", "MAC Address"] and fields[-1] == "Port ID"
+
+
+def test_ipv4_get_esxi7_table():
+    h = local_host("esxi", "7.0", ip="192.168.1.109", gateway="192.168.1.1")
+    assert _run(h, "esxcli network ip interface ipv4 get") == _sample("esxcli_ipv4_get_7x.txt")
+
+
+def test_ipv4_get_esxi5_has_no_gateway_column():
+    out = _run(local_host("esxi", "5.1", gateway="192.168.69.1"), "esxcli network ip interface ipv4 get")
+    assert "Gateway" not in out.splitlines()[0]
+
+
+def test_nic_list_esxi6():
+    h = local_host("esxi", "6.0", macs=("68:5b:35:c9:96:10",))
+    nic = h.state.nics[0]
+    nic.driver, nic.pci = "tg3", "0000:01:00.0"
+    nic.description = "Broadcom Corporation NetXtreme BCM57766 Gigabit Ethernet"
+    assert _run(h, "esxcli network nic list") == _sample("esxcli_nic_list_60.txt")
+
+
+def test_advanced_list_follow_hardware_mac():
+    out = _run(local_host("esxi", "6.7"), "esxcli system settings advanced list -o /Net/FollowHardwareMac")
+    assert out == _sample("esxcli_advanced_list_followhardwaremac.txt")
+
+
+def test_ifcfg_vswif0_written_by_the_installer():
+    st = make_state("esx", "3.5u5", ip="192.168.251.60", management_portgroup="portgroup6")
+    mac = st.vswifs[0].mac
+    assert re.fullmatch(r"00:50:56:4[0-9a-f](:[0-9a-f]{2}){2}", mac)
+    expected = _sample("ifcfg_vswif0.txt").replace("00:50:56:43:a3:52", mac)
+    assert st.files[S.IFCFG_VSWIF0] == expected
+    assert S.conf_get(st.files[S.ESX_CONF], "/net/vswif/child[0000]/mac") == mac
+
+
+def test_csv_formatter_sorted_headers_trailing_comma():
+    out = _run(local_host("esxi", "7.0", ip="192.168.1.109", gateway="192.168.1.1"),
+               "esxcli --formatter=csv network ip interface ipv4 get")
+    assert out.splitlines() == [
+        "AddressType,DHCPDNS,Gateway,IPv4Address,IPv4Broadcast,IPv4Netmask,Name,",
+        "STATIC,false,192.168.1.1,192.168.1.109,192.168.1.255,255.255.255.0,vmk0,",
+    ]
+
+
+def test_keyvalue_formatter():
+    h = local_host("esxi", "6.7", macs=("52:54:00:12:34:56",))
+    out = _run(h, "esxcli --formatter=keyvalue network ip interface list")
+    assert "NetworkInterface.MACAddress.string=52:54:00:12:34:56" in out.splitlines()
+    assert "NetworkInterface.Enabled.boolean=true" in out.splitlines()
+    assert _run(h, "esxcli --formatter=keyvalue system uuid get") == f"string={h.state.system_uuid}\n"
+
+
+@pytest.mark.parametrize("flavor,version,expected", [
+    ("esx", "3.5u5", "VMware ESX Server 3.5.0 build-207095"),
+    ("esx", "4.1", "VMware ESX 4.1.0 build-260247"),
+    ("esxi", "5.5", "VMware ESXi 5.5.0 build-1331820"),
+    ("esxi", "6.7", "VMware ESXi 6.7.0 build-8169922"),
+    ("esxi", "7.0u3", "VMware ESXi 7.0.3 build-18644231"),
+    ("esxi", "8.0", "VMware ESXi 8.0.0 build-20513097"),
+])
+def test_vmware_v(flavor, version, expected):
+    assert _run(local_host(flavor, version), "vmware -v") == expected + "\n"
+
+
+def test_ifconfig_shows_vswif_hwaddr_upper_case():
+    h = local_host("esx", "3.5u5")
+    out = _run(h, "ifconfig vswif0")
+    assert f"HWaddr {h.state.vswifs[0].mac.upper()}" in out
+    assert "inet addr:192.168.69.11  Bcast:192.168.69.255  Mask:255.255.255.0" in out
+
+
+def test_uuid_get_matches_esx_conf_and_mac_tail():
+    h = local_host("esxi", "6.7")
+    uuid = _run(h, "esxcli system uuid get").strip()
+    assert f'/system/uuid = "{uuid}"' in h.state.files[S.ESX_CONF]
+    assert uuid.endswith(h.state.vmknics[0].mac.replace(":", ""))
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", uuid)
+
+
+def test_esx_conf_keys_of_a_fresh_esxi():
+    st = make_state("esxi", "6.7", macs=("00:50:56:00:00:11", "00:50:56:00:00:12"))
+    conf = S.conf_items(st.files[S.ESX_CONF])
+    assert conf["/net/vmkernelnic/child[0000]/mac"] == "00:50:56:00:00:11"
+    assert conf["/net/pnic/child[0000]/mac"] == "00:50:56:00:00:11"
+    assert conf["/net/pnic/child[0001]/mac"] == "00:50:56:00:00:12"
+    assert conf["/adv/Net/FollowHardwareMac"] == "0"
+    assert conf["/adv/Net/ManagementIface"] == "vmk0"
+    assert re.fullmatch(r"00:50:56:5[0-9a-f](:[0-9a-f]{2}){2}", conf["/net/pnic/child[0000]/virtualMac"])
