@@ -289,6 +289,7 @@ class HostServer:
         if where is None or not host.up:
             sock.close()
             return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # like sshd; avoids 40 ms Nagle stalls
         t = paramiko.Transport(sock)
         for key in self.keys.values():
             t.add_server_key(key)

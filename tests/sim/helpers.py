@@ -31,6 +31,9 @@ def connect(port: int, server_keys: dict, *, pkey=None, password: str | None = N
         c.get_host_keys().add(f"[127.0.0.1]:{port}", key.get_name(), key)
     c.connect("127.0.0.1", port, user, pkey=pkey, password=password, look_for_keys=False, allow_agent=False,
               timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+    import socket
+
+    c.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as OpenSSH's client does
     return c
 
 
