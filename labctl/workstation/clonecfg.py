@@ -11,6 +11,7 @@ Edits go through `labctl.render.vmx`, which keeps the rest of the file (order, c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,8 +41,16 @@ class CloneSettings:
 _GENERATED_KEYS = ("generatedAddress", "generatedAddressOffset")
 
 
-def vmx_changes(settings: CloneSettings) -> tuple[dict[str, str], list[str]]:
-    """(keys to set, keys to delete) that turn a copied .vmx into this clone's."""
+def vmx_changes(settings: CloneSettings | Mapping[str, str | None]) -> tuple[dict[str, str], list[str]]:
+    """(keys to set, keys to delete) that turn a copied .vmx into this clone's.
+
+    `settings` is a `CloneSettings` or the key map `labctl.render.lab.clone_settings` gives (None = delete).
+    """
+    if isinstance(settings, Mapping):
+        return (
+            {k: v for k, v in settings.items() if v is not None},
+            [k for k, v in settings.items() if v is None],
+        )
     sets: dict[str, str] = {
         "displayName": settings.display_name,
         "uuid.action": "create",
@@ -70,7 +79,7 @@ def vmx_changes(settings: CloneSettings) -> tuple[dict[str, str], list[str]]:
     return sets, deletes
 
 
-def apply_to_vmx_text(text: str | bytes, settings: CloneSettings) -> bytes:
+def apply_to_vmx_text(text: str | bytes, settings: CloneSettings | Mapping[str, str | None]) -> bytes:
     """Pure: the clone's .vmx content with the settings applied (everything else kept byte for byte)."""
     from labctl.render import vmx as vmxlib
 
@@ -84,7 +93,7 @@ def apply_to_vmx_text(text: str | bytes, settings: CloneSettings) -> bytes:
     return doc.dump_bytes()
 
 
-def needs_update(text: str | bytes, settings: CloneSettings) -> list[str]:
+def needs_update(text: str | bytes, settings: CloneSettings | Mapping[str, str | None]) -> list[str]:
     """The keys whose value differs from what the settings want (empty: nothing to do). For `plan`."""
     from labctl.render import vmx as vmxlib
 
@@ -95,7 +104,7 @@ def needs_update(text: str | bytes, settings: CloneSettings) -> list[str]:
     return diff
 
 
-def apply_to_vmx(path: Path, settings: CloneSettings) -> bool:
+def apply_to_vmx(path: Path, settings: CloneSettings | Mapping[str, str | None]) -> bool:
     """Apply the settings to the .vmx at `path` (atomic write, recorded in the lab's manifest). True if changed."""
     from labctl.render import vmx as vmxlib
 
@@ -117,7 +126,13 @@ def apply_to_vmx(path: Path, settings: CloneSettings) -> bool:
 
 
 def ensure_linked_clone(
-    driver: Driver, parent: Path, clone: Path, *, snapshot: str, settings: CloneSettings
+    driver: Driver,
+    parent: Path,
+    clone: Path,
+    *,
+    snapshot: str,
+    settings: CloneSettings | Mapping[str, str | None],
+    clone_name: str | None = None,
 ) -> list[str]:
     """Create `clone` as a linked clone of `parent` at `snapshot` (taken first when missing) and configure it.
 
@@ -128,7 +143,10 @@ def ensure_linked_clone(
         if snapshot not in driver.list_snapshots(parent):
             driver.snapshot(parent, snapshot)
             done.append(f"snapshot {snapshot!r} of {parent}")
-        driver.clone(parent, clone, snapshot=snapshot, clone_name=settings.display_name, linked=True)
+        name = clone_name or (
+            settings.get("displayName") if isinstance(settings, Mapping) else settings.display_name
+        )
+        driver.clone(parent, clone, snapshot=snapshot, clone_name=name or Path(clone).stem, linked=True)
         done.append(f"linked clone {clone} of {parent}@{snapshot}")
     if apply_to_vmx(clone, settings):
         done.append(f"configured {clone} (static MACs, uuid.action=create, displayName)")
@@ -149,7 +167,15 @@ def nic_connection(network: Network) -> tuple[str, str | None, str | None]:
     return "hostonly", None, None
 
 
-def settings_for_host(topology: Topology, host: EsxHost) -> CloneSettings:
+def settings_for_host(topology: Topology, host: EsxHost) -> Mapping[str, str | None]:
+    """The clone's .vmx keys as `labctl render` plans them (one source of truth: `render.lab.clone_settings`)."""
+    from labctl.render.lab import clone_settings
+
+    return clone_settings(topology, host)
+
+
+def typed_settings_for_host(topology: Topology, host: EsxHost) -> CloneSettings:
+    """The same as plain values, with each vNIC's network connection too (for a clone whose source differs)."""
     nics = []
     for nic in host.nics:
         ctype, vnet, pvn = nic_connection(topology.network(nic.network))

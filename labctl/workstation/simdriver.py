@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,34 +34,68 @@ _DISK_SKIP = {"runtime.json", "control.json", "server.log", "pid"}  # process fi
 
 
 class HostBackend(Protocol):
-    """How simulated ESX hosts' disks and processes are found, started and stopped (the simulator's side)."""
+    """The simulator's side: which VMs are simulated ESX hosts, where their disks are, their power."""
+
+    def is_host(self, name: str) -> bool:
+        """Is VM `name` a simulated ESX host (else a plain VM: only its power state is simulated)?"""
 
     def host_dir(self, name: str) -> Path:
         """Where host `name`'s disk (state.json, blobs/) lives."""
 
-    def power_on(self, name: str) -> None:
-        """Start (or resume) the host's process serving the disk in host_dir(name); it is booted already."""
+    def ensure_disk(self, name: str) -> None:
+        """The host's disk exists (a golden host: installed). Raises LabctlError when it cannot."""
+
+    def power_on(self, name: str, nic_macs: list[str | None]) -> None:
+        """Boot the disk with these vNIC MACs and start (or resume) serving it."""
 
     def power_off(self, name: str, *, hard: bool) -> None:
-        """Stop the host's process (no-op when it is not running)."""
+        """Stop serving the host (no-op when it is not running)."""
+
+
+def boot_disk(
+    hdir: Path, nic_macs: list[str | None], *, first_boot: Callable[[object], None] | None = None
+) -> None:
+    """Power-on of a simulated ESX VM: the .vmx's vNIC MACs become the host's NICs, then the host boots.
+
+    `first_boot(state)` runs after the first boot of a disk (a clone's console step: its own IPs and hostname).
+    """
+    from labctl.sim import state as S
+    from labctl.sim.boot import boot
+
+    st = S.load_state(hdir)
+    for i, nic in enumerate(st.nics):
+        if i < len(nic_macs) and nic_macs[i]:
+            nic.mac = nic_macs[i]
+    first = st.boot_count == 0
+    boot(st)
+    if first and first_boot is not None:
+        first_boot(st)
+    S.save_state(hdir, st)
 
 
 @dataclass
 class DiskOnlyHosts:
-    """A backend without processes: disks under `<root>/<name>`, power only recorded by the driver.
+    """A backend without processes: disks under `<root>/<name>`; power-on boots the disk, nothing serves it.
 
-    Used by tests and by callers that only need the Workstation side (clone, .vmx, snapshots) — and as the
-    base of the launcher-backed backend, which adds the processes.
+    Used by tests and by callers that only need the Workstation side (clone, .vmx, snapshots, disk contents).
     """
 
     root: Path
     on_power_on: Callable[[str], None] | None = None
     on_power_off: Callable[[str, bool], None] | None = None
 
+    def is_host(self, name: str) -> bool:
+        return (self.host_dir(name) / "state.json").is_file()
+
     def host_dir(self, name: str) -> Path:
         return Path(self.root) / name
 
-    def power_on(self, name: str) -> None:
+    def ensure_disk(self, name: str) -> None:
+        if not self.is_host(name):
+            raise LabctlError(f"simulated host {name} has no disk in {self.host_dir(name)}")
+
+    def power_on(self, name: str, nic_macs: list[str | None]) -> None:
+        boot_disk(self.host_dir(name), nic_macs)
         if self.on_power_on:
             self.on_power_on(name)
 
@@ -121,6 +155,9 @@ class SimDriver(Driver):
         return vmx.parent.name
 
     def _is_host(self, vmx: Path) -> bool:
+        return self.hosts.is_host(self._vm_name(vmx))
+
+    def _has_disk(self, vmx: Path) -> bool:
         return (self.hosts.host_dir(self._vm_name(vmx)) / "state.json").is_file()
 
     # ---- Driver ----------------------------------------------------------------------------------------------
@@ -141,36 +178,20 @@ class SimDriver(Driver):
         return sorted(p for p in self.vms_dir.glob("*/*.vmx") if self._lck(p).is_dir())
 
     def start(self, vmx: Path, *, gui: bool = False) -> None:
+        from labctl.render import vmx as vmxlib
+
         p = self._existing(vmx, "start")
         if self._lck(p).is_dir():
             return  # vmrun start on a running VM succeeds without doing anything
         name = self._vm_name(p)
         if self._is_host(p):
-            self._power_on_disk(p, name)
+            try:
+                self.hosts.power_on(name, vnic_macs(vmxlib.read(p)))
+            except LabctlError as e:
+                raise VmrunError(
+                    "start", str(p), f"the simulated host {name} did not start: {e.message}", exit_code=255
+                ) from e
         self._lck(p).mkdir()
-        try:
-            if self._is_host(p):
-                self.hosts.power_on(name)
-        except LabctlError as e:
-            shutil.rmtree(self._lck(p), ignore_errors=True)
-            raise VmrunError(
-                "start", str(p), f"the simulated host {name} did not start: {e.message}", exit_code=255
-            ) from e
-
-    def _power_on_disk(self, vmx: Path, name: str) -> None:
-        """Power-on of a simulated ESX VM: the .vmx's vNIC MACs become the host's NICs, then the host boots."""
-        from labctl.render import vmx as vmxlib
-        from labctl.sim import state as S
-        from labctl.sim.boot import boot
-
-        hdir = self.hosts.host_dir(name)
-        st = S.load_state(hdir)
-        macs = vnic_macs(vmxlib.read(vmx))
-        for i, nic in enumerate(st.nics):
-            if i < len(macs) and macs[i]:
-                nic.mac = macs[i]
-        boot(st)
-        S.save_state(hdir, st)
 
     def stop(self, vmx: Path, *, hard: bool = False) -> None:
         p = self._existing(vmx, "stop")
@@ -194,6 +215,7 @@ class SimDriver(Driver):
         doc.set("snapshot.current", str(uid))
         self._write_vmsd(p, doc)
         if self._is_host(p):  # the disk as it is now, like the snapshot's base disk
+            self.hosts.ensure_disk(self._vm_name(p))
             snap_dir = p.parent / f"{p.stem}-Snapshot{uid}.disk"
             _copy_disk(self.hosts.host_dir(self._vm_name(p)), snap_dir)
 
@@ -229,6 +251,7 @@ class SimDriver(Driver):
             vmsd.set("numSentinels", "1")
             self._write_vmsd(d, vmsd)
         if self._is_host(s):
+            self.hosts.ensure_disk(self._vm_name(s))
             snap_disk = self._snapshot_disk(s, snapshot)
             src_disk = snap_disk if snap_disk is not None else self.hosts.host_dir(self._vm_name(s))
             _clone_disk(src_disk, self.hosts.host_dir(self._vm_name(d)), self._vm_name(d))
@@ -248,7 +271,7 @@ class SimDriver(Driver):
             raise VmrunError(
                 "getGuestIPAddress", str(p), f"The virtual machine is not powered on: {p}", exit_code=255
             )
-        if self._is_host(p):
+        if self._has_disk(p):
             from labctl.sim import state as S
 
             st = S.load_state(self.hosts.host_dir(self._vm_name(p)))
@@ -274,7 +297,7 @@ class SimDriver(Driver):
                     exit_code=255,
                 )
         name = self._vm_name(p)
-        if self._is_host(p):
+        if self._has_disk(p):
             shutil.rmtree(self.hosts.host_dir(name))
         shutil.rmtree(p.parent)
 
@@ -331,3 +354,308 @@ def _clone_disk(src: Path, dst: Path, name: str) -> None:
     from labctl.sim import state as S
 
     S.write_json_atomic(state_file, data)
+
+
+class LabHosts(DiskOnlyHosts):
+    """The simulated lab's hosts behind the simulated Workstation, served by `labctl.sim.hostd` processes.
+
+    One hostd process per powered-on host VM (a VM is a process), recorded in the sim's `processes.json` so
+    `labctl sim down` stops them too; `endpoints.json` and `known_hosts` list the hosts that are on.
+    - A golden host's disk is installed on first use (the user's ISO install), with the sim's client key
+      authorized and the password hash from `ssh.password_env` (never the password).
+    - A clone's disk comes from `SimDriver.clone`; at its first boot it gets the console step a user does after
+      cloning (`labctl.sim.lab.customize_clone`: own IPs and hostname; MACs and /system/uuid stay the source's).
+    - Power-off sends SIGTERM to the host's own process (the host saves its disk); soft and hard are the same.
+    """
+
+    def __init__(
+        self,
+        sim_dir: Path,
+        spec,
+        *,
+        environ: Mapping[str, str] | None = None,
+        latency: float = 0.0,
+        reboot_delay: float = 0.2,
+        timeout: float = 60.0,
+    ):
+        from labctl.sim.paths import host_dir
+
+        super().__init__(Path(sim_dir) / "hosts")
+        self.sim_dir = Path(sim_dir).resolve()
+        self.spec = spec
+        self.specs = {h.name: h for h in spec.hosts}
+        self.environ = dict(os.environ if environ is None else environ)
+        self.latency = latency
+        self.reboot_delay = reboot_delay
+        self.timeout = timeout
+        self._host_dir = host_dir
+        password = self.environ.get(spec.password_env) if spec.password_env else None
+        self._password = password
+        self._pw_hash: str | None = None
+        self._procs: dict[str, object] = {}
+
+    # ---- disks -------------------------------------------------------------------------------------------
+    def is_host(self, name: str) -> bool:
+        return name in self.specs
+
+    def host_dir(self, name: str) -> Path:
+        return self._host_dir(self.sim_dir, name)
+
+    def _password_hash(self) -> str:
+        if self._pw_hash is None:
+            from labctl.sim.server import hash_password
+
+            self._pw_hash = hash_password(self._password) if self._password else ""
+        return self._pw_hash
+
+    def _pubkey(self) -> str:
+        from labctl.sim import lab
+
+        self.sim_dir.mkdir(parents=True, exist_ok=True)
+        key = lab.client_key(self.sim_dir)
+        return f"{key.get_name()} {key.get_base64()} labctl-sim"
+
+    def ensure_disk(self, name: str) -> None:
+        from labctl.sim import state as S
+
+        if (self.host_dir(name) / S.STATE_FILE).is_file():
+            return
+        h = self.specs.get(name)
+        if h is None:
+            raise LabctlError(f"{name} is not a host of the simulated lab {self.spec.lab}")
+        if h.clone_of:
+            raise LabctlError(
+                f"{name} is a linked clone of {h.clone_of}: its disk comes from cloning that VM",
+                hint="labctl up creates clones before starting them",
+            )
+        st = S.fresh_install(
+            h.name,
+            h.flavor,
+            h.version,
+            nic_macs=list(h.nic_macs),
+            ip=h.ip,
+            netmask=h.netmask,
+            gateway=h.gateway,
+            hostname=h.hostname,
+            ssh_address=h.address or h.ip,
+            vmkernel=[
+                {
+                    "portgroup": v.portgroup,
+                    "ip": v.ip,
+                    "netmask": v.netmask,
+                    **({"mac": v.mac} if v.mac else {}),
+                }
+                for v in h.vmkernel
+            ],
+            management_portgroup=h.management_portgroup,
+            root_password_hash=self._password_hash(),
+        )
+        S.save_state(self.host_dir(name), st)
+
+    # ---- power -------------------------------------------------------------------------------------------
+    def power_on(self, name: str, nic_macs: list[str | None]) -> None:
+        from labctl.sim import lab
+        from labctl.sim import state as S
+        from labctl.sim.faults import CONTROL_FILE, Control, write_control
+
+        self.ensure_disk(name)
+        h = self.specs[name]
+        hdir = self.host_dir(name)
+        boot_disk(hdir, nic_macs, first_boot=(lambda st: lab.customize_clone(st, h)) if h.clone_of else None)
+        st = S.load_state(hdir)  # every boot: the sim's key authorized, the current password hash
+        st.root_password_hash = self._password_hash()
+        lab.authorize(st, self._pubkey())
+        S.save_state(hdir, st)
+        if not (hdir / CONTROL_FILE).exists():
+            write_control(hdir, Control(latency=self.latency, reboot_delay=self.reboot_delay))
+        if self._record(name) is None:
+            self._start_process(name)
+        self._publish()
+
+    def power_off(self, name: str, *, hard: bool) -> None:
+        from labctl.sim import lab
+
+        rec = self._record(name)
+        if rec is not None:
+            lab.stop_process(rec)
+        self._reap(name)
+        records = [r for r in lab.read_processes(self.sim_dir) if r.get("hosts") != [name] or lab.is_ours(r)]
+        self._write_records(records)
+        self._publish()
+
+    # ---- processes ---------------------------------------------------------------------------------------
+    def _record(self, name: str) -> dict | None:
+        from labctl.sim import lab
+
+        for r in lab.read_processes(self.sim_dir):
+            if r.get("hosts") == [name] and lab.is_ours(r):
+                return r
+        return None
+
+    def _write_records(self, records: list[dict]) -> None:
+        from labctl.sim import lab
+        from labctl.sim import state as S
+
+        S.write_json_atomic(self.sim_dir / lab.PROCESSES_FILE, {"processes": records}, mode=0o600)
+
+    def _start_process(self, name: str) -> None:
+        import subprocess
+        import sys
+        import time
+
+        from labctl.sim import lab
+
+        hdir = self.host_dir(name)
+        listen = hdir / "listen.json"
+        argv = [sys.executable, "-m", "labctl.sim.hostd", "--sim-dir", str(self.sim_dir), "--host", name]
+        env = {"PATH": self.environ.get("PATH", os.defpath), "PYTHONPATH": os.pathsep.join(sys.path)}
+        logs = self.sim_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        with open(logs / f"hostd-{name}.log", "ab") as log:
+            p = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+                cwd=str(self.sim_dir),
+            )
+        rec = {
+            "pid": p.pid,
+            "argv": _wait_cmdline(p.pid, argv),
+            "hosts": [name],
+            "start_ticks": _start_ticks(p.pid),
+            "kind": "hostd",
+        }
+        others = [r for r in lab.read_processes(self.sim_dir) if r.get("hosts") != [name]]
+        self._write_records([*others, rec])
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                d = json.loads(listen.read_text())
+                if d.get("pid") == p.pid:
+                    break
+            except (FileNotFoundError, ValueError):
+                pass
+            if p.poll() is not None or time.monotonic() > deadline:
+                lab.stop_process(rec)
+                tail = (logs / f"hostd-{name}.log").read_text(errors="replace")[-800:]
+                why = f"exited ({p.returncode})" if p.returncode is not None else "did not listen in time"
+                raise LabctlError(
+                    f"host process {why}: {tail.strip()}", hint=f"see {logs / f'hostd-{name}.log'}"
+                )
+            time.sleep(0.02)
+        self._procs[name] = (
+            p  # reaped after stop_process (a host may also outlive this labctl run, like a VM)
+        )
+
+    def _reap(self, name: str) -> None:
+        import subprocess
+
+        p = self._procs.pop(name, None)
+        if isinstance(p, subprocess.Popen):
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _publish(self) -> None:
+        """endpoints.json and known_hosts for the hosts whose process runs now."""
+        from labctl.sim import lab
+        from labctl.sim.endpoints import (
+            ENDPOINTS_FILE,
+            Endpoint,
+            EndpointMap,
+            load_endpoints,
+            write_endpoints,
+        )
+
+        hosts: dict[str, Endpoint] = {}
+        lines: list[str] = []
+        for r in lab.read_processes(self.sim_dir):
+            if r.get("kind") != "hostd" or len(r.get("hosts", [])) != 1 or not lab.is_ours(r):
+                continue
+            name = r["hosts"][0]
+            h = self.specs.get(name)
+            hdir = self.host_dir(name)
+            try:
+                d = json.loads((hdir / "listen.json").read_text())
+            except (FileNotFoundError, ValueError):
+                continue
+            if h is None or d.get("pid") != r["pid"]:
+                continue
+            hosts[name] = Endpoint(
+                name,
+                h.address or h.ip,
+                "127.0.0.1",
+                int(d["port"]),
+                int(d["pid"]),
+                h.flavor,
+                h.version,
+                dict(d.get("host_key_fingerprints") or {}),
+            )
+            for pub in sorted((hdir / "keys").glob("*.pub")):
+                ktype, b64 = pub.read_text().split()[:2]
+                lines.append(f"[127.0.0.1]:{d['port']} {ktype} {b64}")
+        vcenter = None
+        if (self.sim_dir / ENDPOINTS_FILE).exists():
+            try:
+                vcenter = load_endpoints(self.sim_dir).vcenter
+            except LabctlError:
+                vcenter = None
+        known = self.sim_dir / "known_hosts"
+        from labctl.workstation import sysfiles
+
+        sysfiles.replace_file(known, "".join(f"{ln}\n" for ln in lines), backup=False, mode=0o600)
+        ordered = {h.name: hosts[h.name] for h in self.spec.hosts if h.name in hosts}
+        write_endpoints(
+            self.sim_dir,
+            EndpointMap(
+                lab=self.spec.lab,
+                sim_dir=self.sim_dir,
+                hosts=ordered,
+                vcenter=vcenter,
+                known_hosts=known,
+                identity_file=self.sim_dir / lab.CLIENT_KEY,
+            ),
+        )
+
+    def stop_all(self) -> list[str]:
+        """Stop every host process this backend started (by recorded PID); returns their host names."""
+        from labctl.sim import lab
+
+        stopped = []
+        for r in lab.read_processes(self.sim_dir):
+            if r.get("kind") == "hostd" and len(r.get("hosts", [])) == 1 and r["hosts"][0] in self.specs:
+                if lab.stop_process(r):
+                    stopped.append(r["hosts"][0])
+                self._reap(r["hosts"][0])
+        self._write_records([r for r in lab.read_processes(self.sim_dir) if lab.is_ours(r)])
+        self._publish()
+        return stopped
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time): with the argv, what proves a PID is still our process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(text.rsplit(")", 1)[1].split()[19])
+
+
+def _wait_cmdline(pid: int, argv: list[str]) -> list[str]:
+    """The child's argv once it has exec'd (before that /proc shows the parent's command line)."""
+    import time
+
+    for _ in range(200):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            raw = b""
+        got = [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0") if a]
+        if got == argv:
+            return got
+        time.sleep(0.005)
+    return argv

@@ -1,0 +1,101 @@
+"""The simulated Workstation with real simulated hosts: hostd processes on loopback, SSH with pinned keys.
+
+The 2010 story end to end on the Workstation side: render esx1's .vmx, power it on (a hostd process serves it),
+snapshot "base", linked-clone esx2 from it, give the clone its own MACs, power it on — and over SSH the clone shows
+its own IP (the console step) but the service-console MAC and system UUID of esx1: the duplicates `labctl macs`
+repairs. Every process is stopped by PID in a finalizer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from labctl.sim import lab
+from labctl.sim.endpoints import load_endpoints
+from labctl.topology import load_topology
+from labctl.workstation import clonecfg
+from labctl.workstation.simdriver import LabHosts, SimDriver
+
+ROOT = Path(__file__).resolve().parents[2]
+ESX35 = ROOT / "topologies" / "esx35-ha-pair.yaml"
+
+
+@pytest.fixture
+def simlab(tmp_path):
+    topo = load_topology(ESX35)
+    sim = tmp_path / "sim"
+    hosts = LabHosts(sim, lab.spec_from_topology(topo), environ={"PATH": "/usr/bin:/bin"})
+    driver = SimDriver(sim, hosts)
+    driver.verify()
+    yield topo, driver, hosts
+    hosts.stop_all()
+    lab.down(sim)  # anything else recorded in processes.json
+
+
+def ssh(sim: Path, name: str, command: str) -> str:
+    import paramiko
+
+    emap = load_endpoints(sim)
+    host, port = emap.resolve(emap.hosts[name].address)
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(emap.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    key = paramiko.RSAKey.from_private_key_file(str(emap.identity_file))
+    client.connect(
+        host, port=port, username="root", pkey=key, allow_agent=False, look_for_keys=False, timeout=10
+    )
+    try:
+        _, out, _ = client.exec_command(command, timeout=10)
+        return out.read().decode()
+    finally:
+        client.close()
+
+
+def render_vmx(topo, driver: SimDriver, name: str) -> Path:
+    from labctl.render.lab import vmx_for_host
+    from labctl.render.templates import environment
+
+    vmx = driver.vmx_path(name)
+    vmx.parent.mkdir(parents=True)
+    vmx.write_text(vmx_for_host(topo, topo.host(name), environment()))
+    return vmx
+
+
+def test_power_on_clone_and_duplicates_over_ssh(simlab):
+    topo, driver, hosts = simlab
+    sim = driver.sim_dir
+    esx1 = render_vmx(topo, driver, "esx1")
+    driver.start(esx1)
+    emap = load_endpoints(sim)
+    assert list(emap.hosts) == ["esx1"] and emap.hosts["esx1"].address == "192.168.69.11"
+    vswif1 = ssh(sim, "esx1", "esxcfg-vswif -l")
+    assert "192.168.69.11" in vswif1
+    procs = json.loads((sim / "processes.json").read_text())["processes"]
+    assert [p["hosts"] for p in procs] == [["esx1"]]
+
+    driver.stop(esx1)
+    assert not lab.is_ours(procs[0]) and list(load_endpoints(sim).hosts) == []
+
+    esx2 = driver.vmx_path("esx2")
+    settings = clonecfg.settings_for_host(topo, topo.host("esx2"))
+    done = clonecfg.ensure_linked_clone(driver, esx1, esx2, snapshot="base", settings=settings)
+    assert [d.split()[0] for d in done] == ["snapshot", "linked", "configured"]
+    driver.start(esx1)
+    driver.start(esx2)
+    assert sorted(p.name for p in driver.list_running()) == ["esx1.vmx", "esx2.vmx"]
+    assert sorted(load_endpoints(sim).hosts) == ["esx1", "esx2"]
+
+    nics2 = ssh(sim, "esx2", "esxcfg-nics -l")
+    for nic in topo.host("esx2").nics:
+        assert nic.mac in nics2.lower()  # the clone's vNICs carry the MACs from its .vmx
+    vswif2 = ssh(sim, "esx2", "esxcfg-vswif -l")
+    assert "192.168.69.12" in vswif2  # its own IP (the console step after cloning) ...
+    hw1, hw2 = (
+        re.search(r"HWaddr\s+(\S+)", ssh(sim, n, "ifconfig vswif0")).group(1).lower()
+        for n in ("esx1", "esx2")
+    )
+    assert hw1 == hw2  # ... but esx1's service-console MAC: the duplicate of a linked clone
