@@ -207,6 +207,7 @@ class Connection:
     def _open_client(self, route: Route, sock, *, label: str | None):
         import paramiko
 
+        _quiet_paramiko()
         s = self.settings
         who = self.target.name + (f" ({label})" if label else "")
         client = paramiko.SSHClient()
@@ -469,6 +470,16 @@ def _policy_class():
 
 def _Policy(known_hosts: Path, trust_new: bool, who: str):  # noqa: N802 - a lazily built class
     return _policy_class()(known_hosts, trust_new, who)
+
+
+def _quiet_paramiko() -> None:
+    """paramiko logs a dropped socket at ERROR from its transport thread; labctl reports drops itself."""
+    import logging
+
+    log = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
 
 
 def _ssh_config_lookup(path: Path, address: str) -> dict:

@@ -6,11 +6,13 @@ import shlex
 
 from labctl.remote import command as C
 from labctl.remote.facts.base import Platform
+from labctl.remote.facts.esxconf import EsxConf
 from labctl.remote.operations.macs import (
+    ConfMac,
     HostScan,
     Iface,
     MacChange,
-    UuidChange,
+    RebootChange,
     allocate_mac,
     find_duplicates,
     plan_fix,
@@ -31,7 +33,9 @@ def classic_pair():
             f"esx{i}", ESX35, "vswif0",
             (Iface("vswif0", "vswif", vswif, f"192.168.69.1{i}", configured_mac=vswif),
              Iface("vmk0", "vmk", vmk, f"10.10.10.1{i}", "255.255.255.0", "VMkernel")),
-            {"vmnic0": vnic}, "4ff35a91-ab62-fc60-8199-0050564ce509"))
+            {"vmnic0": vnic}, "4ff35a91-ab62-fc60-8199-0050564ce509", None,
+            EsxConf({"/net/vmkernelnic/child[0000]/name": "vmk0", "/net/vmkernelnic/child[0000]/mac": vmk,
+                     "/net/vswif/child[0000]/name": "vswif0", "/net/vswif/child[0000]/mac": vswif})))
     return hosts
 
 
@@ -52,7 +56,7 @@ def test_classic_pair_duplicates_keep_first_host():
     d = macs["00:50:56:4c:e5:09"]
     assert str(d.keep) == "esx1/vswif0" and [str(h) for h in d.change] == ["esx2/vswif0"]
     uuids = [d for d in dups if d.kind == "uuid"]
-    assert len(uuids) == 1 and [str(h) for h in uuids[0].change] == ["esx2//system/uuid"]
+    assert len(uuids) == 1 and [str(h) for h in uuids[0].change] == ["esx2"]
 
 
 def test_vnic_keeps_and_own_vmk0_following_its_vnic_is_not_a_duplicate():
@@ -86,45 +90,55 @@ def test_clean_lab_has_no_duplicates_and_no_changes():
     assert plan_fix("lab", scans, dups) == ([], [])
 
 
-def test_classic_plan_edits_ifcfg_in_a_commit_confirmed_job():
+def test_classic_plan_edits_ifcfg_in_a_commit_confirmed_job_then_one_reboot():
     scans = classic_pair()
     changes, problems = plan_fix("seed", scans, find_duplicates(scans), confirm_within=5)
     assert problems == []
-    kinds = [(type(c).__name__, c.host, getattr(c, "interface", None), getattr(c, "method", None)) for c in changes]
-    # the management interface goes last on its host, the reboot for the uuid after everything else
-    assert kinds == [("MacChange", "esx2", "vmk0", "recreate"), ("MacChange", "esx2", "vswif0", "ifcfg"),
-                     ("UuidChange", "esx2", None, None)]
-    vswif = changes[1]
-    assert isinstance(vswif, MacChange)
+    assert [type(c).__name__ for c in changes] == ["MacChange", "RebootChange"]
+    vswif, boot = changes
+    assert isinstance(vswif, MacChange) and isinstance(boot, RebootChange)
+    assert (vswif.host, vswif.interface, vswif.method) == ("esx2", "vswif0", "ifcfg")
     new = vswif.new_mac
     assert new.startswith("00:50:56:") and int(new.split(":")[3], 16) <= 0x3F
     (cmd,) = vswif.commands()
     assert cmd.startswith("nohup sh -c ") and cmd.endswith(" 2>&1 &")
     script = shlex.split(cmd)[3]
     assert f"sed -i 's/^MACADDR=.*/MACADDR={new}/' /etc/sysconfig/network-scripts/ifcfg-vswif0" in script
+    assert f'\\/net\\/vswif\\/child[0000]\\/mac = "{new}"/' in script
     assert "ifdown vswif0; ifup vswif0; sleep 5; mkdir " in script
     assert f"test -f {vswif.job.rolled_back} && cp {vswif.job.backup('ifcfg')} " in script
+    assert script.endswith(f"echo done > {vswif.job.done}")
     assert vswif.confirm_command() == f"mkdir {vswif.job.decided}"
-    uuid = changes[2]
-    assert isinstance(uuid, UuidChange)
-    assert uuid.commands()[0] == "sed -i '/^\\/system\\/uuid/d' /etc/vmware/esx.conf"
-    assert "auto-backup.sh" not in " ".join(uuid.commands())  # ESX classic keeps /etc on disk
+    # ESX 3.5's esxcfg-vmknic has no -M: the vmk MAC is changed in esx.conf and applied by the uuid reboot
+    (m,) = boot.conf_macs
+    assert (m.interface, m.key, m.old_mac) == ("vmk0", "/net/vmkernelnic/child[0000]/mac", "00:50:56:7a:00:01")
+    assert boot.clear_uuid and boot.follow_hardware is None
+    cmds = boot.commands()
+    assert cmds[0] == ("sed -i 's/^\\/net\\/vmkernelnic\\/child\\[0000\\]\\/mac.*/\\/net\\/vmkernelnic\\/child[0000]"
+                       f"\\/mac = \"{m.new_mac}\"/' /etc/vmware/esx.conf")
+    assert cmds[1] == "sed -i '/^\\/system\\/uuid/d' /etc/vmware/esx.conf"
+    assert "auto-backup.sh" not in " ".join(cmds)  # ESX classic keeps /etc on disk
+    assert "reboot" in cmds[-1] and cmds[-1].startswith("nohup sh -c ")
 
 
 def test_esxi_default_plan_is_follow_hardware_with_new_uuid():
     scans = esxi_trio()
     changes, _ = plan_fix("trio", scans, find_duplicates(scans))
-    assert [(c.host, c.method, c.new_mac, c.clear_uuid) for c in changes] == [
-        ("esxi2", "follow-hardware", "00:50:56:02:00:02", True),
-        ("esxi3", "follow-hardware", "00:50:56:02:00:03", True),
+    assert [(c.host, c.follow_hardware, c.clear_uuid) for c in changes] == [
+        ("esxi2", ("vmk0", "00:50:56:02:00:01", "00:50:56:02:00:02"), True),
+        ("esxi3", ("vmk0", "00:50:56:02:00:01", "00:50:56:02:00:03"), True),
     ]
     cmds = changes[0].commands()
     assert cmds[0] == "esxcli system settings advanced set -o /Net/FollowHardwareMac -i 1"
     assert cmds[1:3] == ["sed -i '/^\\/system\\/uuid/d' /etc/vmware/esx.conf", "/sbin/auto-backup.sh"]
     assert "reboot" in cmds[3]
+    after = HostScan("esxi2", ESXI8, "vmk0", (Iface("vmk0", "vmk", "00:50:56:02:00:02"),), {}, "new-uuid")
+    assert changes[0].verify(after) == []
+    assert changes[0].verify(scans[1]) == ["vmk0 is 00:50:56:02:00:01, not 00:50:56:02:00:02",
+                                           f"/system/uuid is still {scans[1].uuid}"]
 
 
-def test_esxi_recreate_strategy_uses_unique_static_macs_and_a_separate_uuid_change():
+def test_esxi_recreate_strategy_uses_unique_static_macs_and_a_uuid_reboot():
     scans = esxi_trio()
     changes, _ = plan_fix("trio", scans, find_duplicates(scans), strategy="recreate-vmk")
     macs = [c for c in changes if isinstance(c, MacChange)]
@@ -136,7 +150,9 @@ def test_esxi_recreate_strategy_uses_unique_static_macs_and_a_separate_uuid_chan
     assert (f"esxcli network ip interface add -i vmk0 -p 'Management Network' -M {macs[0].new_mac}" in script)
     assert "esxcli network ip interface ipv4 set -i vmk0 -t static -I 192.168.70.22 -N 255.255.255.0" in script
     assert macs[0].confirm_command().endswith("&& /sbin/auto-backup.sh")
-    assert [type(c).__name__ for c in changes].count("UuidChange") == 2
+    reboots = [c for c in changes if isinstance(c, RebootChange)]
+    assert [(c.host, c.clear_uuid, c.follow_hardware, c.conf_macs) for c in reboots] == [
+        ("esxi2", True, None, ()), ("esxi3", True, None, ())]
     # deterministic: the same plan again
     again, _ = plan_fix("trio", scans, find_duplicates(scans), strategy="recreate-vmk")
     assert again == changes
@@ -154,6 +170,7 @@ def test_quoting_never_pastes_user_strings():
     evil = "Management Network'; reboot; '"
     c = MacChange("h", "vmk1", "00:50:56:00:00:01", "00:50:56:00:00:02", "recreate", ESXI55, portgroup=evil,
                   ip="1.2.3.4", netmask="255.0.0.0")
+    assert ConfMac  # exported
     script = shlex.split(c.commands()[0])[3]
     lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True

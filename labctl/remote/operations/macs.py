@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from labctl.remote import command as C
 from labctl.remote.facts.base import FactParseError, Platform
-from labctl.remote.facts.classic import IFCFG_VSWIF0, Ifconfig, IfcfgFile, VswifList4, VswifList35
+from labctl.remote.facts.classic import Ifconfig, IfcfgFile, VswifList4, VswifList35
 from labctl.remote.facts.esxcli import AdvancedSettings, AdvcfgGet, NicList, SystemUuid
 from labctl.remote.facts.esxconf import ESX_CONF, EsxConf, EsxConfFile
 from labctl.remote.facts.vmknic import VmknicList5, VmknicList6
@@ -187,7 +187,7 @@ class Holder:
         return self.kind == "vnic"
 
     def __str__(self) -> str:
-        return f"{self.owner}/{self.interface}"
+        return self.owner if self.kind == "uuid" else f"{self.owner}/{self.interface}"
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ def find_duplicates(scans: Sequence[HostScan], vnic_macs: Mapping[str, str] | No
 
 @dataclass(frozen=True)
 class JobFiles:
-    """Where a detached job keeps its backup, log and the commit-confirmed markers (all under /tmp)."""
+    """Where a detached job keeps its backups, log and the commit-confirmed markers (all under /tmp)."""
 
     base: str
 
@@ -280,12 +280,16 @@ class JobFiles:
         return self.base + ".log"
 
     @property
-    def decided(self) -> str:  # created by whoever decides first: labctl (commit) or the job (rollback)
+    def decided(self) -> str:  # created (mkdir, atomic) by whoever decides first: labctl (commit) or the job
         return self.base + ".decided"
 
     @property
-    def rolled_back(self) -> str:
+    def rolled_back(self) -> str:  # the job decided: it restores the previous configuration
         return self.base + ".rolledback"
+
+    @property
+    def done(self) -> str:  # the job has finished (after a restore, the host is back to where it was)
+        return self.base + ".done"
 
     def backup(self, what: str) -> str:
         return f"{self.base}.{what}.bak"
@@ -293,11 +297,12 @@ class JobFiles:
 
 @dataclass(frozen=True)
 class MacChange:
-    """Give one interface a new MAC.
+    """Give one interface a new MAC at once, commit confirmed (no reboot).
 
-    method: "ifcfg" (ESX classic vswif: MACADDR in ifcfg-vswif0 + esx.conf key, bounce the vswif),
-    "recreate" (remove and re-add the vmk with -M), "follow-hardware" (ESXi vmk0: FollowHardwareMac=1, reboot;
-    the new MAC is vmnic0's). `clear_uuid` also drops /system/uuid so the host gets a new one at that boot.
+    method "ifcfg": ESX classic vswif — MACADDR in its ifcfg file (+ the esx.conf key when present), bounce it.
+    method "recreate": ESXi 5+ vmk — remove it and add it back with `-M`, then its IPv4 settings.
+    Both run as one detached job that waits `confirm_within` seconds for labctl's confirmation and otherwise
+    restores the previous configuration itself.
     """
 
     host: str
@@ -310,16 +315,11 @@ class MacChange:
     ip: str | None = None
     netmask: str | None = None
     dhcp: bool = False
-    esx_conf_key: str | None = None  # e.g. /net/vswif/child[0000]/mac when present
-    clear_uuid: bool = False
-    old_uuid: str | None = None
+    esx_conf_key: str | None = None
     confirm_within: float = 60.0
 
     kind = "mac"
-
-    @property
-    def reboots(self) -> bool:
-        return self.method == "follow-hardware"
+    reboots = False
 
     @property
     def job(self) -> JobFiles:
@@ -327,25 +327,22 @@ class MacChange:
         return JobFiles(f"/tmp/labctl-mac-{self.interface}-{digest[:10]}")
 
     def describe(self) -> str:
-        how = {"ifcfg": f"edit ifcfg-{self.interface} and bounce it", "recreate": f"re-create {self.interface}",
-               "follow-hardware": "FollowHardwareMac=1 and reboot"}[self.method]
-        extra = " and a new /system/uuid" if self.clear_uuid else ""
-        return f"{self.host}: {self.interface} {self.old_mac} -> {self.new_mac} ({how}{extra})"
+        how = {"ifcfg": f"edit ifcfg-{self.interface} and bounce it", "recreate": f"re-create {self.interface}"}
+        return f"{self.host}: {self.interface} {self.old_mac} -> {self.new_mac} ({how[self.method]}, commit confirmed)"
 
     def commands(self) -> list[str]:
-        """The exact remote commands, in order (the last one starts the detached job or the reboot)."""
-        if self.method == "follow-hardware":
-            return _follow_hardware_commands(self.platform, clear_uuid=self.clear_uuid)
+        """The exact remote command: one detached job (apply, wait, roll back unless confirmed)."""
         j = self.job
         apply_, restore = self._apply_and_restore()
-        script = [C.sh(["rm", "-rf", j.decided, j.rolled_back]), *apply_,
-                  C.sh(["sleep", _secs(self.confirm_within)]),
+        script = [C.sh(["rm", "-rf", j.decided, j.rolled_back, j.done]), *apply_,
+                  C.sh(["sleep", f"{self.confirm_within:g}"]),
                   C.all_of(["mkdir", j.decided], C.redirect_out(["echo", "rollback"], j.rolled_back)),
-                  *(C.all_of(["test", "-f", j.rolled_back], r) for r in restore)]
+                  *(C.all_of(["test", "-f", j.rolled_back], r) for r in restore),
+                  C.redirect_out(["echo", "done"], j.done)]
         return [C.detached(script, log=j.log)]
 
     def confirm_command(self) -> str:
-        """Run by labctl after it read the new MAC back: wins the decision, persists the change on ESXi."""
+        """Run by labctl once it read the new MAC back: wins the decision; on ESXi also persists the change."""
         cmd = C.sh(["mkdir", self.job.decided])
         if not self.platform.classic:
             cmd = C.all_of(cmd, ["/sbin/auto-backup.sh"])
@@ -354,7 +351,7 @@ class MacChange:
     def _apply_and_restore(self) -> tuple[list[str], list[str]]:
         j = self.job
         if self.method == "ifcfg":
-            path = IFCFG_VSWIF0 if self.interface == "vswif0" else f"/etc/sysconfig/network-scripts/ifcfg-{self.interface}"
+            path = f"/etc/sysconfig/network-scripts/ifcfg-{self.interface}"
             apply_ = [C.sh(["cp", path, j.backup("ifcfg")]), C.sh(["cp", ESX_CONF, j.backup("esxconf")]),
                       C.sh(C.sed_replace_line("MACADDR=", f"MACADDR={self.new_mac}", path))]
             restore = [C.sh(["cp", j.backup("ifcfg"), path]), C.sh(["cp", j.backup("esxconf"), ESX_CONF])]
@@ -368,77 +365,104 @@ class MacChange:
         raise ValueError(self.method)
 
     def _recreate(self, mac: str) -> list[str]:
-        pg = self.portgroup or "Management Network"
-        if self.platform.classic or self.platform.version[0] < 5:
-            add = ["esxcfg-vmknic", "-a", "-i", "DHCP" if self.dhcp else (self.ip or ""), "-n", self.netmask or "",
-                   "-M", mac, pg]
-            return [C.sh(["esxcfg-vmknic", "-d", pg]), C.sh(add)]
-        cmds = [C.sh(["esxcli", "network", "ip", "interface", "remove", "-i", self.interface]),
-                C.sh(["esxcli", "network", "ip", "interface", "add", "-i", self.interface, "-p", pg, "-M", mac])]
+        base = ["esxcli", "network", "ip", "interface"]
+        cmds = [C.sh([*base, "remove", "-i", self.interface]),
+                C.sh([*base, "add", "-i", self.interface, "-p", self.portgroup or "Management Network", "-M", mac])]
         if self.dhcp:
-            cmds.append(C.sh(["esxcli", "network", "ip", "interface", "ipv4", "set", "-i", self.interface, "-t", "dhcp"]))
+            cmds.append(C.sh([*base, "ipv4", "set", "-i", self.interface, "-t", "dhcp"]))
         elif self.ip:
-            cmds.append(C.sh(["esxcli", "network", "ip", "interface", "ipv4", "set", "-i", self.interface,
-                              "-t", "static", "-I", self.ip, "-N", self.netmask or "255.255.255.0"]))
+            cmds.append(C.sh([*base, "ipv4", "set", "-i", self.interface, "-t", "static", "-I", self.ip,
+                              "-N", self.netmask or "255.255.255.0"]))
         return cmds
 
 
 @dataclass(frozen=True)
-class UuidChange:
-    """Drop /system/uuid from esx.conf (ESXi: and auto-backup.sh) and reboot: the host makes a new one at boot."""
+class ConfMac:
+    """A vmk MAC changed in esx.conf (`/net/vmkernelnic/child[N]/mac`), effective at the next boot."""
+
+    interface: str
+    key: str
+    old_mac: str
+    new_mac: str
+
+
+@dataclass(frozen=True)
+class RebootChange:
+    """Changes that take effect at boot, applied together with one reboot.
+
+    - `follow_hardware`: ESXi vmk0 — /Net/FollowHardwareMac=1, so vmk0 takes vmnic0's MAC (`new_mac`) at boot.
+    - `conf_macs`: vmk MACs edited in esx.conf (ESX classic and ESXi 4.x, whose esxcfg-vmknic has no -M).
+    - `clear_uuid`: /system/uuid removed from esx.conf; the host generates a new one at boot.
+    ESXi: auto-backup.sh saves /etc first (otherwise the edits are lost at boot). The host's network identity
+    (addresses, port groups) is untouched, so it comes back where it was; labctl verifies by reading back.
+    """
 
     host: str
-    old_uuid: str
     platform: Platform
+    follow_hardware: tuple[str, str, str] | None = None  # (interface, old MAC, new MAC = vmnic0's)
+    conf_macs: tuple[ConfMac, ...] = ()
+    clear_uuid: bool = False
+    old_uuid: str | None = None
 
-    kind = "uuid"
+    kind = "reboot"
     reboots = True
 
     def describe(self) -> str:
-        return f"{self.host}: /system/uuid {self.old_uuid} -> a new one (cleared, reboot)"
+        parts = []
+        if self.follow_hardware:
+            i, old, new = self.follow_hardware
+            parts.append(f"{i} {old} -> {new} (FollowHardwareMac)")
+        parts += [f"{m.interface} {m.old_mac} -> {m.new_mac} (esx.conf)" for m in self.conf_macs]
+        if self.clear_uuid:
+            parts.append(f"/system/uuid {self.old_uuid} -> a new one")
+        return f"{self.host}: " + ", ".join(parts) + " (reboot)"
 
     def commands(self) -> list[str]:
-        cmds = [C.sh(C.sed_delete_lines("/system/uuid", ESX_CONF))]
+        cmds = []
+        if self.follow_hardware:
+            if self.platform.version[0] >= 5:
+                cmds.append(C.sh(["esxcli", "system", "settings", "advanced", "set", "-o", FOLLOW_HW_MAC, "-i", "1"]))
+            else:
+                cmds.append(C.sh(["esxcfg-advcfg", "-s", "1", FOLLOW_HW_MAC]))
+        # esx.conf edits after any esxcli call (hostd rewrites its keys on every configuration change)
+        for m in self.conf_macs:
+            cmds.append(C.sh(C.sed_replace_line(m.key, f'{m.key} = "{m.new_mac}"', ESX_CONF)))
+        if self.clear_uuid:
+            cmds.append(C.sh(C.sed_delete_lines("/system/uuid", ESX_CONF)))
         if not self.platform.classic:
             cmds.append(C.sh(["/sbin/auto-backup.sh"]))
         cmds.append(_reboot_command())
         return cmds
 
+    def verify(self, scan: HostScan) -> list[str]:
+        """What the read-back after the reboot disagrees with (empty: applied)."""
+        problems = []
+        expected = [(m.interface, m.new_mac) for m in self.conf_macs]
+        if self.follow_hardware:
+            expected.append((self.follow_hardware[0], self.follow_hardware[2]))
+        for name, mac in expected:
+            iface = scan.iface(name)
+            if iface is None or iface.mac != mac:
+                problems.append(f"{name} is {iface.mac if iface else 'missing'}, not {mac}")
+        if self.clear_uuid and (not scan.uuid or scan.uuid == self.old_uuid):
+            problems.append(f"/system/uuid is still {scan.uuid}")
+        return problems
 
-Change = MacChange | UuidChange
 
-
-def _secs(seconds: float) -> str:
-    return f"{seconds:g}"
+Change = MacChange | RebootChange
 
 
 def _reboot_command() -> str:
-    # detached so the command returns before the session drops
+    # detached, so the command returns before the session drops
     return C.detached([C.sh(["sleep", "1"]), C.sh(["reboot"])], log="/tmp/labctl-reboot.log")
-
-
-def _follow_hardware_commands(platform: Platform, *, clear_uuid: bool) -> list[str]:
-    if platform.version[0] >= 5:
-        cmds = [C.sh(["esxcli", "system", "settings", "advanced", "set", "-o", FOLLOW_HW_MAC, "-i", "1"])]
-    else:
-        cmds = [C.sh(["esxcfg-advcfg", "-s", "1", FOLLOW_HW_MAC])]
-    if clear_uuid:
-        cmds.append(C.sh(C.sed_delete_lines("/system/uuid", ESX_CONF)))
-    cmds.append(C.sh(["/sbin/auto-backup.sh"]))
-    cmds.append(_reboot_command())
-    return cmds
 
 
 def prep_template_commands(platform: Platform) -> list[str]:
     """Run on a golden ESXi host before cloning so clones come up unique (no reboot: it is about to be cloned)."""
     if platform.classic:
         raise ValueError("prep-template is for ESXi; ESX classic clones are repaired with `labctl macs fix`")
-    cmds = _follow_hardware_commands(platform, clear_uuid=True)
-    return cmds[:-1]
-
-
-class PlanError(Exception):
-    """A duplicate that cannot be repaired over SSH (e.g. two vNICs with one MAC: fix the topology)."""
+    change = RebootChange("golden", platform, follow_hardware=("vmk0", "", ""), clear_uuid=True)
+    return change.commands()[:-1]
 
 
 def allocate_mac(lab: str, host: str, interface: str, used: set[str]) -> str:
@@ -451,16 +475,16 @@ def allocate_mac(lab: str, host: str, interface: str, used: set[str]) -> str:
             used.add(mac)
             return mac
         n = (n + 1) % STATIC_SPAN
-    raise PlanError("the static MAC range is exhausted")
+    raise ValueError("the static MAC range is exhausted")
 
 
 def plan_fix(lab: str, scans: Sequence[HostScan], duplicates: Sequence[Duplicate], *, strategy: str = "follow-hardware",
              vnic_macs: Mapping[str, str] | None = None, confirm_within: float = 60.0) -> tuple[list[Change], list[str]]:
-    """The changes that make every MAC and UUID lab-unique, in topology order; and the problems it cannot fix."""
+    """The changes that make every MAC and UUID lab-unique (topology order; per host: the interface changes, the
+    management interface's last, then at most one reboot), and the problems it cannot fix over SSH."""
     if strategy not in ("follow-hardware", "recreate-vmk"):
         raise ValueError(strategy)
-    by_name = {s.name: s for s in scans}
-    used: set[str] = set(m.lower() for m in (vnic_macs or {}))
+    used: set[str] = {m.lower() for m in (vnic_macs or {})}
     for s in scans:
         used |= set(s.nics.values())
         for i in s.interfaces:
@@ -476,42 +500,47 @@ def plan_fix(lab: str, scans: Sequence[HostScan], duplicates: Sequence[Duplicate
             problems.append(f"MAC {d.value} is held by {', '.join(map(str, d.holders))}: vNIC MACs come from the "
                             "topology/.vmx and cannot be changed over SSH; give one VM another MAC")
         for h in d.change:
-            if h.owner in by_name and h.interface not in to_change.setdefault(h.owner, []):
+            if h.interface not in to_change.setdefault(h.owner, []):
                 to_change[h.owner].append(h.interface)
     changes: list[Change] = []
     for s in scans:
-        ifaces = to_change.get(s.name, [])
-        uuid_done = False
-        for name in ifaces:
+        now: list[MacChange] = []
+        follow = None
+        conf_macs: list[ConfMac] = []
+        for name in to_change.get(s.name, []):
             iface = s.iface(name)
             if iface is None or iface.mac is None:
                 continue
-            common = dict(host=s.name, interface=name, old_mac=iface.mac, platform=s.platform,
-                          portgroup=iface.portgroup, ip=iface.ip, netmask=iface.netmask, dhcp=bool(iface.dhcp),
-                          confirm_within=confirm_within)
             if iface.source == "vswif":
                 key = s.esx_conf.key_for("/net/vswif", name, "mac") if s.esx_conf else None
-                changes.append(MacChange(new_mac=allocate_mac(lab, s.name, name, used), method="ifcfg",
-                                         esx_conf_key=key, **common))
+                now.append(MacChange(s.name, name, iface.mac, allocate_mac(lab, s.name, name, used), "ifcfg",
+                                     s.platform, iface.portgroup, iface.ip, iface.netmask, bool(iface.dhcp), key,
+                                     confirm_within))
             elif (not s.platform.classic and name == s.management and strategy == "follow-hardware"
                   and s.nics.get("vmnic0")):
                 hw = s.nics["vmnic0"]
-                clash = [d for d in duplicates if d.kind == "mac" and d.value == hw
-                         and any(h.owner != s.name for h in d.holders)]
-                if clash:
+                if any(d.kind == "mac" and d.value == hw and any(h.owner != s.name for h in d.holders)
+                       for d in duplicates):
                     problems.append(f"{s.name}: vmnic0's MAC {hw} is not unique in the lab, so FollowHardwareMac "
                                     "cannot help; use --strategy recreate-vmk")
                     continue
-                changes.append(MacChange(new_mac=hw, method="follow-hardware", clear_uuid=s.name in uuid_dup,
-                                         old_uuid=s.uuid, **common))
-                uuid_done = s.name in uuid_dup
+                follow = (name, iface.mac, hw)
+            elif not s.platform.classic and s.platform.version[0] >= 5:
+                now.append(MacChange(s.name, name, iface.mac, allocate_mac(lab, s.name, name, used), "recreate",
+                                     s.platform, iface.portgroup, iface.ip, iface.netmask, bool(iface.dhcp), None,
+                                     confirm_within))
             else:
-                changes.append(MacChange(new_mac=allocate_mac(lab, s.name, name, used), method="recreate", **common))
-        if s.name in uuid_dup and not uuid_done and s.uuid:
-            changes.append(UuidChange(s.name, s.uuid, s.platform))
-    # the management interface last on each host: its bounce is the one that drops the session
-    changes.sort(key=lambda c: (list(by_name).index(c.host), isinstance(c, UuidChange),
-                                isinstance(c, MacChange) and c.interface == by_name[c.host].management))
+                key = s.esx_conf.key_for("/net/vmkernelnic", name, "mac") if s.esx_conf else None
+                if key is None:
+                    problems.append(f"{s.name}: {name}'s MAC is not in esx.conf; cannot change it on "
+                                    f"{s.platform.flavor} {'.'.join(map(str, s.platform.version[:2]))}")
+                    continue
+                conf_macs.append(ConfMac(name, key, iface.mac, allocate_mac(lab, s.name, name, used)))
+        now.sort(key=lambda c: c.interface == s.management)  # the one that drops the session last
+        changes += now
+        clear_uuid = s.name in uuid_dup and bool(s.uuid)
+        if follow or conf_macs or clear_uuid:
+            changes.append(RebootChange(s.name, s.platform, follow, tuple(conf_macs), clear_uuid, s.uuid))
     return changes, problems
 
 
@@ -530,19 +559,15 @@ class ChangeOutcome:
         return self.status == "applied"
 
 
-def read_back(conn: Connection) -> HostScan:
-    return gather(conn)
-
-
 def apply_change(conn: Connection, change: Change, *, back_within: float = 300.0, poll: float = 0.2) -> ChangeOutcome:
     """Apply one change and verify it by reading back; never leaves the host without its rollback job in charge."""
-    if isinstance(change, UuidChange) or change.reboots:
+    if isinstance(change, RebootChange):
         return _apply_with_reboot(conn, change, back_within=back_within, poll=poll)
     return _apply_confirmed(conn, change, back_within=back_within, poll=poll)
 
 
 def _mac_of(conn: Connection, interface: str) -> str | None:
-    iface = read_back(conn).iface(interface)
+    iface = gather(conn).iface(interface)
     return iface.mac if iface else None
 
 
@@ -561,7 +586,6 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
         return ChangeOutcome(change, "failed", f"the job did not start: {e.reason}")
     deadline = start + change.confirm_within
     seen: str | None = None
-    ambiguous = False
     while time.monotonic() < deadline:
         try:
             conn.wait_until_back(deadline, interval=poll)
@@ -569,27 +593,30 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
             if seen == change.new_mac:
                 if conn.run(change.confirm_command()).ok:
                     return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
-                break  # the job decided first (or the decision is already made): find out below
-        except ConnectionDropped:
-            ambiguous = seen == change.new_mac  # the confirm itself may or may not have run
+                break  # the decision was already made: find out which below
         except RemoteError:
             pass
         time.sleep(poll)
-    # No confirmation from us (or we do not know): the job decides at its deadline. Wait for its verdict.
+    # No confirmation (or the confirm's reply was lost): the markers say who decided; wait for the verdict.
     limit = time.monotonic() + change.confirm_within + back_within
+
+    def exists(flag: str, path: str) -> bool:
+        return conn.run(C.sh(["test", flag, path])).ok
+
     while time.monotonic() < limit:
         try:
             conn.wait_until_back(limit, interval=poll)
-            if conn.run(C.sh(["test", "-f", job.rolled_back])).ok:
-                now = _mac_of(conn, change.interface)
-                if now == change.old_mac:
+            if exists("-f", job.rolled_back):
+                if exists("-f", job.done):
+                    now = _mac_of(conn, change.interface)
+                    restored = "restored" if now == change.old_mac else f"tried to restore (now {now})"
                     return ChangeOutcome(change, "rolled-back", f"could not confirm {change.new_mac} in time (saw "
-                                         f"{seen}); the job restored {change.interface} to {now}")
-            elif (ambiguous or seen == change.new_mac) and conn.run(C.sh(["test", "-d", job.decided])).ok:
-                time.sleep(max(poll, 1.0))  # the job writes rolled_back right after its mkdir: give it a moment
-                if not conn.run(C.sh(["test", "-f", job.rolled_back])).ok:
+                                         f"{seen}); the job {restored} {change.interface}")
+            elif exists("-d", job.decided):
+                time.sleep(1.0)  # the job writes its rollback marker right after its mkdir
+                if not exists("-f", job.rolled_back):  # labctl's confirm won; only its reply was lost
                     if not change.platform.classic:
-                        conn.run(C.sh(["/sbin/auto-backup.sh"]))
+                        conn.run(C.sh(["/sbin/auto-backup.sh"])).check()
                     return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
         except RemoteError:
             pass
@@ -598,7 +625,7 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
                          "re-run `labctl macs fix`")
 
 
-def _apply_with_reboot(conn: Connection, change: Change, *, back_within: float, poll: float) -> ChangeOutcome:
+def _apply_with_reboot(conn: Connection, change: RebootChange, *, back_within: float, poll: float) -> ChangeOutcome:
     """Reboot-based changes keep the host's network identity (IP, port group), so it comes back where it was."""
     try:
         for cmd in change.commands():
@@ -611,25 +638,15 @@ def _apply_with_reboot(conn: Connection, change: Change, *, back_within: float, 
     conn.wait_for_drop(timeout=min(back_within, 60.0))
     try:
         conn.wait_until_back(time.monotonic() + back_within, interval=poll)
-        scan = read_back(conn)
+        scan = gather(conn)
     except RemoteError as e:
         return ChangeOutcome(change, "unreachable", e.reason)
-    if isinstance(change, UuidChange):
-        if scan.uuid and scan.uuid != change.old_uuid:
-            return ChangeOutcome(change, "applied", f"/system/uuid now {scan.uuid}")
-        return ChangeOutcome(change, "failed", f"/system/uuid is still {scan.uuid} after the reboot")
-    iface = scan.iface(change.interface)
-    mac = iface.mac if iface else None
-    problems = []
-    if mac != change.new_mac:
-        problems.append(f"{change.interface} is {mac}, not {change.new_mac}: FollowHardwareMac was not applied "
-                        "(try --strategy recreate-vmk)")
-    if change.clear_uuid and scan.uuid == change.old_uuid:
-        problems.append(f"/system/uuid is still {scan.uuid}")
+    problems = change.verify(scan)
     if problems:
-        return ChangeOutcome(change, "failed", "; ".join(problems))
-    return ChangeOutcome(change, "applied", f"{change.interface} now {mac}" + (f", uuid {scan.uuid}" if change.clear_uuid
-                                                                              else ""))
+        hint = " (try --strategy recreate-vmk)" if change.follow_hardware else ""
+        return ChangeOutcome(change, "failed", "; ".join(problems) + hint)
+    return ChangeOutcome(change, "applied", "verified after the reboot" + (f", uuid {scan.uuid}" if change.clear_uuid
+                                                                            else ""))
 
 
 # ---------------------------------------------------------------------------------------------------------------
