@@ -1,0 +1,141 @@
+"""`labctl sim up/status/down/fault` end to end: real host processes, strict host keys, cleanup by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import paramiko
+import pytest
+
+from labctl.errors import LabctlError
+from labctl.sim import lab
+from labctl.sim.endpoints import load_endpoints
+
+from .topo_text import topology_text
+from .helpers import wait_for
+
+PW = "esx-Pass-1"
+
+
+@pytest.fixture
+def simlab(tmp_path):
+    topo = tmp_path / "lab.yaml"
+    topo.write_text(topology_text(tmp_path / "vms"))
+    d = tmp_path / "sim"
+    yield topo, d
+    lab.down(d)  # stops whatever the test started, also on failure
+
+
+def _environ(tmp_path) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LAB_ESX_PASSWORD": PW}
+
+
+def _client(emap, name: str, **kw) -> paramiko.SSHClient:
+    c = paramiko.SSHClient()
+    c.load_host_keys(str(emap.known_hosts))
+    c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    host, port = emap.resolve(emap.hosts[name].address)
+    if "password" not in kw:
+        kw["key_filename"] = str(emap.identity_file)
+    c.connect(host, port, "root", look_for_keys=False, allow_agent=False, timeout=5, **kw)
+    return c
+
+
+def _run(c, cmd: str) -> str:
+    _, out, _ = c.exec_command(cmd, timeout=10)
+    return out.read().decode()
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
+    topo, d = simlab
+    env = _environ(tmp_path)
+    r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", "--reboot-delay", "0.1", environ=env)
+    assert r.status == 0, r.err
+    assert "esx1" in r.out and "127.0.0.1:" in r.out
+    emap = load_endpoints(d)
+    assert set(emap.hosts) == {"esx1", "esx2"} and emap.jump is not None
+    assert stat.S_IMODE(os.stat(emap.identity_file).st_mode) == 0o600
+    with pytest.raises(LabctlError):
+        emap.resolve("192.168.69.99")  # never dial a real lab address
+    assert emap.resolve("192.168.69.12") == ("127.0.0.1", emap.hosts["esx2"].port)
+
+    # the linked clone carries esx1's service console MAC and uuid (strict host keys from known_hosts)
+    c1, c2 = _client(emap, "esx1"), _client(emap, "esx2")
+    mac1 = _run(c1, "grep MACADDR /etc/sysconfig/network-scripts/ifcfg-vswif0")
+    assert mac1.startswith("MACADDR=00:50:56:4") and mac1 == _run(c2, "grep MACADDR /etc/sysconfig/network-scripts/ifcfg-vswif0")
+    assert _run(c2, "grep /system/uuid /etc/vmware/esx.conf") == _run(c1, "grep /system/uuid /etc/vmware/esx.conf")
+    assert _run(c2, "hostname") == "esx2\n" and "192.168.69.12" in _run(c2, "esxcfg-vswif -l")
+    _run(c1, "echo kept > /root/marker")
+    c1.close()
+    c2.close()
+    _client(emap, "esx1", password=PW).close()  # the topology's password_env, hashed in the state
+
+    # the jump host forwards to lab addresses only
+    j = paramiko.SSHClient()
+    j.load_host_keys(str(emap.known_hosts))
+    j.set_missing_host_key_policy(paramiko.RejectPolicy())
+    j.connect("127.0.0.1", emap.jump.port, "labuser", key_filename=str(emap.identity_file), look_for_keys=False,
+              allow_agent=False, timeout=5)
+    chan = j.get_transport().open_channel("direct-tcpip", ("192.168.69.12", 22), ("127.0.0.1", 0))
+    t = paramiko.Transport(chan)
+    t.start_client(timeout=5)
+    assert t.get_remote_server_key().get_base64() in (d / "known_hosts").read_text()
+    t.close()
+    j.close()
+
+    r = run_cli("sim", "status", str(topo), "--sim-dir", str(d), "--json", environ=env)
+    st = json.loads(r.out)
+    assert r.status == 0 and st["running"] and all(h["listening"] for h in st["hosts"])
+    assert {h["name"]: h["counters"]["connections"] >= 1 for h in st["hosts"]}["esx1"]
+
+    port2 = emap.hosts["esx2"].port
+    assert run_cli("sim", "fault", str(topo), "esx2", "--down", "--sim-dir", str(d), environ=env).status == 0
+    assert wait_for(lambda: _refused(port2), 3)
+    assert run_cli("sim", "fault", str(topo), "esx2", "--clear", "--sim-dir", str(d), environ=env).status == 0
+    assert wait_for(lambda: not _refused(port2), 3)
+
+    r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=env)
+    assert r.status != 0 and "already running" in r.err
+
+    pids = {r["pid"] for r in lab.read_processes(d)}
+    r = run_cli("sim", "down", str(topo), "--sim-dir", str(d), environ=env)
+    assert r.status == 0 and "stopped" in r.out
+    assert all(not os.path.exists(f"/proc/{p}") or b"labctl.sim.hostd" not in open(f"/proc/{p}/cmdline", "rb").read()
+               for p in pids)
+    assert run_cli("sim", "status", str(topo), "--sim-dir", str(d), environ=env).status == 4
+
+    # a second `up` resumes the hosts as they were
+    assert run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=env).status == 0
+    c1 = _client(load_endpoints(d), "esx1")
+    assert _run(c1, "cat /root/marker") == "kept\n"
+    c1.close()
+
+
+def test_down_never_kills_a_process_it_did_not_start(tmp_path):
+    d = tmp_path / "sim"
+    d.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        rec = {"pid": other.pid, "argv": [sys.executable, "-m", "labctl.sim.hostd", "--sim-dir", str(d)],
+               "start_ticks": lab._start_ticks(other.pid), "hosts": ["esx1"], "kind": "hostd"}
+        (d / "processes.json").write_text(json.dumps({"processes": [rec]}))
+        assert lab.down(d) == []
+        time.sleep(0.05)
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
