@@ -1,7 +1,8 @@
 """Deploy VIBs onto lab hosts over SSH (labctl.remote), idempotently, reporting per host.
 
 Per host (ESXi 5+):
-  1. `esxcli software vib list`  -> same name and version installed: skipped (nothing uploaded)
+  1. `esxcli software vib list`  -> same name and version installed: skipped (nothing uploaded); with --reboot,
+     a pending reboot (`esxcli software vib list --rebooting-image` lists an image) is still carried out
   2. `esxcli software acceptance get` -> below the VIB's level? lower it with
      `esxcli software acceptance set --level=<VIB level>` only when allowed (--allow-community / the topology's
      `allow_community`), else fail with the exact command as the hint
@@ -251,6 +252,11 @@ def _deploy_esxi(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostO
     if same and same[0].version == vib.version:
         out.status = "skipped"
         out.message = f"{vib.name} {vib.version} is already installed"
+        if _reboot_pending(conn, out):
+            out.reboot_required = True
+            out.message += " (a reboot is pending)"
+            if opts.reboot:
+                _reboot_and_wait(conn, opts, out)
         return
     r = _run(conn, ["esxcli", "software", "acceptance", "get"], out)
     if not r.ok:
@@ -306,6 +312,12 @@ def _deploy_esxi(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostO
         _reboot_and_wait(conn, opts, out)
         if not any(v.name == vib.name and v.version == vib.version for v in _installed(conn, out)):
             raise _HostFailed(f"after the reboot {vib.vib_id} is not listed as installed")
+
+
+def _reboot_pending(conn: Connection, out: HostOutcome) -> bool:
+    """`esxcli software vib list --rebooting-image` lists the pending-reboot image, or prints nothing."""
+    r = _run(conn, ["esxcli", "software", "vib", "list", "--rebooting-image"], out)
+    return r.ok and bool(parse_vib_list(r.stdout))
 
 
 def _deploy_esx4(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostOutcome) -> None:

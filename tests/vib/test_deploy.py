@@ -228,6 +228,18 @@ def test_deploy_reboot_required_and_wait(lab):
     (h,) = rep.hosts
     assert h.status == "installed" and h.reboot_required and not h.rebooted
     assert sims["esxi8"].state.boot_count == boots
+    # re-run with --reboot: already installed, but the pending reboot is carried out
+    conns, targets = _open(topo, settings, ["esxi8"])
+    with conns:
+        rep = deploy(conns, targets, info, DeployOptions(allow_community=True, reboot=True, reboot_timeout=20))
+    (h,) = rep.hosts
+    assert h.status == "skipped" and h.rebooted and "reboot is pending" in h.message
+    assert sims["esxi8"].state.boot_count == boots + 1
+    boots += 1
+    conns, targets = _open(topo, settings, ["esxi8"])
+    with conns:
+        rep = deploy(conns, targets, info, DeployOptions(allow_community=True, reboot=True, reboot_timeout=20))
+    assert rep.hosts[0].status == "skipped" and not rep.hosts[0].rebooted
 
     def bump(stage):
         no_live(stage)

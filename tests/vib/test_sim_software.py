@@ -127,6 +127,9 @@ def test_reboot_required_and_esx8_format(tmp_path):
         "Message", "VIBs Installed", "VIBs Removed", "VIBs Skipped", "Reboot Required", "DPU Results"]
     assert "Reboot Required: true" in out
     assert not h.fs.is_file("/etc/vmware/firewall/labtools.xml")  # not live
+    assert "lab-tools" in _ok(h, "esxcli software vib list --rebooting-image")  # a pending-reboot image
+    h.state.boot_count += 1  # what a boot does to the counter
+    assert _ok(h, "esxcli software vib list --rebooting-image") == ""
 
 
 def test_extensibility_rules_need_force(tmp_path):

@@ -432,6 +432,8 @@ def vib_remove(inv: Invocation) -> Result:
     ids = [_vib_id(v) for v in victims]
     if opts.get("dry-run"):
         return Result(0, _result("Removal Result", state, "Dryrun only, host not changed.", [], ids, [], reboot), "")
+    if reboot:
+        state.extra["software_reboot_required"] = state.boot_count
     for v in victims:
         state.vibs.remove(v)
         if not reboot:
@@ -443,12 +445,19 @@ def vib_remove(inv: Invocation) -> Result:
     return Result(0, _result("Removal Result", state, msg, [], ids, [], reboot), "")
 
 
+def reboot_pending(state) -> bool:
+    """A reboot-required install or removal happened since the last boot (a pending-reboot image exists)."""
+    return state.extra.get("software_reboot_required") == state.boot_count
+
+
 @command("esxcli", "software", "vib", "list", when=_esxi5)
 def vib_list(inv: Invocation) -> Result:
     try:
         opts, rest = parse_options(inv.args, {"rebooting-image": (None, False)})
     except UsageFailure as e:
         return Result(1, "", e.err)
+    if opts.get("rebooting-image") and not reboot_pending(inv.state):
+        return Result(0, "", "")  # no pending-reboot image: esxcli prints nothing
     cols = ["Name", "Version", "Vendor", "Acceptance Level", "Install Date"]
     eight = inv.state.release >= (8, 0)
     if eight:
