@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from labctl.errors import ExitStatus
@@ -40,10 +41,15 @@ networks 0 matches (or applied), 1 changes needed."""
 
 def configure(p) -> None:
     sub = p.add_subparsers(dest="vmnet_command", metavar="ACTION", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
     c = sub.add_parser(
         "check",
         help="show who may open each /dev/vmnetN (read-only)",
-        description="Show owner, group, mode of each /dev/vmnetN and whether the user can open it.",
+        description="Show owner, group, mode and device numbers (char 119:N) of each /dev/vmnetN and whether "
+        "the user who runs the VMs can open it read/write (needed for promiscuous mode).",
+        epilog="examples:\n  labctl vmnet check\n  labctl vmnet check --user alice --json\n\n"
+        "exit status: 0 every node usable, 1 problems found.",
+        formatter_class=raw,
     )
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--dev-dir", default="/dev", metavar="DIR", help="device directory (default /dev; tests)")
@@ -54,8 +60,14 @@ def configure(p) -> None:
     f = sub.add_parser(
         "fix",
         help="give a group read/write on every /dev/vmnetN (root)",
-        description="chgrp GROUP + chmod g+rw on every /dev/vmnetN, only where needed. udev rules do not fire "
-        "for these nodes; use --persist to re-apply after VMware's network service (re)starts.",
+        description="chgrp GROUP + chmod g+rw on every /dev/vmnetN, only where needed (a second run changes "
+        "nothing).\nudev rules do NOT fire for these nodes (vmnet.ko registers no device class) and every "
+        "vmware-networks restart\nrecreates them root:root 0600: --persist installs a systemd unit ordered after "
+        "VMware's network service\nthat re-applies group and mode after each (re)start.",
+        epilog="examples:\n  sudo groupadd vmware && sudo usermod -aG vmware $USER   (once; log in again)\n"
+        "  sudo labctl vmnet fix --group vmware --persist\n\nexit status: 0 done or nothing to do, "
+        "6 not root or no such group.",
+        formatter_class=raw,
     )
     f.add_argument("--group", default="vmware", help="group that may open the nodes (default: vmware)")
     f.add_argument(
@@ -75,6 +87,10 @@ def configure(p) -> None:
         description="Read /etc/vmware/networking (and netmap.conf), classify each vmnet (bridged, nat, host-only, "
         "private) and show what the topology needs: its host-only vmnets with subnet, netmask, DHCP and a host "
         "adapter only when host_ip is set; its LAN segments in ~/.vmware/preferences.",
+        epilog="examples:\n  labctl vmnet networks topologies/esx35-ha-pair.yaml\n"
+        "  sudo labctl vmnet networks lab.yaml --apply-network\n\n"
+        "exit status: 0 nothing to change (or applied), 1 changes needed, 5 a lab vmnet is bridged/NAT here.",
+        formatter_class=raw,
     )
     n.add_argument("file", metavar="FILE", help="topology YAML")
     n.add_argument("--json", action="store_true", help="print one JSON object")
@@ -135,7 +151,10 @@ def _check(args, env) -> ExitStatus:
     env.out("")
     for p in report.problems:
         env.out(f"problem: {p}")
-    _explain(env)
+    if report.nodes:
+        _explain(env)
+    else:
+        env.out("Fix: start VMware's networks (sudo vmware-networks --start), then run this check again.")
     return ExitStatus.FINDINGS
 
 
