@@ -188,9 +188,11 @@ class SimDriver(Driver):
             try:
                 self.hosts.power_on(name, vnic_macs(vmxlib.read(p)))
             except LabctlError as e:
-                raise VmrunError(
+                err = VmrunError(
                     "start", str(p), f"the simulated host {name} did not start: {e.message}", exit_code=255
-                ) from e
+                )
+                err.hint = e.hint or err.hint
+                raise err from e
         self._lck(p).mkdir()
 
     def stop(self, vmx: Path, *, hard: bool = False) -> None:
@@ -458,6 +460,13 @@ class LabHosts(DiskOnlyHosts):
         from labctl.sim import state as S
         from labctl.sim.faults import CONTROL_FILE, Control, write_control
 
+        for r in lab.running(self.sim_dir):
+            if name in r.get("hosts", []) and r.get("hosts") != [name]:
+                raise LabctlError(
+                    f"{name} is already served by the simulated lab `labctl sim up` started (pid {r['pid']}); "
+                    "the simulated Workstation cannot power it on a second time",
+                    hint="stop that lab first: labctl sim down FILE (or use another --sim-dir)",
+                )
         self.ensure_disk(name)
         h = self.specs[name]
         hdir = self.host_dir(name)

@@ -18,6 +18,7 @@ from labctl.sim import lab
 from labctl.sim.endpoints import load_endpoints
 from labctl.topology import load_topology
 from labctl.workstation import clonecfg
+from labctl.workstation.driver import VmrunError
 from labctl.workstation.simdriver import LabHosts, SimDriver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +100,34 @@ def test_power_on_clone_and_duplicates_over_ssh(simlab):
         for n in ("esx1", "esx2")
     )
     assert hw1 == hw2  # ... but esx1's service-console MAC: the duplicate of a linked clone
+
+
+def test_refuses_a_host_already_served_by_sim_up(simlab):
+    import subprocess
+    import sys
+
+    topo, driver, hosts = simlab
+    sim = driver.sim_dir
+    esx1 = render_vmx(topo, driver, "esx1")
+    # a process record as `labctl sim up` writes it: one hostd serving several hosts (here: a sleeping stand-in)
+    argv = [sys.executable, "-c", "import time; time.sleep(30)"]
+    p = subprocess.Popen(argv)
+    try:
+        from labctl.workstation.simdriver import _start_ticks, _wait_cmdline
+
+        rec = {
+            "pid": p.pid,
+            "argv": _wait_cmdline(p.pid, argv),
+            "hosts": ["esx1", "esx2"],
+            "start_ticks": _start_ticks(p.pid),
+            "kind": "hostd",
+        }
+        (sim / "processes.json").write_text(json.dumps({"processes": [rec]}))
+        with pytest.raises(VmrunError, match="already served by the simulated lab") as ei:
+            driver.start(esx1)
+        assert ei.value.hint == "stop that lab first: labctl sim down FILE (or use another --sim-dir)"
+        assert driver.list_running() == [] and not (sim / "hosts" / "esx1" / "listen.json").exists()
+    finally:
+        p.kill()
+        p.wait()
+        (sim / "processes.json").unlink()
