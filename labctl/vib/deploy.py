@@ -1,6 +1,6 @@
 """Deploy VIBs onto lab hosts over SSH (labctl.remote), idempotently, reporting per host.
 
-Per host (ESXi 5+):
+Per host (ESXi 5+; an offline bundle .zip goes the same way with `-d`):
   1. `esxcli software vib list`  -> same name and version installed: skipped (nothing uploaded); with --reboot,
      a pending reboot (`esxcli software vib list --rebooting-image` lists an image) is still carried out
   2. `esxcli software acceptance get` -> below the VIB's level? lower it with
@@ -50,11 +50,16 @@ class VibInfo:
     acceptance: str  # CommunitySupported ...
     signed: bool
     live_install: bool
+    members: tuple[VibInfo, ...] = ()  # the VIBs of an offline bundle (kind "bundle")
 
     @property
     def remote_path(self) -> str:
-        safe = re.sub(r"[^0-9A-Za-z_.-]", "_", self.vib_id)[:120]
-        return f"{REMOTE_DIR}/labctl-{safe}.vib"
+        safe = re.sub(r"[^0-9A-Za-z_.-]", "_", self.path.stem if self.kind == "bundle" else self.vib_id)[:120]
+        return f"{REMOTE_DIR}/labctl-{safe}.{'zip' if self.kind == 'bundle' else 'vib'}"
+
+    @property
+    def vibs(self) -> tuple[VibInfo, ...]:
+        return self.members if self.kind == "bundle" else (self,)
 
 
 def load_vib_info(path: Path) -> VibInfo:
@@ -64,13 +69,21 @@ def load_vib_info(path: Path) -> VibInfo:
     if not path.is_file():
         raise UsageError(f"{path}: no such VIB", hint="build it first: labctl vib build STAGE_DIR -o " + str(path))
     rep = inspect_path(path)
-    if rep.kind == "bundle":
-        raise UsageError(f"{path} is an offline bundle; deploy the .vib inside it",
-                         hint=f"labctl vib inspect {path} lists it")
     errs = rep.all_errors()
     if errs:
         raise LabctlError(f"{path} is not a valid VIB: {errs[0].message}", status=ExitStatus.USAGE,
                           hint=f"labctl vib inspect {path}")
+    if rep.kind == "bundle":
+        members = tuple(_info_from_report(path, v) for v in rep.vibs)
+        if any(m.kind != "esxi" for m in members):
+            raise UsageError(f"{path}: offline bundles of ESX 4 VIBs are not supported; deploy the .vib")
+        lowest = min((m.acceptance for m in members), key=LEVELS.index)
+        return VibInfo(path, "bundle", ", ".join(m.vib_id for m in members), path.stem, "", lowest,
+                       all(m.signed for m in members), all(m.live_install for m in members), members)
+    return _info_from_report(path, rep)
+
+
+def _info_from_report(path: Path, rep) -> VibInfo:
     if rep.kind == "esxi":
         d = rep.descriptor
         assert d is not None
@@ -203,7 +216,7 @@ def platform_problem(vib: VibInfo, flavor: str, version: tuple[int, ...]) -> str
     if major < 4:
         return f"{label} has no VIBs (they arrived with vSphere 4.0)"
     if major == 4:
-        if vib.kind == "esxi":
+        if vib.kind in ("esxi", "bundle"):
             return f"{vib.vib_id} is an ESXi 5+ VIB; {label} needs an ESX 4 VIB (labctl vib build --format " \
                    f"{'esx4-rpm' if flavor == 'esx' else 'esx4-deb'})"
         if flavor == "esx" and vib.kind == "esx4-deb":
@@ -211,7 +224,7 @@ def platform_problem(vib: VibInfo, flavor: str, version: tuple[int, ...]) -> str
         if flavor == "esxi" and vib.kind == "esx4-rpm":
             return f"{label} installs deb or cross VIBs; {vib.vib_id} is an rpm VIB"
         return None
-    if vib.kind != "esxi":
+    if vib.kind not in ("esxi", "bundle"):
         return f"This VIB is a ESX 4.x VIB and is not supported on this version of ESX. ({label})"
     return None
 
@@ -248,10 +261,11 @@ def _installed(conn: Connection, out: HostOutcome) -> list[InstalledVib]:
 
 
 def _deploy_esxi(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostOutcome) -> None:
-    same = [v for v in _installed(conn, out) if v.name == vib.name]
-    if same and same[0].version == vib.version:
+    have = {(v.name, v.version) for v in _installed(conn, out)}
+    if all((m.name, m.version) in have for m in vib.vibs):
         out.status = "skipped"
-        out.message = f"{vib.name} {vib.version} is already installed"
+        out.message = ", ".join(f"{m.name} {m.version}" for m in vib.vibs) + \
+            (" is" if len(vib.vibs) == 1 else " are") + " already installed"
         if _reboot_pending(conn, out):
             out.reboot_required = True
             out.message += " (a reboot is pending)"
@@ -279,7 +293,7 @@ def _deploy_esxi(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostO
         out.acceptance_changed = f"{host_level} -> {vib.acceptance}"
     out.upload = conn.upload(vib.path, vib.remote_path)
     out.steps.append(f"upload {vib.path.name} -> {vib.remote_path} ({out.upload})")
-    argv = ["esxcli", "software", "vib", "install", "-v", vib.remote_path]
+    argv = ["esxcli", "software", "vib", "install", "-d" if vib.kind == "bundle" else "-v", vib.remote_path]
     if not vib.signed:
         argv.append("--no-sig-check")
     if opts.force:
@@ -299,18 +313,21 @@ def _deploy_esxi(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostO
         res = parse_install_result(r.stdout)
     except ValueError:
         raise _HostFailed(f"unexpected install output: {r.stdout.strip()[:200]}") from None
-    if vib.vib_id in res.skipped and not res.installed:
+    ids = [m.vib_id for m in vib.vibs]
+    if not res.installed and all(i in res.skipped for i in ids):
         out.status = "skipped"
         out.message = res.message
         return
-    if vib.vib_id not in res.installed:
-        raise _HostFailed(f"install reported success but did not list {vib.vib_id}: {res.message}")
+    missing = [i for i in ids if i not in res.installed and i not in res.skipped]
+    if missing:
+        raise _HostFailed(f"install reported success but did not list {', '.join(missing)}: {res.message}")
     out.status = "installed"
     out.message = res.message
     out.reboot_required = res.reboot_required
     if res.reboot_required and opts.reboot:
         _reboot_and_wait(conn, opts, out)
-        if not any(v.name == vib.name and v.version == vib.version for v in _installed(conn, out)):
+        have = {(v.name, v.version) for v in _installed(conn, out)}
+        if not all((m.name, m.version) in have for m in vib.vibs):
             raise _HostFailed(f"after the reboot {vib.vib_id} is not listed as installed")
 
 

@@ -256,6 +256,28 @@ def test_deploy_reboot_required_and_wait(lab):
     assert [v.version for v in sims["esxi8"].state.vibs if v.name == "lab-tools"] == ["1.0.0-3"]
 
 
+def test_deploy_offline_bundle(lab):
+    from labctl.vib.build import BuildOptions, build_vib
+
+    topo, settings, sims, servers, tmp = lab
+    stage = tmp / "stage-bundle"
+    shutil.copytree(EXAMPLE, stage)
+    build_vib(BuildOptions(stage, tmp / "b.vib", bundle=tmp / "b.zip", release_date=DATE))
+    info = load_vib_info(tmp / "b.zip")
+    assert info.kind == "bundle" and [m.vib_id for m in info.vibs] == ["labctl_bootbank_lab-tools_1.0.0-1"]
+    conns, targets = _open(topo, settings, ["esxi7", "esx4"])
+    with conns:
+        rep = deploy(conns, targets, info, DeployOptions(allow_community=True))
+    by = {h.host: h for h in rep.hosts}
+    assert by["esxi7"].status == "installed", by["esxi7"]
+    assert any(" -d /tmp/labctl-b.zip" in s for s in by["esxi7"].steps)
+    assert by["esx4"].status == "failed" and "ESX 4 VIB" in by["esx4"].message
+    conns, targets = _open(topo, settings, ["esxi7"])
+    with conns:
+        again = deploy(conns, targets, info, DeployOptions(allow_community=True))
+    assert again.hosts[0].status == "skipped"
+
+
 def test_deploy_esx4_and_wrong_formats(lab):
     topo, settings, sims, servers, tmp = lab
     esxi_vib = load_vib_info(_build(tmp, "lt.vib"))

@@ -220,3 +220,20 @@ def test_esxupdate_on_esx4(tmp_path):
     assert "already up to date" in _ok(h, "esxupdate --nosigcheck --vib=/tmp/r.vib update")
     assert "lab-tools" in _ok(h, "esxupdate query")
     assert _fails(h, "esxcli software vib list")  # no esxcli software on ESX 4
+
+
+def test_depot_install_and_sources(tmp_path, fixtures_dir):
+    h = _host(tmp_path, version="8.0u2")
+    _put(h, "/tmp/cf.zip", (fixtures_dir / "vib" / "customfirewall-offline-bundle.zip").read_bytes())
+    out = _fails(h, "esxcli software vib install -d cf.zip --no-sig-check")
+    assert "[MetadataDownloadError]" in out and "zip:cf.zip?index.xml" in out
+    assert "[AcceptanceConfigError]" in _fails(h, "esxcli software vib install -d /tmp/cf.zip --no-sig-check")
+    _ok(h, "esxcli software acceptance set --level=CommunitySupported")
+    out = _ok(h, "esxcli software sources vib get -d /tmp/cf.zip")
+    assert out.startswith("soulTec_bootbank_customfirewall_1.0.2\n")
+    assert "[NoMatchError]" in _fails(h, "esxcli software vib install -d /tmp/cf.zip -n nope --no-sig-check")
+    out = _ok(h, "esxcli software vib install -d /tmp/cf.zip -n customfirewall --no-sig-check")
+    assert "VIBs Installed: soulTec_bootbank_customfirewall_1.0.2" in out
+    assert h.fs.is_file("/etc/vmware/firewall/customfirewall.xml")
+    _put(h, "/tmp/broken.zip", b"PK\x03\x04 not really a zip")
+    assert "[MetadataDownloadError]" in _fails(h, "esxcli software vib install -d /tmp/broken.zip")

@@ -27,7 +27,7 @@ import io
 import posixpath
 import tarfile
 import time
-from typing import Any
+from typing import Any, Callable
 
 from labctl.sim.commands import Invocation, Result, UsageFailure, command, parse_options
 
@@ -39,6 +39,7 @@ TRUST_DIR = "/etc/vmware/vib-trust"
 VMWARE_SIGNER = "VMware Certified VIB Signing"
 LIVE_FILE_CAP = 1 << 20
 LOG_HINT = "Please refer to the log file for more details."
+ERROR_SEVERITY = "error"
 
 
 class EsxcliError(Exception):
@@ -70,11 +71,12 @@ def _fail(e: EsxcliError) -> Result:
 
 
 class _Loaded:
-    def __init__(self, url: str, report, desc_line: int):
+    def __init__(self, url: str, report, desc_line: int, opener: Callable[[], Any]):
         self.url = url
         self.report = report
         self.desc = report.descriptor
         self.desc_line = desc_line
+        self.opener = opener  # () -> a fresh binary file object holding the VIB
 
 
 def _open_host_file(inv: Invocation, path: str):
@@ -85,13 +87,7 @@ def _open_host_file(inv: Invocation, path: str):
 
 
 def _load_vib(inv: Invocation, url: str) -> _Loaded:
-    from labctl.vib.findings import ERROR
-    from labctl.vib.inspect import inspect_vib
-
-    if url.startswith("file://"):
-        url_path = url[len("file://"):]
-    else:
-        url_path = url
+    url_path = url[len("file://"):] if url.startswith("file://") else url
     if not url_path.startswith("/"):
         if "://" in url:
             raise EsxcliError("VibDownloadError", f"('{url}', '', '<urlopen error simulated host has no network "
@@ -102,18 +98,25 @@ def _load_vib(inv: Invocation, url: str) -> _Loaded:
         raise EsxcliError("VibDownloadError", f"('{url}', '/tmp/vibtransaction/{posixpath.basename(url_path)}', "
                                               f"\"[Errno 2] No such file or directory: '{url_path}'\")",
                           f"url = {url}")  # [L]
-    with _open_host_file(inv, url_path) as fh:
-        rep = inspect_vib(fh, url_path)
+    return _load_from(url, url_path, lambda: _open_host_file(inv, url_path))
+
+
+def _load_from(url: str, label: str, opener: Callable[[], Any]) -> _Loaded:
+    """Inspect a VIB with labctl's parser; refuse it with esximage's messages."""
+    from labctl.vib import ar as arlib
+    from labctl.vib.findings import ERROR
+    from labctl.vib.inspect import inspect_vib
+
+    with opener() as fh:
+        rep = inspect_vib(fh, label)
         desc_line = 1
         if rep.descriptor is not None:
-            from labctl.vib import ar as arlib
-
             fh.seek(0)
             a = arlib.read_ar(fh)
             head = arlib.read_member(fh, a.members[0], 1 << 20)
             desc_line = head[: head.find(b"<vib")].count(b"\n") + 1 if b"<vib" in head else 1
     if rep.kind.startswith("esx4"):
-        raise EsxcliError("VibFormatError", f"Error parsing VIB {url_path}: This VIB is a ESX 4.x VIB and is not "
+        raise EsxcliError("VibFormatError", f"Error parsing VIB {label}: This VIB is a ESX 4.x VIB and is not "
                                             "supported on this version of ESX.")
     errors = [f.message for f in rep.findings if f.severity == ERROR]
     for p in rep.payloads:
@@ -124,8 +127,43 @@ def _load_vib(inv: Invocation, url: str) -> _Loaded:
                                                     f"{c['expected']} expected.")
         errors += [f.message for f in p.findings if f.severity == ERROR]
     if rep.descriptor is None or errors:
-        raise EsxcliError("VibFormatError", f"Error parsing VIB {url_path}: {errors[0] if errors else 'unreadable'}")
-    return _Loaded(url, rep, desc_line)
+        raise EsxcliError("VibFormatError", f"Error parsing VIB {label}: {errors[0] if errors else 'unreadable'}")
+    return _Loaded(url, rep, desc_line, opener)
+
+
+def _load_depot(inv: Invocation, depot: str, names: list[str]) -> list[_Loaded]:
+    """The VIBs of an offline bundle on the host (`-d /ABS/bundle.zip`), optionally only those named by -n."""
+    import zipfile
+
+    from labctl.vib.bundle import inspect_bundle
+
+    path = depot[len("file://"):] if depot.startswith("file://") else depot
+    where = f"zip:{path}?index.xml"
+
+    def meta_error(why: str) -> EsxcliError:
+        return EsxcliError("MetadataDownloadError", f"Could not download from depot at {where}, skipping "
+                                                    f"(('{where}', '', \"{why}\"))", f"url = {where}")  # [M]
+
+    if not path.startswith("/") or not inv.fs.is_file(path):
+        raise meta_error(f"Error extracting index.xml from {path}: [Errno 2] No such file or directory: '{path}'")
+    with _open_host_file(inv, path) as fh:
+        rep = inspect_bundle(fh, path)
+        errs = [f.message for f in rep.findings if f.severity == ERROR_SEVERITY]
+        if errs:
+            raise meta_error(errs[0])
+        fh.seek(0)
+        with zipfile.ZipFile(fh) as z:
+            blobs = {zi.filename: z.read(zi) for zi in z.infolist()
+                     if zi.filename.endswith(".vib") and zi.file_size <= 512 * 1024 * 1024}
+    out = []
+    for entry, data in sorted(blobs.items()):
+        loaded = _load_from(depot, f"{path}!{entry}", lambda d=data: io.BytesIO(d))
+        if names and loaded.desc.name not in names and loaded.desc.vib_id not in names:
+            continue
+        out.append(loaded)
+    if names and not out:
+        raise EsxcliError("NoMatchError", f"No VIB matching VIB search specification '{names[0]}'.")
+    return out
 
 
 # ---------------------------------------------------------------- the install transaction
@@ -189,8 +227,7 @@ def _place_files(inv: Invocation, loaded: _Loaded) -> list[str]:
     from labctl.vib.payload import GunzipReader, check_path
 
     placed: list[str] = []
-    path = loaded.url[len("file://"):] if loaded.url.startswith("file://") else loaded.url
-    with _open_host_file(inv, path) as fh:
+    with loaded.opener() as fh:
         a = arlib.read_ar(fh)
         for spec in loaded.desc.payloads:
             if spec.type != "tgz":
@@ -244,13 +281,12 @@ def _install(inv: Invocation, update: bool) -> Result:
         return Result(1, "", e.err)
     if rest:
         return Result(1, "", f"Error: Unexpected argument {rest[0]}\n")  # [L]
-    if opts.get("depot"):
-        return Result(1, "", "sim: esxcli software vib install/update -d (depot) is not modelled; "
-                             "use -v /ABS/path.vib\n")
     if opts.get("proxy"):
         return Result(1, "", "sim: --proxy is not modelled\n")
-    if not urls:
+    if not urls and not opts.get("depot"):
         return Result(1, "", "Error: At least one of --depot or --viburl must be specified.\n")  # [L]
+    if urls and opts.get("depot"):
+        return Result(1, "", "sim: combining --viburl and --depot is not modelled\n")
     state = inv.state
     force = bool(opts.get("force"))
     host_level = state.acceptance_level
@@ -260,8 +296,12 @@ def _install(inv: Invocation, update: bool) -> Result:
     reboot = False
     plan: list[tuple[_Loaded, Any]] = []
     try:
-        for url in urls:
-            loaded = _load_vib(inv, url)
+        if opts.get("depot"):
+            names = [opts["vibname"]] if opts.get("vibname") else []
+            sources = _load_depot(inv, opts["depot"], names)
+        else:
+            sources = [_load_vib(inv, url) for url in urls]
+        for loaded in sources:
             d = loaded.desc
             vib_id = d.vib_id
             if state.release >= (8, 0):
@@ -301,7 +341,7 @@ def _install(inv: Invocation, update: bool) -> Result:
                 if not sig.valid:
                     raise EsxcliError("VibSigInvalidError", f"('{vib_id}', 'Signature of VIB {vib_id} is "
                                                             f"invalid: {sig.message}')")  # [L]
-                if not _trusted_signer(inv, url, sig):
+                if not _trusted_signer(inv, loaded, sig):
                     raise EsxcliError("VibSigMissingError", f"('{vib_id}', 'Unable to verify the signature of VIB "
                                                             f"{vib_id}: the signer {sig.signer} is not trusted "
                                                             "by this host.')")  # [L]
@@ -367,7 +407,7 @@ def _install(inv: Invocation, update: bool) -> Result:
     return Result(0, _result(title, state, msg, installed, removed, skipped, reboot), "")
 
 
-def _trusted_signer(inv: Invocation, url: str, sig) -> bool:
+def _trusted_signer(inv: Invocation, loaded: _Loaded, sig) -> bool:
     if VMWARE_SIGNER in sig.signer:
         return True
     if not inv.fs.is_dir(TRUST_DIR):
@@ -375,8 +415,7 @@ def _trusted_signer(inv: Invocation, url: str, sig) -> bool:
     from labctl.vib import ar as arlib
     from labctl.vib.signing import verify
 
-    path = url[len("file://"):] if url.startswith("file://") else url
-    with _open_host_file(inv, path) as fh:
+    with loaded.opener() as fh:
         a = arlib.read_ar(fh)
         desc = arlib.read_member(fh, a.members[0], 1 << 20)
         raw = arlib.read_member(fh, a.members[1], 256 * 1024)
@@ -527,15 +566,18 @@ def sources_vib_get(inv: Invocation) -> Result:
                                               "proxy": (None, True)})
     except UsageFailure as e:
         return Result(1, "", e.err)
-    if opts.get("depot") or opts.get("proxy"):
-        return Result(1, "", "sim: esxcli software sources vib get -d/--proxy is not modelled\n")
-    if not opts.get("viburl"):
+    if opts.get("proxy"):
+        return Result(1, "", "sim: esxcli software sources vib get --proxy is not modelled\n")
+    if not opts.get("viburl") and not opts.get("depot"):
         return Result(1, "", "Error: At least one of --depot or --viburl must be specified.\n")  # [L]
     try:
-        loaded = _load_vib(inv, opts["viburl"])
+        if opts.get("depot"):
+            loaded = _load_depot(inv, opts["depot"], [opts["vibname"]] if opts.get("vibname") else [])
+        else:
+            loaded = [_load_vib(inv, opts["viburl"])]
     except EsxcliError as e:
         return _fail(e)
-    return Result(0, inv.records([_descriptor_fields(loaded.desc)], struct="VIB"), "")
+    return Result(0, inv.records([_descriptor_fields(x.desc) for x in loaded], struct="VIB"), "")
 
 
 @command("esxcli", "software", "acceptance", "get", when=_esxi5)
