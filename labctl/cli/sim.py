@@ -47,6 +47,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="seconds added to each run of CMD (e.g. esxcli=1); repeatable")
     u.add_argument("--reboot-delay", type=float, default=2.0, metavar="S",
                    help="how long a rebooting host stays unreachable (default 2)")
+    u.add_argument("--fault", action="append", default=[], metavar="HOST:KIND[@N][:REGEX]",
+                   help="start with a fault: KIND is drop, refuse_auth or down; @N fires N times; REGEX selects "
+                   "the commands a drop applies to (e.g. 'esx2:drop@1:ifdown'); repeatable")
     u.add_argument("--hosts-per-process", type=int, default=8, metavar="N", help="hosts served by one process")
     u.add_argument("--reset", action="store_true", help="reinstall every host (forget their state)")
     u.add_argument("--no-vcenter", action="store_true", help="do not start the vCenter simulator")
@@ -101,6 +104,28 @@ def _latencies(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _faults(items: list[str], hosts: set[str]) -> dict[str, list[Any]]:
+    import re
+
+    from labctl.sim.faults import KINDS, FaultRule
+
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        m = re.fullmatch(r"([^:]+):([a-z_]+)(?:@(\d+))?(?::(.*))?", item)
+        if not m or m.group(2) not in KINDS:
+            raise UsageError(f"--fault {item!r} is not HOST:KIND[@N][:REGEX]",
+                             hint=f"KIND is one of {', '.join(KINDS)}, e.g. --fault 'esx2:drop@1:ifdown'")
+        if m.group(1) not in hosts:
+            raise UsageError(f"--fault names {m.group(1)!r}, which is not a host of this lab",
+                             hint="hosts: " + ", ".join(sorted(hosts)))
+        try:
+            rule = FaultRule(m.group(2), m.group(4) or "", int(m.group(3)) if m.group(3) else None)
+        except Exception as e:  # a bad regular expression
+            raise UsageError(f"--fault {item!r}: {e}") from None
+        out.setdefault(m.group(1), []).append(rule)
+    return out
+
+
 def run(args: argparse.Namespace, env: "Env") -> ExitStatus:
     topo = _topology(args, env)
     sim = _dir(topo, args, env)
@@ -114,6 +139,7 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
     notes: list[str] = []
     emap = lab.up(sim, spec, environ=env.environ, latency=args.latency,
                   command_latency=_latencies(args.command_latency), reboot_delay=args.reboot_delay,
+                  faults=_faults(args.fault, {h.name for h in spec.hosts} | ({spec.jump.name} if spec.jump else set())),
                   hosts_per_process=args.hosts_per_process, reset=args.reset, vcenter=not args.no_vcenter,
                   notes=notes)
     if args.json:

@@ -143,7 +143,9 @@ def _server_interface_class():
 
         def _user_ok(self, username: str) -> bool:
             st = self.host.state
-            return username == "root" or (st.flavor == "linux" and username in st.extra.get("users", []))
+            if username == "root":
+                return st.root_login_allowed
+            return (st.flavor == "linux" and username in st.extra.get("users", []))
 
         def check_auth_publickey(self, username: str, key: Any) -> int:
             if not self._user_ok(username):

@@ -28,6 +28,7 @@ STATE_FILE = "state.json"
 ESX_CONF = "/etc/vmware/esx.conf"
 IFCFG_VSWIF0 = "/etc/sysconfig/network-scripts/ifcfg-vswif0"
 SYSCONFIG_NETWORK = "/etc/sysconfig/network"
+SSHD_CONFIG = "/etc/ssh/sshd_config"
 
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:\s*u(\d+))?$", re.IGNORECASE)
 
@@ -209,6 +210,17 @@ class HostState:
         if self.release < (5, 0):
             return "/.ssh/authorized_keys"
         return "/etc/ssh/keys-root/authorized_keys"
+
+    @property
+    def root_login_allowed(self) -> bool:
+        """ESX classic honours `PermitRootLogin` in /etc/ssh/sshd_config (default no, KB 1002866)."""
+        if not self.is_classic or SSHD_CONFIG not in self.files:  # (states from before sshd_config was modelled)
+            return True
+        for line in self.files.get(SSHD_CONFIG, "").splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].lower() == "permitrootlogin":
+                return parts[1].lower() in ("yes", "without-password", "prohibit-password")
+        return False
 
     @property
     def auth_methods(self) -> tuple[str, ...]:
@@ -431,6 +443,8 @@ def fresh_install(
             f"DEVICE=vswif0\nMACADDR={mac}\nPORTGROUP={mgmt_pg}\nBOOTPROTO=static\n"
             f"BROADCAST={st.vswifs[0].broadcast}\nIPADDR={ip}\nNETMASK={netmask}\nONBOOT=yes\n"
         )
+        # root login over SSH is off after a stock install (KB 1002866); labctl's kickstart turns it on
+        st.files[SSHD_CONFIG] = "Protocol 2\nPermitRootLogin yes\nPasswordAuthentication yes\n"
         st.files[SYSCONFIG_NETWORK] = (
             f"NETWORKING=yes\nHOSTNAME={st.hostname}.{st.domain}\n"
             + (f"GATEWAY={gateway}\nGATEWAYDEV=vswif0\n" if gateway else "")

@@ -166,3 +166,13 @@ def test_state_round_trips_through_json(tmp_path):
     st = make_state("esxi", "7.0u2", vmkernel=[{"portgroup": "NFS", "ip": "10.0.0.1", "netmask": "255.0.0.0"}])
     S.save_state(tmp_path, st)
     assert S.load_state(tmp_path) == st
+
+
+def test_maintenance_mode_esxcli_and_vim_cmd():
+    h = local_host("esxi", "6.7")
+    assert h.run("esxcli system maintenanceMode get") == (0, "Disabled\n", "")
+    assert h.run("esxcli system maintenanceMode set -e true") == (0, "", "")
+    assert h.state.extra["maintenance_mode"] is True
+    assert h.run("esxcli system maintenanceMode set --enable true")[0] == 1
+    assert h.run("vim-cmd hostsvc/maintenance_mode_exit")[0] == 0
+    assert h.run("esxcli system maintenanceMode get") == (0, "Disabled\n", "")

@@ -139,3 +139,16 @@ def test_down_never_kills_a_process_it_did_not_start(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_fault_option_parsing():
+    from labctl.cli.sim import _faults
+    from labctl.errors import UsageError
+
+    got = _faults(["esx2:drop@1:esxcli network ip interface remove", "esx1:down", "esx1:refuse_auth@2"],
+                  {"esx1", "esx2"})
+    assert [(r.kind, r.times, r.pattern) for r in got["esx2"]] == [("drop", 1, "esxcli network ip interface remove")]
+    assert [(r.kind, r.times) for r in got["esx1"]] == [("down", None), ("refuse_auth", 2)]
+    for bad in ("esx3:down", "esx1:explode", "esx1", "esx1:drop:("):
+        with pytest.raises(UsageError):
+            _faults([bad], {"esx1", "esx2"})

@@ -348,3 +348,31 @@ def test_jump_host_forwards_only_to_simulated_hosts(serve, tmp_path, client_key)
         jc.close()
     finally:
         jump.stop()
+
+
+def test_esx_classic_refuses_root_when_permit_root_login_is_off(serve):
+    s = serve("esx", "4.1")
+    s.client().close()
+    s.host.run("sed -i 's/^PermitRootLogin yes/PermitRootLogin no/' /etc/ssh/sshd_config")
+    with pytest.raises(paramiko.AuthenticationException):
+        s.client()
+    with pytest.raises(paramiko.AuthenticationException):
+        s.client(password=PASSWORD)
+
+
+def test_interactive_shell_prompt_per_version(serve):
+    s = serve("esxi", "6.7")
+    c = s.client()
+    chan = c.invoke_shell()
+    chan.settimeout(5)
+    buf = b""
+    while b"[root@esx1:~] " not in buf:
+        buf += chan.recv(1024)
+    chan.sendall(b"vmware -v\r")
+    buf = b""
+    while buf.count(b"[root@esx1:~] ") < 1:
+        buf += chan.recv(1024)
+    assert b"VMware ESXi 6.7.0 build-8169922" in buf
+    chan.sendall(b"exit\r")
+    assert chan.recv_exit_status() == 0
+    c.close()

@@ -251,6 +251,27 @@ def version_get(inv: Invocation) -> Result:
     return Result(0, inv.records([(None, fields)], struct="VersionGet"))
 
 
+def _maintenance(st: S.HostState) -> bool:
+    return bool(st.extra.get("maintenance_mode"))
+
+
+@command("esxcli", "system", "maintenanceMode", "get", when=esx_at_least("esxi", 5, 0))
+def maintenance_get(inv: Invocation) -> Result:
+    return Result(0, ("Enabled" if _maintenance(inv.state) else "Disabled") + "\n")
+
+
+@command("esxcli", "system", "maintenanceMode", "set", when=esx_at_least("esxi", 5, 0))
+def maintenance_set(inv: Invocation) -> Result:
+    opts, _ = parse_options(inv.args, {"enable": ("e", True), "timeout": ("t", True), "vsanmode": ("m", True)})
+    if "enable" not in opts:
+        return Result(1, "", "Error: Missing required parameter -e|--enable\n")
+    want = str(opts["enable"]).lower() in ("true", "1", "yes")
+    if want == _maintenance(inv.state):
+        return Result(1, "", f"Maintenance mode is already {'enabled' if want else 'disabled'}.\n")  # wording [L]
+    inv.state.extra["maintenance_mode"] = want
+    return Result(0)
+
+
 @command("auto-backup.sh", when=flavor_is("esxi"))
 def auto_backup(inv: Invocation) -> Result:
     inv.host.auto_backup()
@@ -273,6 +294,14 @@ def vim_cmd(inv: Invocation) -> Result:
     sub, rest = inv.args[0], inv.args[1:]
     if sub == "hostsvc/net/refresh":
         return Result(0)
+    if sub in ("hostsvc/maintenance_mode_enter", "hostsvc/maintenance_mode_exit"):
+        want = sub.endswith("enter")
+        if want == _maintenance(inv.state):
+            return Result(1, "", "(vim.fault.InvalidState) {\n   msg = \"The operation is not allowed in the current "
+                                 "state.\"\n}\n")
+        inv.state.extra["maintenance_mode"] = want
+        return Result(0, "'vim.Task:haTask-ha-host-vim.HostSystem." + ("enterMaintenanceMode" if want
+                                                                       else "exitMaintenanceMode") + "-1'\n")
     if sub == "hostsvc/advopt/update" and len(rest) == 3:
         opt = _opt(inv.state, rest[0])
         if opt is None:
