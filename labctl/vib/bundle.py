@@ -217,7 +217,7 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
             if zi.file_size > MAX_VIB_IN_ZIP:
                 rep.findings.append(Finding(ERROR, f"{zi.filename}: {zi.file_size} bytes is too large"))
                 continue
-            with tempfile.TemporaryFile() as tmp:
+            with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as tmp:  # disk only past 64 MB
                 h = hashlib.sha256()
                 n = 0
                 try:

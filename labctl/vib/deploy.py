@@ -19,8 +19,10 @@ Pure parts (parsers, the per-host decision) are separate from the SSH calls so t
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +175,7 @@ def esxcli_error(text: str) -> str:
 @dataclass
 class HostOutcome:
     host: str
-    status: str  # installed | skipped | failed | unreachable
+    status: str  # installed | skipped | planned (dry run) | failed | unreachable
     vib_id: str = ""
     message: str = ""
     reboot_required: bool = False
@@ -185,7 +187,7 @@ class HostOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("installed", "skipped")
+        return self.status in ("installed", "skipped", "planned")
 
     def to_json(self) -> dict[str, Any]:
         return {"host": self.host, "status": self.status, "vib_id": self.vib_id, "message": self.message,
@@ -200,6 +202,7 @@ class DeployOptions:
     reboot: bool = False
     force: bool = False
     reboot_timeout: float = 600.0
+    dry_run: bool = False  # read the facts, say what would be done, change nothing (for `labctl plan`)
 
 
 class _HostFailed(Exception):
@@ -279,26 +282,32 @@ def _deploy_esxi(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostO
         host_level = parse_acceptance(r.stdout)
     except ValueError as e:
         raise _HostFailed(str(e)) from None
-    if LEVELS.index(vib.acceptance) < LEVELS.index(host_level):
-        set_cmd = ["esxcli", "software", "acceptance", "set", f"--level={vib.acceptance}"]
-        if not opts.allow_community:
-            raise _HostFailed(
-                f"the host accepts {host_level} and above; {vib.vib_id} is {vib.acceptance}",
-                hint=f"re-run with --allow-community (or set allow_community: true in the topology's vibs:) to "
-                     f"run `{sh(set_cmd)}` first",
-            )
+    install = ["esxcli", "software", "vib", "install", "-d" if vib.kind == "bundle" else "-v", vib.remote_path]
+    if not vib.signed:
+        install.append("--no-sig-check")
+    if opts.force:
+        install.append("-f")
+    lower = LEVELS.index(vib.acceptance) < LEVELS.index(host_level)
+    set_cmd = ["esxcli", "software", "acceptance", "set", f"--level={vib.acceptance}"]
+    if lower and not opts.allow_community:
+        raise _HostFailed(
+            f"the host accepts {host_level} and above; {vib.vib_id} is {vib.acceptance}",
+            hint=f"re-run with --allow-community (or set allow_community: true in the topology's vibs:) to "
+                 f"run `{sh(set_cmd)}` first",
+        )
+    if opts.dry_run:
+        out.status = "planned"
+        todo = ([sh(set_cmd)] if lower else []) + [f"upload {vib.path.name}", sh(install)]
+        out.message = "would run: " + "; ".join(todo)
+        return
+    if lower:
         r = _run(conn, set_cmd, out)
         if not r.ok:
             raise _HostFailed(f"lowering the acceptance level failed: {esxcli_error(r.stdout + r.stderr)}")
         out.acceptance_changed = f"{host_level} -> {vib.acceptance}"
     out.upload = conn.upload(vib.path, vib.remote_path)
     out.steps.append(f"upload {vib.path.name} -> {vib.remote_path} ({out.upload})")
-    argv = ["esxcli", "software", "vib", "install", "-d" if vib.kind == "bundle" else "-v", vib.remote_path]
-    if not vib.signed:
-        argv.append("--no-sig-check")
-    if opts.force:
-        argv.append("-f")
-    r = _run(conn, argv, out, timeout=900)
+    r = _run(conn, install, out, timeout=900)
     _run(conn, ["rm", "-f", vib.remote_path], out)
     if not r.ok:
         text = esxcli_error(r.stdout + r.stderr)
@@ -338,6 +347,11 @@ def _reboot_pending(conn: Connection, out: HostOutcome) -> bool:
 
 
 def _deploy_esx4(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostOutcome) -> None:
+    if opts.dry_run:  # esxupdate itself decides whether it is already installed
+        out.status = "planned"
+        out.message = (f"would run: upload {vib.path.name}; esxupdate {'--nosigcheck ' if not vib.signed else ''}"
+                       f"--vib={vib.remote_path} update")
+        return
     out.upload = conn.upload(vib.path, vib.remote_path)
     out.steps.append(f"upload {vib.path.name} -> {vib.remote_path} ({out.upload})")
     argv = ["esxupdate"] + (["--nosigcheck"] if not vib.signed else []) + [f"--vib={vib.remote_path}", "update"]
@@ -430,20 +444,35 @@ def ensure_built(spec_file: Path, source: Path | None) -> None:
 
 
 def deploy_topology_vibs(topology, lab: LabConnections, targets: list[HostTarget], *, reboot: bool = False,
-                         only_hosts: list[str] | None = None) -> list[DeployReport]:
-    """The pipeline stage: every entry of the topology's `vibs:` list onto its hosts (idempotent)."""
+                         only_hosts: list[str] | None = None, dry_run: bool = False) -> list[DeployReport]:
+    """The pipeline stage: every entry of the topology's `vibs:` list onto its hosts (idempotent).
+    dry_run: facts only; each host says "skipped" or "planned" with the commands it would run."""
     reports = []
     by_name = {t.name: t for t in targets}
     for spec in topology.vibs:
-        ensure_built(Path(spec.file), Path(spec.source) if spec.source else None)
+        if not dry_run:
+            ensure_built(Path(spec.file), Path(spec.source) if spec.source else None)
+        elif not Path(spec.file).is_file() and spec.source:
+            tmp = Path(tempfile.mkdtemp(prefix="labctl-vib-plan-"))
+            try:  # a dry run builds into a temporary directory only, to learn the VIB's ID
+                ensure_built(tmp / Path(spec.file).name, Path(spec.source))
+                info = replace(load_vib_info(tmp / Path(spec.file).name), path=Path(spec.file))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            reports.append(_deploy_spec(lab, by_name, spec, info, only_hosts, reboot, dry_run))
+            continue
         info = load_vib_info(Path(spec.file))
-        names = [h for h in spec.hosts if only_hosts is None or h in only_hosts]
-        missing = [h for h in names if h not in by_name]
-        if missing:
-            raise UsageError(f"vibs: {', '.join(missing)} not among the hosts being deployed to")
-        reports.append(deploy(lab, [by_name[h] for h in names], info,
-                              DeployOptions(allow_community=spec.allow_community, reboot=reboot)))
+        reports.append(_deploy_spec(lab, by_name, spec, info, only_hosts, reboot, dry_run))
     return reports
+
+
+def _deploy_spec(lab, by_name, spec, info: VibInfo, only_hosts, reboot: bool, dry_run: bool) -> DeployReport:
+    names = [h for h in spec.hosts if only_hosts is None or h in only_hosts]
+    missing = [h for h in names if h not in by_name]
+    if missing:
+        raise UsageError(f"vibs: {', '.join(missing)} not among the hosts being deployed to")
+    return deploy(lab, [by_name[h] for h in names], info,
+                  DeployOptions(allow_community=spec.allow_community, reboot=reboot, dry_run=dry_run))
 
 
 # ---------------------------------------------------------------- CLI

@@ -363,3 +363,18 @@ def test_cli_deploy_sim(lab, run_cli, monkeypatch):
     r = run_cli("vib", "deploy", str(vib), "--lab", str(topo.path), "--sim", "--sim-dir", str(sim_dir),
                 "--hosts", "esxi7")
     assert r.status == 0 and "skipped" in r.out and "1/1 host(s) ok" in r.out
+
+
+def test_pipeline_dry_run_changes_nothing(lab):
+    topo, settings, sims, servers, tmp = lab
+    conns, targets = _open(topo, settings)
+    with conns:
+        (rep,) = deploy_topology_vibs(topo, conns, targets, dry_run=True)
+    assert not Path(topo.vibs[0].file).exists()  # a plan builds nothing in place
+    assert rep.ok and {h.status for h in rep.hosts} == {"planned"}
+    msg = rep.hosts[0].message
+    assert "esxcli software acceptance set --level=CommunitySupported" in msg
+    assert "esxcli software vib install -v /tmp/labctl-labctl_bootbank_lab-tools_1.0.0-1.vib --no-sig-check" in msg
+    for name in ("esxi7", "esxi8"):
+        assert sims[name].state.acceptance_level == "PartnerSupported"
+        assert not any(v.name == "lab-tools" for v in sims[name].state.vibs)
