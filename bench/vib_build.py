@@ -44,10 +44,10 @@ def make_stage(root: Path, size_mb: int) -> None:
                 fh.write(bytes(buf[: FILE_MB << 20]))
 
 
-def child_peak_rss_kb(argv: list[str]) -> tuple[float, int]:
+def child_peak_rss_kb(argv: list[str], quiet: bool = False) -> tuple[float, int]:
     """Run argv in a fresh child; (seconds, its peak RSS in kB) via wait4's rusage."""
     t = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT)
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL if quiet else None)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -88,6 +88,8 @@ def main() -> int:
         t_vib, rss_kb = child_peak_rss_kb(argv)
         vib_size = (work / "bench.vib").stat().st_size
         ratio = (mb / t_vib) / (mb / t_ref)
+        t_insp, rss_insp = child_peak_rss_kb([sys.executable, "-m", "labctl", "vib", "inspect",
+                                              str(work / "bench.vib")], quiet=True)
         print(f"stage tree:          {mb:.0f} MB in {len(list(tree.rglob('*.dat')))} files "
               f"(half random, half text)")
         print(f"tar c | gzip -6:     {t_ref:6.2f} s  {mb / t_ref:6.1f} MB/s  -> {ref_size / 2**20:.1f} MB")
@@ -96,6 +98,7 @@ def main() -> int:
         print(f"throughput ratio:    {ratio:.2f}x  (target >= 0.80x)  {'OK' if ratio >= 0.8 else 'MISSED'}")
         print(f"peak RSS of build:   {rss_kb / 1024:.1f} MB  (target <= 100 MB)  "
               f"{'OK' if rss_kb <= 100 * 1024 else 'MISSED'}")
+        print(f"vib inspect (verify all checksums): {t_insp:.2f} s, peak RSS {rss_insp / 1024:.1f} MB")
         return 0 if ratio >= 0.8 and rss_kb <= 100 * 1024 else 1
     finally:
         if not args.keep:
