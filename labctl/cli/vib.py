@@ -16,7 +16,8 @@ examples:
   labctl vib build STAGE -o out.vib --format esx4-deb
   labctl vib inspect build/lab-tools-1.0.0-1.vib
   labctl vib inspect bundle.zip --json
-  labctl vib deploy build/lab-tools-1.0.0-1.vib --lab topologies/esxi-lab.yaml --sim --allow-community
+  labctl vib deploy build/lab-tools-1.0.0-1.vib --lab topologies/esxi8-ha-trio.yaml --sim
+  labctl vib deploy out.vib --lab LAB.yaml --hosts esxi-a --allow-community --reboot
 
 stage directory (vib build):
   STAGE/descriptor.yaml   name, version (1.0.0-1), vendor, summary, description, acceptance-level,
