@@ -112,7 +112,7 @@ class SimDriver(Driver):
     def __init__(
         self, sim_dir: Path, hosts: HostBackend | None = None, *, version: ProductVersion = SIM_VERSION
     ):
-        self.sim_dir = Path(sim_dir).resolve()
+        self.sim_dir = Path(os.path.abspath(sim_dir))  # as given (not resolved): paths compare as callers wrote them
         self.vms_dir = self.sim_dir / "vms"
         self.hosts: HostBackend = hosts or DiskOnlyHosts(self.sim_dir / "hosts")
         self._version = version
@@ -124,13 +124,11 @@ class SimDriver(Driver):
 
     def _inside(self, vmx: Path, command: str) -> Path:
         p = Path(os.path.abspath(vmx))
-        try:
-            p.relative_to(self.vms_dir)
-        except ValueError:
+        if not (p.is_relative_to(self.vms_dir) or p.resolve().is_relative_to(self.vms_dir.resolve())):
             raise LabctlError(
                 f"simulated vmrun {command}: {vmx} is outside the simulated Workstation ({self.vms_dir})",
                 hint="with --sim, VMs live under the sim dir; this path would touch a real VM",
-            ) from None
+            )
         return p
 
     def _existing(self, vmx: Path, command: str) -> Path:
