@@ -172,19 +172,22 @@ class SimHost:
     def reachable(self) -> bool:
         return self.up and not self.faults.is_down() and self.ssh_interface() is not None
 
-    def network_changed(self) -> None:
-        """Interfaces changed: drop connections whose interface is gone/disabled/re-addressed; update listener."""
+    def network_changed(self, bounced: set[str] | frozenset[str] = frozenset()) -> None:
+        """Interfaces changed: drop connections whose interface is gone, disabled, re-addressed or was bounced
+        (taken down and up again inside one command); open or close the listener to match."""
         st = self.state
         doomed = []
         for c in list(self.conns):
             i = st.interface(c.iface)
-            if i is None or not i.enabled or (c.ip and i.ip != c.ip):
+            if i is None or not i.enabled or (c.ip and i.ip != c.ip) or c.iface in bounced:
                 doomed.append(c)
         for c in doomed:
             self.drop_conn(c, why=f"{c.iface} went away")
         self.update_listener()
 
     def update_listener(self) -> None:
+        if self.faults.is_down() and self.conns:
+            self.drop_all("host down (fault)")
         if self.listener is None:
             return
         if self.reachable():

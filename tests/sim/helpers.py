@@ -49,7 +49,7 @@ def run(client, command: str, stdin: bytes | None = None, timeout: float = 10.0)
     return chan.recv_exit_status(), out, err
 
 
-def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):

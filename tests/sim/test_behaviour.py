@@ -176,3 +176,12 @@ def test_maintenance_mode_esxcli_and_vim_cmd():
     assert h.run("esxcli system maintenanceMode set --enable true")[0] == 1
     assert h.run("vim-cmd hostsvc/maintenance_mode_exit")[0] == 0
     assert h.run("esxcli system maintenanceMode get") == (0, "Disabled\n", "")
+
+
+def test_esxcli_shutdown_reboot_requires_maintenance_mode():
+    h = local_host("esxi", "7.0u2")
+    code, _, err = h.run("esxcli system shutdown reboot -r test")
+    assert code == 1 and "Maintenance mode is required" in err
+    h.run("esxcli system maintenanceMode set -e true")
+    assert h.run("esxcli system shutdown reboot -r test") == (0, "", "")
+    assert h.wait_up(5) and h.state.boot_count == 2

@@ -104,9 +104,9 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
 
     port2 = emap.hosts["esx2"].port
     assert run_cli("sim", "fault", str(topo), "esx2", "--down", "--sim-dir", str(d), environ=env).status == 0
-    assert wait_for(lambda: _refused(port2), 3)
+    assert wait_for(lambda: _refused(port2))
     assert run_cli("sim", "fault", str(topo), "esx2", "--clear", "--sim-dir", str(d), environ=env).status == 0
-    assert wait_for(lambda: not _refused(port2), 3)
+    assert wait_for(lambda: not _refused(port2))
 
     r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=env)
     assert r.status != 0 and "already running" in r.err

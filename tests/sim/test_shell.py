@@ -70,7 +70,7 @@ def test_background_job_keeps_running_after_the_command_returns(host):
     assert (code, out, err) == (0, "", "")
     assert time.monotonic() - t0 < 0.15
     assert not host.fs.is_file("/tmp/bg")
-    assert wait_for(lambda: host.fs.is_file("/tmp/bg"), 3)
+    assert wait_for(lambda: host.fs.is_file("/tmp/bg"))
     assert host.fs.read_text("/tmp/bg") == "done\n"
 
 

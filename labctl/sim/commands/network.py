@@ -37,10 +37,10 @@ def fixed(cols: list[tuple[str, int]], rows: list[list[str]]) -> str:
     return "\n".join([line([h for h, _ in cols]), *[line(r) for r in rows]]) + "\n"
 
 
-def _changed(inv: Invocation) -> None:
+def _changed(inv: Invocation, bounced: frozenset[str] = frozenset()) -> None:
     S.sync_esx_conf(inv.state)
     if inv.host is not None:
-        inv.host.network_changed()
+        inv.host.network_changed(bounced)
 
 
 def _next_port_id(st: S.HostState) -> int:
@@ -208,16 +208,23 @@ def ifdown(inv: Invocation) -> Result:
 def ifup(inv: Invocation) -> Result:
     if len(inv.args) != 1:
         return Result(1, "", "Usage: ifup <device name>\n")
-    name = inv.args[0]
+    err = _ifup(inv, inv.args[0])
+    if err:
+        return Result(1, "", err)
+    _changed(inv)
+    return Result(0)
+
+
+def _ifup(inv: Invocation, name: str) -> str | None:
+    """Bring a vswif up from its ifcfg file; an error message or None."""
     path = _ifcfg_path(name)
     if not inv.fs.is_file(path):
-        return Result(1, "", f"/sbin/ifup: configuration for {name} not found.\nUsage: ifup <device name>\n")
+        return f"/sbin/ifup: configuration for {name} not found.\nUsage: ifup <device name>\n"
     text = inv.fs.read_text(path)
     st = inv.state
     i = st.interface(name)
     if i is None:
-        pg = S.ifcfg_get(text, "PORTGROUP") or "Service Console"
-        i = S.NetIf(name, pg, "", port_id=_next_port_id(st))
+        i = S.NetIf(name, S.ifcfg_get(text, "PORTGROUP") or "Service Console", "", port_id=_next_port_id(st))
         st.vswifs.append(i)
     mac = S.ifcfg_get(text, "MACADDR")
     if mac:
@@ -226,8 +233,43 @@ def ifup(inv: Invocation) -> Result:
     i.ip = S.ifcfg_get(text, "IPADDR") or i.ip
     i.netmask = S.ifcfg_get(text, "NETMASK") or i.netmask
     i.enabled = True
-    _changed(inv)
-    return Result(0)
+    return None
+
+
+_SERVICE_OK = "{:<60}[  OK  ]\n"
+
+
+@command("service", when=flavor_is("esx"))
+def service(inv: Invocation) -> Result:
+    """RHEL `service` on the service console: network, sshd, mgmt-vmware."""
+    if len(inv.args) != 2:
+        return Result(1, "", "Usage: service < option > | --status-all | [ service_name [ command | --full-restart ] ]\n")
+    name, action = inv.args
+    st = inv.state
+    if name == "network" and action in ("restart", "start", "stop"):
+        names = sorted({i.name for i in st.vswifs} | {
+            p.rsplit("ifcfg-", 1)[1] for p in st.files if p.startswith("/etc/sysconfig/network-scripts/ifcfg-vswif")})
+        out = []
+        if action in ("restart", "stop"):
+            for i in st.vswifs:
+                i.enabled = False
+                out.append(_SERVICE_OK.format(f"Shutting down interface {i.name}:"))
+        if action in ("restart", "start"):
+            for n in names:
+                err = _ifup(inv, n)
+                if err:
+                    return Result(1, "".join(out), err)
+                out.append(_SERVICE_OK.format(f"Bringing up interface {n}:"))
+        _changed(inv, frozenset(names) if action == "restart" else frozenset())
+        return Result(0, "".join(out))
+    if name == "sshd" and action in ("reload", "restart", "status"):
+        if action == "status":
+            return Result(0, f"sshd (pid {4000 + len(st.name)}) is running...\n")
+        return Result(0, _SERVICE_OK.format("Reloading sshd:" if action == "reload" else "Starting sshd:"))
+    if name == "mgmt-vmware" and action == "restart":
+        return Result(0, _SERVICE_OK.format("Stopping VMware ESX Server Management services:")
+                      + _SERVICE_OK.format("Starting VMware ESX Server Management services:"))
+    return Result(1, "", f"sim: service {name} {action} is not modelled by the simulator\n")
 
 
 # ---------------------------------------------------------------- esxcfg-vmknic

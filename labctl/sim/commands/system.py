@@ -272,6 +272,18 @@ def maintenance_set(inv: Invocation) -> Result:
     return Result(0)
 
 
+@command("esxcli", "system", "shutdown", "reboot", when=esx_at_least("esxi", 5, 0))
+def shutdown_reboot(inv: Invocation) -> Result:
+    opts, _ = parse_options(inv.args, {"reason": ("r", True), "delay": ("d", True)})
+    if "reason" not in opts:
+        return Result(1, "", "Error: Missing required parameter -r|--reason\n")
+    if not _maintenance(inv.state):
+        return Result(1, "", "Maintenance mode is required for this operation, but the host is not in maintenance "
+                             "mode.\n")  # wording [L]; plain `reboot` has no such check
+    inv.host.reboot()
+    return Result(0)
+
+
 @command("auto-backup.sh", when=flavor_is("esxi"))
 def auto_backup(inv: Invocation) -> Result:
     inv.host.auto_backup()
