@@ -149,7 +149,7 @@ def test_detached_vmk0_recreation_survives_the_drop(serve):
     s = serve("esxi", "6.7")
     c = s.client()
     # the documented safe pattern: the job waits a moment so the launching command's exit status gets out first
-    job = ("sleep 0.2; esxcli network ip interface remove -i vmk0; sleep 0.1; "
+    job = ("sleep 0.5; esxcli network ip interface remove -i vmk0; sleep 0.1; "
            "esxcli network ip interface add -i vmk0 -p 'Management Network' -M 00:50:56:01:02:03; "
            "esxcli network ip interface ipv4 set -i vmk0 -t static -I 192.168.69.11 -N 255.255.255.0")
     t0 = time.monotonic()
@@ -190,7 +190,7 @@ def test_bouncing_vswif0_detached_comes_back_with_the_new_mac(serve):
     s = serve("esx", "4.1")
     c = s.client()
     run(c, "sed -i 's#^MACADDR=.*#MACADDR=00:50:56:4e:01:02#' /etc/sysconfig/network-scripts/ifcfg-vswif0")
-    assert run(c, "nohup sh -c 'sleep 0.2; ifdown vswif0; ifup vswif0' </dev/null >/tmp/bounce.log 2>&1 &")[0] == 0
+    assert run(c, "nohup sh -c 'sleep 0.5; ifdown vswif0; ifup vswif0' </dev/null >/tmp/bounce.log 2>&1 &")[0] == 0
     assert wait_for(lambda: not c.get_transport().is_active())
     assert wait_for(lambda: not refused(s.port))
     c2 = s.client()
