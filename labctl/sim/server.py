@@ -296,9 +296,9 @@ class HostServer:
         for key in self.keys.values():
             t.add_server_key(key)
         if host.state.sftp:
-            from labctl.sim.sftp import sftp_server_class
+            from labctl.sim.sftp import sftp_server_class, sftp_subsystem_class
 
-            t.set_subsystem_handler("sftp", paramiko.SFTPServer, sftp_server_class(), host)
+            t.set_subsystem_handler("sftp", sftp_subsystem_class(), sftp_server_class(), host)
         conn = Conn(where[0], where[1], t.close)
         _track_replies(t, conn)
         box: list[Conn | None] = [conn]

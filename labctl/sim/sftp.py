@@ -167,3 +167,18 @@ def sftp_server_class():
                 return SFTP_OK if self.host.fs.exists(norm(path)) else SFTP_NO_SUCH_FILE
 
     return SimSFTPServer
+
+
+def sftp_subsystem_class():
+    """paramiko's SFTPServer, plus the exit status OpenSSH's sftp-server leaves (scp in SFTP mode checks it)."""
+    import paramiko
+
+    class SimSFTPSubsystem(paramiko.SFTPServer):
+        def finish_subsystem(self) -> None:
+            try:
+                self.sock.send_exit_status(0)
+            except Exception:  # the client is gone already
+                pass
+            super().finish_subsystem()
+
+    return SimSFTPSubsystem

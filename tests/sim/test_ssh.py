@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -400,3 +401,30 @@ def test_down_fault_also_drops_open_connections(serve):
     s.host.update_listener()
     assert wait_for(lambda: not c.get_transport().is_active())
     assert refused(s.port)
+
+
+@pytest.mark.skipif(not shutil.which("scp"), reason="OpenSSH scp not installed")
+@pytest.mark.parametrize("flavor,version,legacy", [("esxi", "7.0u3", False), ("esx", "3.5u5", True)])
+def test_openssh_scp_round_trip(serve, tmp_path, flavor, version, legacy):
+    """The real OpenSSH client: SFTP-mode scp where the host has SFTP, legacy `scp -O` (remote `scp -t/-f`) else."""
+    import os
+    import subprocess
+
+    s = serve(flavor, version)
+    key = tmp_path / "id"
+    with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        s.key.write_private_key(f)
+    known = tmp_path / "known_hosts"
+    known.write_text("".join(f"[127.0.0.1]:{s.port} {k.get_name()} {k.get_base64()}\n"
+                             for k in s.server.keys.values()))
+    src = tmp_path / "src.bin"
+    src.write_bytes(bytes(range(256)) * 300)
+    base = ["scp", *(["-O"] if legacy else []), "-i", str(key), "-o", f"UserKnownHostsFile={known}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", str(s.port)]
+    up = subprocess.run([*base, str(src), "root@127.0.0.1:/tmp/x.bin"], capture_output=True, timeout=30)
+    assert up.returncode == 0, up.stderr
+    assert s.host.fs.read("/tmp/x.bin") == src.read_bytes()
+    down = subprocess.run([*base, "root@127.0.0.1:/tmp/x.bin", str(tmp_path / "back.bin")], capture_output=True,
+                          timeout=30)
+    assert down.returncode == 0, down.stderr
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()

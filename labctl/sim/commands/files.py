@@ -616,3 +616,104 @@ def date(inv: Invocation) -> Result:
     if inv.args:
         return Result(1, "", "date: only `date` and `date +%s` are modelled by the simulator\n")
     return Result(0, time.strftime("%a %b %e %H:%M:%S UTC %Y\n", time.gmtime()))
+
+
+def _readline(stdin) -> bytes | None:
+    buf = bytearray()
+    while True:
+        b = stdin.read(1)
+        if not b:
+            return bytes(buf) if buf else None
+        if b == b"\n":
+            return bytes(buf)
+        buf += b
+
+
+def _read_exact(stdin, n: int) -> bytes:
+    chunks, left = [], n
+    while left > 0:
+        data = stdin.read(min(left, 1 << 16))
+        if not data:
+            break
+        chunks.append(data)
+        left -= len(data)
+    return b"".join(chunks)
+
+
+@command("scp", lock=False)
+def scp(inv: Invocation) -> Result:
+    """The remote end of legacy scp (`scp -O`): `scp -t TARGET` receives, `scp -f PATH` sends (one file or -r)."""
+    args = [a for a in inv.args if a not in ("-v", "-p", "-d", "-q")]
+    recursive = "-r" in args
+    args = [a for a in args if a != "-r"]
+    if len(args) != 2 or args[0] not in ("-t", "-f"):
+        return Result(1, "", "usage: scp [-r] -t|-f PATH (the remote end of scp; run scp on your machine)\n")
+    out, stdin = inv.io.out, inv.stdin
+
+    def send(data: bytes) -> None:
+        try:
+            out.write(data)
+        except BrokenPipeError:
+            from labctl.sim.shell import JobKilled
+
+            raise JobKilled("PIPE") from None
+
+    target = _p(inv, args[1])
+    if args[0] == "-f":
+        if stdin.read(1) != b"\0":
+            return Result(1)
+        with inv.host.lock:
+            if not inv.fs.is_file(target):
+                send(b"\x01scp: " + args[1].encode() + b": No such file or directory\n")
+                return Result(1)
+            data = inv.fs.read(target)
+        send(f"C0644 {len(data)} {target.rsplit('/', 1)[-1]}\n".encode())
+        if stdin.read(1) != b"\0":
+            return Result(1)
+        send(data + b"\0")
+        stdin.read(1)
+        return Result(0)
+    dirs = [target]
+    send(b"\0")
+    while True:
+        line = _readline(stdin)
+        if line is None:
+            return Result(0)
+        kind, rest = line[:1], line[1:].decode("utf-8", "surrogateescape")
+        if kind == b"T":
+            send(b"\0")
+            continue
+        if kind == b"E":
+            if len(dirs) > 1:
+                dirs.pop()
+            send(b"\0")
+            continue
+        parts = rest.split(" ", 2)
+        if kind not in (b"C", b"D") or len(parts) != 3:
+            send(b"\x01scp: protocol error\n")
+            return Result(1)
+        _, size, name = parts
+        with inv.host.lock:
+            base = dirs[-1]
+            path = f"{base.rstrip('/')}/{name}" if inv.fs.is_dir(base) else base
+        if kind == b"D":
+            if not recursive:
+                send(b"\x01scp: received directory without -r\n")
+                return Result(1)
+            with inv.host.lock:
+                if not inv.fs.is_dir(path):
+                    inv.fs.mkdir(path, parents=True)
+            dirs.append(path)
+            send(b"\0")
+            continue
+        send(b"\0")
+        data = _read_exact(stdin, int(size))
+        stdin.read(1)
+        try:
+            with inv.host.lock:
+                inv.fs.write(path, data)
+                inv.host.save()
+        except FsError as e:
+            send(b"\x01scp: " + str(e).encode() + b"\n")
+            return Result(1)
+        send(b"\0")
