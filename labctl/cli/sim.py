@@ -151,6 +151,10 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
         if emap.vcenter:
             env.out(f"  vcenter    {emap.vcenter.get('url')}")
         env.out(f"known_hosts {emap.known_hosts}, client key {emap.identity_file}")
+        first = next(iter(emap.hosts.values()), None)
+        if first is not None:
+            env.out(f"by hand: ssh -i {emap.identity_file} -o UserKnownHostsFile={emap.known_hosts} "
+                    f"-p {first.port} root@127.0.0.1")
         env.out(f"use it: labctl macs scan {args.file} --sim" + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
     for n in notes:
         env.err(f"note: {n}")

@@ -7,7 +7,8 @@
 - A host that is a linked clone of another gets a copy of the source's disk (`state.clone`), then the console
   step a user does after cloning: its own management/VMkernel IPs and hostname. MACs and /system/uuid stay the
   source's: the duplicates appear as in a real lab.
-- States persist in `<sim dir>/hosts/<name>/`: a second `up` resumes them (`reset=True` reinstalls).
+- States persist in `<sim dir>/hosts/<name>/`: a second `up` powers them on again — they boot, with the boot
+  rules of `labctl.sim.boot` (`reset=True` reinstalls).
 - `up` writes `<sim dir>/id_rsa` (the client key, 0600, authorized on every host), `known_hosts` (each host key
   pinned as `[127.0.0.1]:port`: the simulator made them, explicit trust), `processes.json` (what `down` may stop:
   PID, argv, start time) and `endpoints.json` — and returns once every host answers with an SSH banner.
@@ -30,6 +31,7 @@ from typing import Any, Mapping
 
 from labctl.errors import EnvironmentProblem, LabctlError, UsageError
 from labctl.sim import state as S
+from labctl.sim.boot import boot
 from labctl.sim.endpoints import Endpoint, EndpointMap, load_endpoints, write_endpoints
 from labctl.sim.faults import Control, FaultRule, write_control
 from labctl.sim.paths import host_dir
@@ -214,6 +216,7 @@ def prepare(sim: Path, spec: LabSpec, *, password: str | None = None, reset: boo
         hdir = host_dir(sim, h.name)
         if (hdir / S.STATE_FILE).exists() and not reset:
             st = S.load_state(hdir)
+            boot(st)  # powering the VM on again: the boot rules apply (lost ESXi /etc edits, FollowHardwareMac...)
         elif h.clone_of and h.clone_of in names:
             st = S.clone(states[h.clone_of], h.name, nic_macs=list(h.nic_macs))
             customize_clone(st, h)

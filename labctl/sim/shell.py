@@ -3,8 +3,9 @@
 Grammar: lists with `;`, newlines, `&&`, `||`, `&`; pipelines `|` and `!`; `( ... )`, `{ ...; }`,
 `if/then/elif/else/fi`, `while`/`until ... do ... done`, `for X in ...; do ... done`; simple commands with
 assignments `A=b`, words with '...', "...", backslash escapes, `$VAR`, `${VAR}`, `${VAR:-x}`, `$?`, `$$`, `$!`,
-`$#`, `$1..`, `$(...)` and backticks; redirections `[n]>`, `[n]>>`, `[n]<`, `[n]>&m`, `[n]<&m`. No globbing,
-no here-documents, no arithmetic: those fail loudly.
+`$#`, `$1..`, `$(...)` and backticks, pathname expansion (`*`, `?`, `[...]`) over the simulated filesystem;
+redirections `[n]>`, `[n]>>`, `[n]<`, `[n]>&m`, `[n]<&m`. No here-documents, no arithmetic, no `case`: those fail
+loudly.
 
 Builtins: `exit`, `true`, `false`, `:`, `export`, `unset`, `cd`, `sh -c`, `nohup`, `wait`; everything else goes to
 the command registry (`labctl.sim.commands`). An unknown command prints `sh: X: not found` and exits 127.
@@ -841,9 +842,9 @@ class Interp:
     def expand(self, raw: str) -> list[str]:
         if raw in ('"$@"',):
             return list(self.positional[1:])
-        fields: list[str] = []
+        fields: list[tuple[str, bool]] = []  # (text, has an unquoted glob character)
         cur: list[str] = []
-        have = False
+        have = globby = False
         for text, quoted in self._chunks(raw):
             if quoted:
                 cur.append(text)
@@ -855,17 +856,52 @@ class Interp:
                 if seg:
                     cur.append(seg)
                     have = True
+                    globby = globby or any(c in seg for c in "*?[")
                 if have:
-                    fields.append("".join(cur))
-                    cur, have = [], False
+                    fields.append(("".join(cur), globby))
+                    cur, have, globby = [], False, False
                 i = m.end()
             seg = text[i:]
             if seg:
                 cur.append(seg)
                 have = True
+                globby = globby or any(c in seg for c in "*?[")
         if have:
-            fields.append("".join(cur))
-        return fields
+            fields.append(("".join(cur), globby))
+        out: list[str] = []
+        for text, g in fields:
+            out += (self._glob(text) or [text]) if g else [text]
+        return out
+
+    def _glob(self, pattern: str) -> list[str]:
+        """Pathname expansion over the simulated filesystem (no match: the word stays as it is)."""
+        import fnmatch
+
+        from labctl.sim.fs import norm
+
+        absolute = pattern.startswith("/")
+        base = "/" if absolute else self.cwd
+        parts = [p for p in pattern.split("/") if p]
+        with self.host.lock:
+            fs = self.host.fs
+            paths = ["/" if absolute else ""]
+            for k, part in enumerate(parts):
+                nxt = []
+                for p in paths:
+                    here = norm(p or ".", base)
+                    if not any(c in part for c in "*?["):
+                        cand = [part]
+                    elif fs.is_dir(here):
+                        cand = [n for n in fs.listdir(here) if fnmatch.fnmatchcase(n, part)
+                                and (part.startswith(".") or not n.startswith("."))]
+                    else:
+                        cand = []
+                    for n in cand:
+                        q = (p.rstrip("/") + "/" + n) if p else n
+                        if fs.exists(norm(q, base)) and (k == len(parts) - 1 or fs.is_dir(norm(q, base))):
+                            nxt.append(q)
+                paths = nxt
+        return sorted(paths)
 
     def _chunks(self, raw: str) -> list[tuple[str, bool]]:
         chunks: list[tuple[str, bool]] = []

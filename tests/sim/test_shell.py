@@ -126,3 +126,29 @@ def test_file_utilities(host):
     assert host.run("printf 'a\\nb\\n' | wc -l") == (0, "2\n", "")
     assert host.run("echo -n abc | sha256sum")[1].startswith(
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+
+
+TRICKY = ["plain", "two words", "it's", 'say "hi"', "back\\slash", "$HOME `x` $(y)", "semi;colon && amp | pipe",
+          "tab\there", "new\nline", "*glob?[x]", "", "-n", "Management Network", "#hash"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_shlex_quoted_words_arrive_unchanged(host, text):
+    import shlex
+
+    assert host.run(f"printf '%s\\n' {shlex.quote(text)}") == (0, text + "\n", "")
+    inner = "printf '%s\\n' " + shlex.quote(text)
+    nested = "sh -c " + shlex.quote(inner)
+    assert host.run(nested) == (0, text + "\n", "")
+
+
+def test_pathname_expansion(host):
+    host.run("touch /tmp/a.log /tmp/b.log /tmp/c.txt")
+    assert host.run("echo /tmp/*.log") == (0, "/tmp/a.log /tmp/b.log\n", "")
+    assert host.run("cd /tmp && echo ?.txt") == (0, "c.txt\n", "")
+    assert host.run("echo '/tmp/*.log' /none/*") == (0, "/tmp/*.log /none/*\n", "")
+    assert host.run("rm /tmp/*.log; ls /tmp") == (0, "c.txt\n", "")
+
+
+def test_localcli_is_esxcli_without_hostd(host):
+    assert host.run("localcli system uuid get") == host.run("esxcli system uuid get")

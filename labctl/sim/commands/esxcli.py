@@ -150,6 +150,10 @@ def esxcli(inv: Invocation) -> Result:
     return Result(*(tuple(res) + ("", ""))[:3])
 
 
+# localcli (5.0+) runs the same namespaces without going through hostd
+command("localcli", when=C.esx_at_least("esxi", 5, 0))(esxcli)
+
+
 def _children(inv: Invocation, prefix: tuple[str, ...]) -> list[str]:
     out = set()
     for path, cmd in C.REGISTRY.items():
