@@ -27,8 +27,10 @@ examples:
   labctl sim up lab.yaml --latency 1 --reset             1 s per SSH command, reinstalled hosts
   labctl sim down topologies/esx35-ha-pair.yaml          stops exactly the processes `up` started
 
-state lives in --sim-dir, else $LABCTL_SIM_DIR, else $XDG_STATE_HOME/labctl/sim/<lab>; a second `up` resumes the
-hosts as they were (--reset reinstalls them). The root password is the topology's ssh.password_env, if set."""
+state lives in --sim-dir, else $LABCTL_SIM_DIR, else $XDG_STATE_HOME/labctl/sim/<lab>. `down` is a power-off: a
+second `up` boots the hosts again from their disks (on ESXi only what /sbin/auto-backup.sh saved survives);
+--reset reinstalls them. The root password is the topology's ssh.password_env, if set (stored only as a salted
+hash). `status` exits 0 while the lab runs, 4 when it does not."""
 
 
 def configure(p: argparse.ArgumentParser) -> None:
