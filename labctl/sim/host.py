@@ -105,7 +105,7 @@ class SimHost:
         self._up_event.set()
         self.listener: Any = None  # set by the server: has open() / close()
         self._log = log
-        self.counters = {"connections": 0, "auth_ok": 0, "auth_failed": 0, "execs": 0, "commands": 0, "drops": 0}
+        self.counters = {"tcp_accepts": 0, "connections": 0, "auth_ok": 0, "auth_failed": 0, "execs": 0, "commands": 0, "drops": 0}
         self._control_mtime: float | None = None
         self.faults = FaultBook(control or Control())
         if control is None:

@@ -524,7 +524,7 @@ def status(sim: Path) -> dict[str, Any]:
         run = e.pid in alive
         hosts.append(HostStatus(e.name, e.flavor, e.version, e.address, e.port, e.pid, run,
                                 run and _banner_ok(e.port, 1.0), int(rt.get("boot_count", 0)),
-                                {k: rt[k] for k in ("connections", "auth_ok", "auth_failed", "execs", "commands",
+                                {k: rt[k] for k in ("tcp_accepts", "connections", "auth_ok", "auth_failed", "execs", "commands",
                                                     "drops", "faults") if k in rt}))
     vc = emap.vcenter if emap else None
     vc_running = bool(vc) and any(r["pid"] == vc.get("pid") for r in procs if r["pid"] in alive)

@@ -286,7 +286,7 @@ class HostServer:
         import paramiko
 
         host = self.host
-        host.counters["connections"] += 1
+        host.counters["tcp_accepts"] += 1
         where = host.ssh_interface()
         if where is None or not host.up:
             sock.close()
@@ -307,6 +307,7 @@ class HostServer:
         host.write_runtime()
         try:
             t.start_server(server=iface)
+            host.counters["connections"] += 1  # SSH connections (key exchange done); banner probes do not count
             while t.is_active() and not conn.dropped:
                 ch = t.accept(0.5)
                 if ch is not None and ch.get_id() in iface.forwards:
