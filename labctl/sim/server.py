@@ -304,10 +304,10 @@ class HostServer:
         box: list[Conn | None] = [conn]
         iface = _server_interface_class()(self, box)
         host.conns.add(conn)
-        host.write_runtime()
         try:
             t.start_server(server=iface)
             host.counters["connections"] += 1  # SSH connections (key exchange done); banner probes do not count
+            host.write_runtime()
             while t.is_active() and not conn.dropped:
                 ch = t.accept(0.5)
                 if ch is not None and ch.get_id() in iface.forwards:
