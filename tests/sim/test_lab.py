@@ -97,6 +97,8 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
     t.close()
     j.close()
 
+    runtime = d / "hosts" / "esx1" / "runtime.json"
+    assert wait_for(lambda: json.loads(runtime.read_text())["connections"] == 2)  # counted by the host's thread
     r = run_cli("sim", "status", str(topo), "--sim-dir", str(d), "--json", environ=env)
     st = json.loads(r.out)
     assert r.status == 0 and st["running"] and all(h["listening"] for h in st["hosts"])
