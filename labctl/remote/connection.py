@@ -203,6 +203,9 @@ class Connection:
             except Exception as e:  # noqa: BLE001 - a refused forward is transient (target still booting)
                 raise _Transient() from e
         self._client = self._open_client(route, sock, label=None)
+        raw = self._client.get_transport().sock
+        if isinstance(raw, socket.socket):  # small requests and replies: no Nagle delay (as OpenSSH does)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _open_client(self, route: Route, sock, *, label: str | None):
         import paramiko
@@ -215,11 +218,13 @@ class Connection:
             client.load_host_keys(str(s.known_hosts))
         client.set_missing_host_key_policy(_Policy(s.known_hosts, s.trust_new_hosts, who))
         password = self._password()
-        kwargs: dict[str, Any] = dict(
+        keys = _load_keys(route.key_files)  # loaded here: paramiko's own loop hides an auth failure behind a
+        kwargs: dict[str, Any] = dict(      # "wrong key type" error from its last attempt
             hostname=route.host,
             port=route.port,
             username=route.user,
-            key_filename=[k for k in route.key_files if os.path.isfile(k)] or None,
+            pkey=keys[0][1] if keys else None,
+            key_filename=[path for path, _ in keys[1:]] or None,
             allow_agent=bool(s.environ.get("SSH_AUTH_SOCK")),
             look_for_keys=False,
             timeout=s.connect_timeout,
@@ -258,7 +263,7 @@ class Connection:
             raise AuthFailed(
                 who,
                 f"authentication failed for {route.user}@{route.host}:{route.port} ({e}); tried "
-                f"{len(kwargs['key_filename'] or [])} key file(s), agent={'yes' if kwargs['allow_agent'] else 'no'}, "
+                f"{len(keys)} key(s), agent={'yes' if kwargs['allow_agent'] else 'no'}, "
                 f"{via}",
                 hint="set the topology's ssh.key_file or export the variable named by ssh.password_env",
             ) from None
@@ -302,12 +307,17 @@ class Connection:
                 chan = self._exec(transport, cmd)
                 channels.append(chan)
                 if data is not None:
-                    chan.sendall(data.encode() if isinstance(data, str) else data)
-                    chan.shutdown_write()
+                    try:
+                        chan.sendall(data.encode() if isinstance(data, str) else data)
+                        chan.shutdown_write()
+                    except (OSError, EOFError, _ssh_exception()) as e:
+                        self.drop()
+                        raise ConnectionDropped(self.target.name, f"the connection dropped ({_describe(e)})",
+                                                command=cmd) from None
             return [self._collect(chan, cmd, deadline) for chan, cmd in zip(channels, cmds)]
         finally:
             for chan in channels:
-                chan.close()
+                _close_quietly(chan)
 
     def _exec(self, transport, cmd: str):
         import paramiko
@@ -338,6 +348,9 @@ class Connection:
                 raise socket.timeout()
         except (TimeoutError, socket.timeout):
             raise CommandTimeout(self.target.name, "timed out", command=cmd) from None
+        except (OSError, EOFError, _ssh_exception()) as e:  # the transport died while we read
+            self.drop()
+            raise ConnectionDropped(self.target.name, f"the connection dropped ({_describe(e)})", command=cmd) from None
         status = chan.recv_exit_status()
         if status == -1:  # the channel closed without an exit status: the session went away
             self.drop()
@@ -362,7 +375,7 @@ class Connection:
             except OSError as e:
                 raise LabctlError(f"{self.target.name}: upload to {remote_path} failed: {e}") from None
             finally:
-                sftp.close()
+                _close_quietly(sftp)
         cmd = sh(["cat"]) + " > " + shlex.quote(remote_path)
         transport = self.client().get_transport()
         chan = self._exec(transport, cmd)
@@ -372,8 +385,12 @@ class Connection:
                     chan.sendall(block)
             chan.shutdown_write()
             result = self._collect(chan, cmd, time.monotonic() + self.settings.command_timeout)
+        except (OSError, EOFError) as e:
+            self.drop()
+            raise ConnectionDropped(self.target.name, f"the connection dropped during the upload ({_describe(e)})",
+                                    command=cmd) from None
         finally:
-            chan.close()
+            _close_quietly(chan)
         result.check()
         return "cat"
 
@@ -435,6 +452,12 @@ class JumpClients:
             _close_quietly(c)
 
 
+def _ssh_exception() -> type[Exception]:
+    import paramiko
+
+    return paramiko.SSHException
+
+
 def _close_quietly(client: Any) -> None:
     if client is not None:
         try:
@@ -470,6 +493,21 @@ def _policy_class():
 
 def _Policy(known_hosts: Path, trust_new: bool, who: str):  # noqa: N802 - a lazily built class
     return _policy_class()(known_hosts, trust_new, who)
+
+
+def _load_keys(paths: Sequence[str]) -> list[tuple[str, Any]]:
+    """(path, key) for the loadable private keys (any type); passphrase-protected ones are skipped."""
+    import paramiko
+
+    keys = []
+    for p in paths:
+        if not os.path.isfile(p):
+            continue
+        try:
+            keys.append((p, paramiko.PKey.from_path(p)))
+        except (paramiko.SSHException, OSError, ValueError):
+            continue
+    return keys
 
 
 def _quiet_paramiko() -> None:

@@ -18,6 +18,7 @@ from labctl.remote.operations.macs import (
     plan_fix,
     prep_template_commands,
 )
+from tests.remote.conftest import job_script
 
 ESX35 = Platform("esx", (3, 5, 5))
 ESXI8 = Platform("esxi", (8, 0, 0))
@@ -101,8 +102,8 @@ def test_classic_plan_edits_ifcfg_in_a_commit_confirmed_job_then_one_reboot():
     new = vswif.new_mac
     assert new.startswith("00:50:56:") and int(new.split(":")[3], 16) <= 0x3F
     (cmd,) = vswif.commands()
-    assert cmd.startswith("nohup sh -c ") and cmd.endswith(" 2>&1 &")
-    script = shlex.split(cmd)[3]
+    assert cmd.startswith(f"rm -rf {vswif.job.log} ") and "; nohup sh -c " in cmd and cmd.endswith(" 2>&1 &")
+    script = job_script(cmd)
     assert f"sed -i 's/^MACADDR=.*/MACADDR={new}/' /etc/sysconfig/network-scripts/ifcfg-vswif0" in script
     assert f'\\/net\\/vswif\\/child[0000]\\/mac = "{new}"/' in script
     assert "ifdown vswif0; ifup vswif0; sleep 5; mkdir " in script
@@ -146,7 +147,7 @@ def test_esxi_recreate_strategy_uses_unique_static_macs_and_a_uuid_reboot():
     assert len({c.new_mac for c in macs}) == 2
     scanned = {m for s in scans for m in s.nics.values()} | {i.mac for s in scans for i in s.interfaces}
     assert not ({c.new_mac for c in macs} & scanned)
-    script = shlex.split(macs[0].commands()[0])[3]
+    script = job_script(macs[0].commands()[0])
     assert (f"esxcli network ip interface add -i vmk0 -p 'Management Network' -M {macs[0].new_mac}" in script)
     assert "esxcli network ip interface ipv4 set -i vmk0 -t static -I 192.168.70.22 -N 255.255.255.0" in script
     assert macs[0].confirm_command().endswith("&& /sbin/auto-backup.sh")
@@ -171,7 +172,7 @@ def test_quoting_never_pastes_user_strings():
     c = MacChange("h", "vmk1", "00:50:56:00:00:01", "00:50:56:00:00:02", "recreate", ESXI55, portgroup=evil,
                   ip="1.2.3.4", netmask="255.0.0.0")
     assert ConfMac  # exported
-    script = shlex.split(c.commands()[0])[3]
+    script = job_script(c.commands()[0])
     lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     tokens = list(lexer)

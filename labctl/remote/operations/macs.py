@@ -28,7 +28,7 @@ from labctl.remote.facts.classic import Ifconfig, IfcfgFile, VswifList4, VswifLi
 from labctl.remote.facts.esxcli import AdvancedSettings, AdvcfgGet, NicList, SystemUuid
 from labctl.remote.facts.esxconf import ESX_CONF, EsxConf, EsxConfFile
 from labctl.remote.facts.vmknic import VmknicList5, VmknicList6
-from labctl.remote.result import ConnectionDropped, RemoteError, Result
+from labctl.remote.result import ConnectionDropped, HostUnreachable, RemoteError, Result
 
 if TYPE_CHECKING:
     from labctl.remote.connection import Connection
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 FOLLOW_HW_MAC = "/Net/FollowHardwareMac"
 STATIC_PREFIX = 0x005056000000  # 00:50:56:00:00:00 - 00:50:56:3f:ff:ff: VMware's static/manual range
 STATIC_SPAN = 0x400000
+HOST_PROBLEMS = (RemoteError, HostUnreachable)  # what one host's command or connection can raise
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -334,12 +335,13 @@ class MacChange:
         """The exact remote command: one detached job (apply, wait, roll back unless confirmed)."""
         j = self.job
         apply_, restore = self._apply_and_restore()
-        script = [C.sh(["rm", "-rf", j.decided, j.rolled_back, j.done]), *apply_,
+        script = [*apply_,
                   C.sh(["sleep", f"{self.confirm_within:g}"]),
                   C.all_of(["mkdir", j.decided], C.redirect_out(["echo", "rollback"], j.rolled_back)),
                   *(C.all_of(["test", "-f", j.rolled_back], r) for r in restore),
                   C.redirect_out(["echo", "done"], j.done)]
-        return [C.detached(script, log=j.log)]
+        # markers of an earlier run go first, so "no log" later means "the job never started"
+        return [C.seq(["rm", "-rf", j.log, j.decided, j.rolled_back, j.done], C.detached(script, log=j.log))]
 
     def confirm_command(self) -> str:
         """Run by labctl once it read the new MAC back: wins the decision; on ESXi also persists the change."""
@@ -582,7 +584,7 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
             return ChangeOutcome(change, "failed", f"the job did not start: {r.tail() or r.exit_status}")
     except ConnectionDropped:
         pass  # the bounce may beat the reply; the job runs on (nohup) and the read-back decides
-    except RemoteError as e:
+    except HOST_PROBLEMS as e:
         return ChangeOutcome(change, "failed", f"the job did not start: {e.reason}")
     deadline = start + change.confirm_within
     seen: str | None = None
@@ -594,7 +596,7 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
                 if conn.run(change.confirm_command()).ok:
                     return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
                 break  # the decision was already made: find out which below
-        except RemoteError:
+        except HOST_PROBLEMS:
             pass
         time.sleep(poll)
     # No confirmation (or the confirm's reply was lost): the markers say who decided; wait for the verdict.
@@ -612,13 +614,17 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
                     restored = "restored" if now == change.old_mac else f"tried to restore (now {now})"
                     return ChangeOutcome(change, "rolled-back", f"could not confirm {change.new_mac} in time (saw "
                                          f"{seen}); the job {restored} {change.interface}")
+            elif time.monotonic() > deadline + 2 * max(poll, 1.0) and not exists("-f", job.log):
+                now = _mac_of(conn, change.interface)
+                return ChangeOutcome(change, "failed", f"the job never started (the connection was lost first); "
+                                     f"nothing changed, {change.interface} is {now}")
             elif exists("-d", job.decided):
                 time.sleep(1.0)  # the job writes its rollback marker right after its mkdir
                 if not exists("-f", job.rolled_back):  # labctl's confirm won; only its reply was lost
                     if not change.platform.classic:
                         conn.run(C.sh(["/sbin/auto-backup.sh"])).check()
                     return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
-        except RemoteError:
+        except HOST_PROBLEMS:
             pass
         time.sleep(poll)
     return ChangeOutcome(change, "unreachable", "no verdict from the host's rollback job in time; check it and "
@@ -633,13 +639,13 @@ def _apply_with_reboot(conn: Connection, change: RebootChange, *, back_within: f
     except ConnectionDropped as e:
         return ChangeOutcome(change, "failed", f"the connection dropped before the reboot was scheduled ({e.reason}); "
                              "nothing takes effect until the host reboots — re-run `labctl macs fix`")
-    except RemoteError as e:
+    except HOST_PROBLEMS as e:
         return ChangeOutcome(change, "failed", e.reason)
     conn.wait_for_drop(timeout=min(back_within, 60.0))
     try:
         conn.wait_until_back(time.monotonic() + back_within, interval=poll)
         scan = gather(conn)
-    except RemoteError as e:
+    except HOST_PROBLEMS as e:
         return ChangeOutcome(change, "unreachable", e.reason)
     problems = change.verify(scan)
     if problems:
@@ -674,7 +680,7 @@ class ScanReport:
         hosts = []
         for s in self.hosts:
             hosts.append({
-                "name": s.name, "flavor": s.platform.flavor, "version": ".".join(map(str, s.platform.version)),
+                "name": s.name, "flavor": s.platform.flavor, "version": _version_text(s.platform),
                 "uuid": s.uuid, "follow_hardware_mac": s.follow_hardware_mac,
                 "interfaces": [{"name": i.name, "mac": i.mac, "ip": i.ip, "source": i.source,
                                 "portgroup": i.portgroup, "enabled": i.enabled,
@@ -684,6 +690,11 @@ class ScanReport:
             })
         return {"hosts": hosts, "duplicates": [d.to_json() for d in self.duplicates],
                 "unreachable": [{"name": n, "error": e} for n, e in self.unreachable.items()]}
+
+
+def _version_text(p: Platform) -> str:
+    major, minor, update = p.version
+    return f"{major}.{minor}" + (f"u{update}" if update else "")
 
 
 def scan_lab(lab, hosts: Sequence[str], *, vnic_macs: Mapping[str, str] | None = None,
