@@ -167,15 +167,15 @@ def test_prepare_makes_clones_and_powers_existing_hosts_on_again(tmp_path):
         lab.HostSpec("b", "esxi", "6.7", "10.0.0.12", "255.255.255.0", ("00:50:56:00:00:02",), clone_of="a"),
     ))
     d = tmp_path / "sim"
-    states = lab.prepare(d, spec, password="pw")
+    states = lab.prepare(d, spec, password="Secret-Sim-Pw-91")
     a, b = states["a"], states["b"]
     assert b.vmknics[0].mac == a.vmknics[0].mac == "00:50:56:00:00:01" and b.system_uuid == a.system_uuid
     assert b.vmknics[0].ip == "10.0.0.12" and b.hostname == "b"  # the console step after cloning
     pub = (d / "id_rsa.pub").read_text().split()[1]
     assert pub in b.files[b.authorized_keys_path] and pub in b.persisted_etc[b.authorized_keys_path]
-    assert b.root_password_hash.startswith("scrypt$") and "pw" not in json.dumps(S.to_dict(b))
+    assert b.root_password_hash.startswith("scrypt$") and "Secret-Sim-Pw-91" not in json.dumps(S.to_dict(b))
     b.files["/etc/vmware/esx.conf"] += "/unsaved = \"edit\"\n"
     S.save_state(host_dir(d, "b"), b)
-    again = lab.prepare(d, spec, password="pw")["b"]
+    again = lab.prepare(d, spec, password="Secret-Sim-Pw-91")["b"]
     assert again.boot_count == b.boot_count + 1 and "/unsaved" not in again.files["/etc/vmware/esx.conf"]
     assert lab.prepare(d, spec, reset=True)["b"].boot_count == 1
