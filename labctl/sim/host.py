@@ -50,9 +50,9 @@ class Session:
             raise BrokenPipeError
         try:
             (self._send_err if err else self._send)(data)
-        except (OSError, EOFError, Exception) as e:  # paramiko raises socket.error / SSHException
-            if isinstance(e, BrokenPipeError):
-                raise
+        except BrokenPipeError:
+            raise
+        except Exception as e:  # socket.error, EOFError, paramiko.SSHException: the channel is gone
             self.dropped = True
             raise BrokenPipeError from e
 
@@ -141,7 +141,11 @@ class SimHost:
         if not force and mtime == self._control_mtime:
             return False
         self._control_mtime = mtime
-        self.faults = FaultBook(read_control(self.host_dir))
+        old, book = self.faults, FaultBook(read_control(self.host_dir))
+        for i, rule in enumerate(book.control.faults):  # a rule that stays keeps its count of firings
+            if i < len(old.control.faults) and old.control.faults[i] == rule:
+                book.fired[i] = old.fired[i]
+        self.faults = book
         return True
 
     @property

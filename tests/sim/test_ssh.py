@@ -428,3 +428,17 @@ def test_openssh_scp_round_trip(serve, tmp_path, flavor, version, legacy):
                           timeout=30)
     assert down.returncode == 0, down.stderr
     assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+
+
+def test_changing_control_keeps_the_count_of_rules_that_stay(serve):
+    rule = FaultRule("drop", "touch", times=1)
+    s = serve("esxi", "6.7", control=Control(faults=[rule]))
+    c = s.client()
+    chan = c.get_transport().open_session()
+    chan.exec_command("touch /tmp/a")
+    assert chan.recv_exit_status() == -1
+    time.sleep(0.01)
+    write_control(s.dir, Control(latency=0.0, command_latency={"esxcli": 0.0}, faults=[rule]))
+    c2 = s.client()
+    assert run(c2, "touch /tmp/b") == (0, "", "")  # fired once already
+    c2.close()
