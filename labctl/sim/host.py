@@ -164,10 +164,13 @@ class SimHost:
     def ssh_interface(self) -> tuple[str, str] | None:
         """(interface, ip) an SSH client reaches, or None when the host's address is not up."""
         st = self.state
-        ifaces = [*st.vswifs, *st.vmknics]
+        # ESX classic: sshd runs in the service console, so only vswif addresses answer (VMkernel ports do not)
+        ifaces = list(st.vswifs) if st.is_classic or st.flavor == "linux" else list(st.vmknics)
         for i in ifaces:
             if i.ip and i.ip == st.ssh_address:
                 return (i.name, i.ip) if i.enabled else None
+        if any(i.ip == st.ssh_address for i in (*st.vswifs, *st.vmknics)):
+            return None
         mgmt = st.interface(st.management_name) or (ifaces[0] if ifaces else None)
         if mgmt is None or not mgmt.enabled:
             return None

@@ -185,3 +185,15 @@ def test_esxcli_shutdown_reboot_requires_maintenance_mode():
     h.run("esxcli system maintenanceMode set -e true")
     assert h.run("esxcli system shutdown reboot -r test") == (0, "", "")
     assert h.wait_up(5) and h.state.boot_count == 2
+
+
+def test_esx_classic_sshd_answers_on_the_service_console_only():
+    h = local_host("esx", "4.1", vmkernel=[{"portgroup": "VMkernel", "ip": "10.10.10.11", "netmask": "255.255.255.0"}])
+    assert h.ssh_interface() == ("vswif0", "192.168.69.11")
+    h.state.ssh_address = "10.10.10.11"  # an access_ip on a VMkernel port
+    assert h.ssh_interface() is None and not h.reachable()
+    e = local_host("esxi", "6.7", vmkernel=[{"portgroup": "Storage", "ip": "10.10.10.11", "netmask": "255.255.255.0"}])
+    e.state.ssh_address = "10.10.10.11"
+    assert e.ssh_interface() == ("vmk1", "10.10.10.11")
+    e.state.ssh_address = "203.0.113.7"  # NAT / port forward: lands on the management interface
+    assert e.ssh_interface() == ("vmk0", "192.168.69.11")
