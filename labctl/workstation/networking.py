@@ -405,6 +405,13 @@ def plan_network(current: NetworkingFile, wanted: Iterable[LabVnet]) -> NetworkP
             )
             continue
         answers = current.answers(lv.number)
+        if have.cidr and (answers.get("HOSTONLY_SUBNET"), answers.get("HOSTONLY_NETMASK")) != (
+            lv.subnet,
+            lv.netmask,
+        ):
+            notes.append(
+                f"vmnet{lv.number} carries {have.cidr} now; VMs of another lab on vmnet{lv.number} lose that subnet"
+            )
         for key, value in lv.wanted().items():
             old = answers.get(key)
             if old != value:

@@ -112,7 +112,9 @@ class SimDriver(Driver):
     def __init__(
         self, sim_dir: Path, hosts: HostBackend | None = None, *, version: ProductVersion = SIM_VERSION
     ):
-        self.sim_dir = Path(os.path.abspath(sim_dir))  # as given (not resolved): paths compare as callers wrote them
+        self.sim_dir = Path(
+            os.path.abspath(sim_dir)
+        )  # as given (not resolved): paths compare as callers wrote them
         self.vms_dir = self.sim_dir / "vms"
         self.hosts: HostBackend = hosts or DiskOnlyHosts(self.sim_dir / "hosts")
         self._version = version

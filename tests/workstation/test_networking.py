@@ -99,6 +99,8 @@ def test_plan_adds_new_vmnet_and_fixes_existing():
     assert "some_future_directive with args" in lines and "add_bridge_mapping eth1 2" in lines
     # applying the plan again: no changes
     assert nw.plan_network(new, want).changes == []
+    moved = nw.plan_network(f, [LabVnet(3, "10.44.0.0", "255.255.255.0", host_adapter=False)])
+    assert moved.notes == ["vmnet3 carries 10.33.0.0/24 now; VMs of another lab on vmnet3 lose that subnet"]
 
 
 def test_plan_refuses_bridged_or_nat_vmnet():
