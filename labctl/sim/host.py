@@ -314,8 +314,11 @@ class SimHost:
             job.finish()
         return code, out.buf.decode("utf-8", "surrogateescape"), err.buf.decode("utf-8", "surrogateescape")
 
-    def exec_session(self, command: str, session: Session, stdin: Any) -> int | None:
-        """Run one exec request; None when the session dropped (no exit status can be sent)."""
+    def exec_session(self, command: str, session: Session, stdin: Any,
+                     keep: dict[str, Any] | None = None) -> int | None:
+        """Run one exec request; None when the session dropped (no exit status can be sent).
+
+        `keep` carries variables and the working directory from one line to the next (interactive shells)."""
         self.counters["execs"] += 1
         job = Job(self, "exec")
         session.fg_job = job
@@ -325,7 +328,14 @@ class SimHost:
         try:
             if self.control.latency > 0 and not job.sleep(self.control.latency):
                 return None
-            code: int | None = self.new_interp(io, job).run(command)
+            sh = self.new_interp(io, job)
+            if keep:
+                sh.vars.update(keep.get("vars", {}))
+                sh.cwd = keep.get("cwd", sh.cwd)
+                sh.status = keep.get("status", 0)
+            code: int | None = sh.run(command)
+            if keep is not None:
+                keep.update(vars=dict(sh.vars), cwd=sh.cwd, status=code)
         except (JobKilled, BrokenPipeError):
             code = None
         finally:

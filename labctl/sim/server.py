@@ -358,6 +358,7 @@ class HostServer:
                   else "~ # " if st.is_esxi else f"[root@{st.hostname} ~]# ")
         session = Session(conn, channel.sendall, channel.sendall_stderr)
         conn.sessions.add(session)
+        keep: dict[str, Any] = {}
         buf = b""
         try:
             channel.sendall(prompt.encode())
@@ -377,7 +378,7 @@ class HostServer:
                     if text:
                         from labctl.sim.shell import NullReader
 
-                        host.exec_session(text, session, NullReader())
+                        host.exec_session(text, session, NullReader(), keep)
                     if not session.dropped:
                         channel.sendall(prompt.encode())
         except (OSError, EOFError):

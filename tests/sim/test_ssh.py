@@ -369,11 +369,15 @@ def test_interactive_shell_prompt_per_version(serve):
     buf = b""
     while b"[root@esx1:~] " not in buf:
         buf += chan.recv(1024)
-    chan.sendall(b"vmware -v\r")
+    chan.sendall(b"cd /etc/vmware; X=kept\r")
     buf = b""
     while buf.count(b"[root@esx1:~] ") < 1:
         buf += chan.recv(1024)
-    assert b"VMware ESXi 6.7.0 build-8169922" in buf
+    chan.sendall(b"vmware -v; echo $X; ls esx.conf\r")
+    buf = b""
+    while buf.count(b"[root@esx1:~] ") < 1:
+        buf += chan.recv(1024)
+    assert b"VMware ESXi 6.7.0 build-8169922" in buf and b"kept" in buf and b"\nesx.conf" in buf
     chan.sendall(b"exit\r")
     assert chan.recv_exit_status() == 0
     c.close()
