@@ -121,10 +121,16 @@ def _scan_table(report, env: Env) -> None:
         fix = (f"; `labctl macs fix` changes {', '.join(map(str, d.change))}" if d.change
                else "; not fixable over SSH (vNIC MACs come from the topology)")
         env.out(f"DUPLICATE {what} {d.value}: {', '.join(map(str, d.holders))} — {d.keep} keeps it{fix}")
-    for name, why in report.unreachable.items():
-        env.err(f"labctl: {name} unreachable: {why}")
+    _print_unreachable(report.unreachable, env)
     if not report.duplicates and not report.unreachable:
         env.out(f"no duplicates among {len(report.hosts)} host(s)")
+
+
+def _print_unreachable(unreachable, env: Env) -> None:
+    for error in unreachable.values():
+        env.err(f"labctl: unreachable: {error}")
+        if error.hint:
+            env.err(f"hint: {error.hint}")
 
 
 def _print_fix(fix, args, env: Env) -> ExitStatus:
@@ -138,7 +144,7 @@ def _print_fix(fix, args, env: Env) -> ExitStatus:
             "problems": list(fix.problems),
             "outcomes": [{"host": o.change.host, "description": o.change.describe(), "status": o.status,
                           "detail": o.detail} for o in fix.outcomes],
-            "unreachable": [{"name": n, "error": e} for n, e in fix.before.unreachable.items()],
+            "unreachable": fix.before.to_json()["unreachable"],
             "remaining_duplicates": None if fix.after is None else [d.to_json() for d in fix.after.duplicates],
         }, indent=2))
     else:
@@ -154,8 +160,7 @@ def _print_fix(fix, args, env: Env) -> ExitStatus:
             env.out(f"{o.status:>11}  {o.change.describe()}" + (f": {o.detail}" if o.detail else ""))
         for p in fix.problems:
             env.err(f"labctl: cannot fix: {p}")
-        for name, why in fix.before.unreachable.items():
-            env.err(f"labctl: {name} unreachable, not scanned: {why}")
+        _print_unreachable(fix.before.unreachable, env)
         if fix.after is not None and fix.after.duplicates:
             env.err(f"labctl: {len(fix.after.duplicates)} duplicate(s) remain; re-run `labctl macs fix {args.file}`")
     statuses = {o.status for o in fix.outcomes if isinstance(o, ChangeOutcome)}

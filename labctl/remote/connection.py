@@ -233,7 +233,11 @@ class Connection:
             channel_timeout=s.connect_timeout,
             sock=sock,
         )
+        if password is None and not keys and not kwargs["allow_agent"] and s.prompt is not None:
+            password = s.prompt(f"password for {route.user}@{self.target.name}: ")  # nothing else to try
         try:
+            if password is None and not keys and not kwargs["allow_agent"]:
+                raise paramiko.AuthenticationException("no key, agent or password to offer")
             try:
                 client.connect(password=password, **kwargs)
             except paramiko.AuthenticationException:

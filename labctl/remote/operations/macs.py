@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from labctl.errors import LabctlError
 from labctl.remote import command as C
 from labctl.remote.facts.base import FactParseError, Platform
 from labctl.remote.facts.classic import Ifconfig, IfcfgFile, VswifList4, VswifList35
@@ -663,7 +664,7 @@ def _apply_with_reboot(conn: Connection, change: RebootChange, *, back_within: f
 class ScanReport:
     hosts: tuple[HostScan, ...]
     duplicates: tuple[Duplicate, ...]
-    unreachable: Mapping[str, str]  # host -> why (connect, auth, host key, or a failed fact command)
+    unreachable: Mapping[str, LabctlError]  # host -> why (connect, auth, host key, or a failed fact command)
 
     def status_of(self, host: str, interface: str) -> str:
         for d in self.duplicates:
@@ -689,7 +690,7 @@ class ScanReport:
                 "nics": [{"name": n, "mac": m} for n, m in s.nics.items()],
             })
         return {"hosts": hosts, "duplicates": [d.to_json() for d in self.duplicates],
-                "unreachable": [{"name": n, "error": e} for n, e in self.unreachable.items()]}
+                "unreachable": [{"name": n, "error": str(e), "hint": e.hint} for n, e in self.unreachable.items()]}
 
 
 def _version_text(p: Platform) -> str:
@@ -702,7 +703,7 @@ def scan_lab(lab, hosts: Sequence[str], *, vnic_macs: Mapping[str, str] | None =
     """Gather every host in parallel (one connection each) and find the duplicates among those that answered."""
     outcomes = lab.run_all(hosts, gather, max_workers=max_workers)
     scans = tuple(o.value for o in outcomes if o.ok)
-    unreachable = {o.host: str(o.error) for o in outcomes if not o.ok}
+    unreachable = {o.host: o.error for o in outcomes if o.error is not None}
     return ScanReport(scans, tuple(find_duplicates(scans, vnic_macs)), unreachable)
 
 
