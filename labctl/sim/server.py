@@ -48,6 +48,33 @@ def check_password(stored: str, password: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+# ---------------------------------------------------------------- algorithms
+
+# ESXi 8 runs sshd with the FIPS set (esx-hosts.md section 6): ecdh-sha2-nistp*, aes-ctr, hmac-sha2, rsa-sha2 (and
+# its ECDSA host key). Older hosts offered SHA-1 algorithms (ssh-rsa, diffie-hellman-group14-sha1) that paramiko
+# 5.x no longer implements on either side, so the simulator cannot restrict them to those: there it offers
+# paramiko's defaults and is more permissive than the real hosts.
+FIPS = {
+    "kex": {"ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521"},
+    "ciphers": {"aes128-ctr", "aes192-ctr", "aes256-ctr"},
+    "macs": {"hmac-sha2-256", "hmac-sha2-512", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com"},
+    "keys": {"rsa-sha2-256", "rsa-sha2-512", "ecdsa-sha2-nistp256"},
+    "pubkeys": {"rsa-sha2-256", "rsa-sha2-512", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"},
+}
+
+
+def disabled_algorithms(st: Any) -> dict[str, list[str]]:
+    """paramiko `disabled_algorithms` for this host's sshd (empty: paramiko's defaults)."""
+    import paramiko
+
+    if not (st.is_esxi and st.release >= (8, 0)):
+        return {}
+    T = paramiko.Transport
+    offered = {"kex": T._preferred_kex, "ciphers": T._preferred_ciphers, "macs": T._preferred_macs,
+               "keys": T._preferred_keys, "pubkeys": T._preferred_pubkeys}
+    return {kind: [a for a in algos if a not in FIPS[kind]] for kind, algos in offered.items()}
+
+
 # ---------------------------------------------------------------- host keys
 
 
@@ -292,7 +319,7 @@ class HostServer:
             sock.close()
             return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # like sshd; avoids 40 ms Nagle stalls
-        t = paramiko.Transport(sock)
+        t = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms(host.state))
         for key in self.keys.values():
             t.add_server_key(key)
         if host.state.sftp:
@@ -308,11 +335,15 @@ class HostServer:
             t.start_server(server=iface)
             host.counters["connections"] += 1  # SSH connections (key exchange done); banner probes do not count
             host.write_runtime()
+            held: list[Any] = []  # paramiko closes a Channel when its last reference goes: keep accepted ones
             while t.is_active() and not conn.dropped:
                 ch = t.accept(0.5)
                 if ch is not None and ch.get_id() in iface.forwards:
                     target = iface.forwards.pop(ch.get_id())
                     threading.Thread(target=_pump, args=(ch, target), daemon=True, name="sim-fwd").start()
+                elif ch is not None:
+                    held.append(ch)  # until its exec request arrives (run_exec holds it from then on)
+                held = [c for c in held if not c.closed]
         except (paramiko.SSHException, EOFError, OSError):
             pass
         finally:

@@ -446,3 +446,39 @@ def test_changing_control_keeps_the_count_of_rules_that_stay(serve):
     c2 = s.client()
     assert run(c2, "touch /tmp/b") == (0, "", "")  # fired once already
     c2.close()
+
+
+def _ed25519_key(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    path = tmp_path / "id_ed25519"
+    path.write_bytes(pem)
+    return paramiko.Ed25519Key.from_private_key_file(str(path))
+
+
+def test_esxi8_sshd_offers_the_fips_set_only(serve, tmp_path):
+    s8, s7 = serve("esxi", "8.0u2", name="e8"), serve("esxi", "7.0u3", name="e7")
+    for s, ok in ((s8, False), (s7, True)):  # curve25519 is not FIPS
+        t = paramiko.Transport(("127.0.0.1", s.port), disabled_algorithms={"kex": [
+            "mlkem768x25519-sha256", "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+            "diffie-hellman-group16-sha512", "diffie-hellman-group-exchange-sha256", "diffie-hellman-group14-sha256"]})
+        try:
+            if ok:
+                t.start_client(timeout=5)
+            else:
+                with pytest.raises(paramiko.SSHException):
+                    t.start_client(timeout=5)
+        finally:
+            t.close()
+    c = s8.client()  # paramiko's defaults negotiate ecdh-sha2-nistp256 + aes-ctr + hmac-sha2
+    assert c.get_transport().remote_cipher.endswith("-ctr") and run(c, "true")[0] == 0
+    c.close()
+    ed = _ed25519_key(tmp_path)
+    for s in (s8, s7):
+        s.host.state.files[s.host.state.authorized_keys_path] += f"{ed.get_name()} {ed.get_base64()}\n"
+    with pytest.raises(paramiko.AuthenticationException):
+        s8.client(pkey=ed)
+    s7.client(pkey=ed).close()
