@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from labctl.errors import LabctlError, UsageError
 from labctl.remote.command import Argv, sh
 from labctl.remote.hosts import HostTarget, JumpSpec
+from labctl.remote.known_hosts import KEY_ALGORITHMS, KnownHosts, entry_name, fingerprint, forget_key_command
 from labctl.remote.result import (
     AuthFailed,
     CommandTimeout,
@@ -67,6 +68,7 @@ class ConnectSettings:
     command_timeout: float = 300.0
     connect_attempts: int = 3
     retry_delay: float = 0.5
+    cache: SessionCache = field(default_factory=lambda: SessionCache(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -82,35 +84,7 @@ class Route:
 
     @property
     def known_hosts_name(self) -> str:
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# known_hosts
-
-
-_KNOWN_HOSTS_LOCK = threading.Lock()
-
-
-def forget_key_command(known_hosts: Path, name: str) -> str:
-    return " ".join(["ssh-keygen", "-R", shlex.quote(name), "-f", shlex.quote(str(known_hosts))])
-
-
-def _pin_key(path: Path, name: str, key) -> None:
-    from paramiko.hostkeys import HostKeyEntry
-
-    with _KNOWN_HOSTS_LOCK:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as f:
-            f.write(HostKeyEntry([name], key).to_line())
-
-
-def _fingerprint(key) -> str:
-    import base64
-    import hashlib
-
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        return entry_name(self.host, self.port)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -214,12 +188,14 @@ class Connection:
         s = self.settings
         who = self.target.name + (f" ({label})" if label else "")
         client = paramiko.SSHClient()
-        if s.known_hosts.is_file():  # the lab-local file only; ~/.ssh/known_hosts is never consulted
-            client.load_host_keys(str(s.known_hosts))
-        client.set_missing_host_key_policy(_Policy(s.known_hosts, s.trust_new_hosts, who))
+        # The client's own key store stays empty, so paramiko hands every host key to _Policy, which checks it
+        # against the lab-local known_hosts (parsed once per command; ~/.ssh/known_hosts is never consulted).
+        name = route.known_hosts_name
+        pinned = s.cache.known_hosts(s.known_hosts).lookup(name)
+        client.set_missing_host_key_policy(_Policy(s, who, pinned))
         password = self._password()
-        keys = _load_keys(route.key_files)  # loaded here: paramiko's own loop hides an auth failure behind a
-        kwargs: dict[str, Any] = dict(      # "wrong key type" error from its last attempt
+        keys = s.cache.private_keys(route.key_files)  # loaded by us: paramiko's own loop hides an auth failure
+        kwargs: dict[str, Any] = dict(                # behind a "wrong key type" error from its last attempt
             hostname=route.host,
             port=route.port,
             username=route.user,
@@ -232,6 +208,7 @@ class Connection:
             auth_timeout=s.connect_timeout,
             channel_timeout=s.connect_timeout,
             sock=sock,
+            disabled_algorithms=_only_pinned_key_types(pinned),
         )
         if password is None and not keys and not kwargs["allow_agent"] and s.prompt is not None:
             password = s.prompt(f"password for {route.user}@{self.target.name}: ")  # nothing else to try
@@ -247,17 +224,6 @@ class Connection:
                 if not asked:
                     raise
                 client.connect(password=asked, **kwargs)
-        except paramiko.BadHostKeyException as e:
-            client.close()
-            name = route.known_hosts_name
-            raise HostKeyMismatch(
-                who,
-                f"HOST KEY MISMATCH for {name}: {s.known_hosts} pins {_fingerprint(e.expected_key)}, the host now "
-                f"presents {e.key.get_name()} {_fingerprint(e.key)}. If the host was re-installed or re-cloned this "
-                "is expected; otherwise someone may be intercepting the connection.",
-                hint=f"forget the old key with: {forget_key_command(s.known_hosts, name)} "
-                "and re-run with --trust-new-hosts",
-            ) from None
         except LabctlError:
             client.close()
             raise
@@ -478,40 +444,85 @@ def _policy_class():
     import paramiko
 
     class Policy(paramiko.MissingHostKeyPolicy):
-        def __init__(self, known_hosts: Path, trust_new: bool, who: str):
-            self.known_hosts, self.trust_new, self.who = known_hosts, trust_new, who
+        """Strict: accept only a pinned key; pin an unknown one only when asked; refuse a changed one loudly."""
+
+        def __init__(self, settings: ConnectSettings, who: str, pinned: list[tuple[str, str]]):
+            self.settings, self.who, self.pinned = settings, who, pinned
 
         def missing_host_key(self, client, hostname, key):
-            if not self.trust_new:
+            s = self.settings
+            offered = (key.get_name(), key.get_base64())
+            if offered in self.pinned:
+                return
+            if self.pinned:
+                expected = ", ".join(f"{t} {fingerprint(b)}" for t, b in self.pinned)
+                raise HostKeyMismatch(
+                    self.who,
+                    f"HOST KEY MISMATCH for {hostname}: {s.known_hosts} pins {expected}, the host now presents "
+                    f"{offered[0]} {fingerprint(offered[1])}. If the host was re-installed or re-cloned this is "
+                    "expected; otherwise someone may be intercepting the connection.",
+                    hint=f"forget the old key with: {forget_key_command(s.known_hosts, hostname)} "
+                    "and re-run with --trust-new-hosts",
+                )
+            if not s.trust_new_hosts:
                 raise HostKeyUnknown(
                     self.who,
-                    f"unknown host key for {hostname} ({key.get_name()} {_fingerprint(key)}); "
-                    f"strict checking against {self.known_hosts}",
+                    f"unknown host key for {hostname} ({offered[0]} {fingerprint(offered[1])}); strict checking "
+                    f"against {s.known_hosts}",
                     hint="if this is your freshly installed host, re-run with --trust-new-hosts to pin its key",
                 )
-            client.get_host_keys().add(hostname, key.get_name(), key)
-            _pin_key(self.known_hosts, hostname, key)
+            s.cache.known_hosts(s.known_hosts).add(hostname, *offered)
 
     return Policy
 
 
-def _Policy(known_hosts: Path, trust_new: bool, who: str):  # noqa: N802 - a lazily built class
-    return _policy_class()(known_hosts, trust_new, who)
+def _Policy(settings: ConnectSettings, who: str, pinned: list[tuple[str, str]]):  # noqa: N802 - built lazily
+    return _policy_class()(settings, who, pinned)
 
 
-def _load_keys(paths: Sequence[str]) -> list[tuple[str, Any]]:
-    """(path, key) for the loadable private keys (any type); passphrase-protected ones are skipped."""
+def _only_pinned_key_types(pinned: list[tuple[str, str]]) -> dict[str, list[str]] | None:
+    """Ask the server only for host key types we pinned (as paramiko does with a loaded known_hosts)."""
+    if not pinned:
+        return None
     import paramiko
 
-    keys = []
-    for p in paths:
-        if not os.path.isfile(p):
-            continue
-        try:
-            keys.append((p, paramiko.PKey.from_path(p)))
-        except (paramiko.SSHException, OSError, ValueError):
-            continue
-    return keys
+    allowed = {a for t, _ in pinned for a in KEY_ALGORITHMS.get(t, (t,))}
+    return {"keys": [a for a in paramiko.Transport._preferred_keys if a not in allowed]}
+
+
+class SessionCache:
+    """What every connection of one command shares: the parsed known_hosts, the loaded private keys."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[Path, KnownHosts] = {}
+        self._keys: dict[str, Any] = {}
+
+    def known_hosts(self, path: Path) -> KnownHosts:
+        with self._lock:
+            kh = self._known.get(path)
+            if kh is None:
+                kh = self._known[path] = KnownHosts(path)
+            return kh
+
+    def private_keys(self, paths: Sequence[str]) -> list[tuple[str, Any]]:
+        """(path, key) for the loadable private keys (any type); passphrase-protected ones are skipped."""
+        with self._lock:
+            for p in paths:
+                if p not in self._keys:
+                    self._keys[p] = _load_key(p)
+            return [(p, self._keys[p]) for p in paths if self._keys[p] is not None]
+
+
+def _load_key(path: str) -> Any:
+    import paramiko
+
+    if not os.path.isfile(path):
+        return None
+    try:
+        return paramiko.PKey.from_path(path)
+    except (paramiko.SSHException, OSError, ValueError):
+        return None
 
 
 def _quiet_paramiko() -> None:
