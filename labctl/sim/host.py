@@ -338,6 +338,13 @@ class SimHost:
                 keep.update(vars=dict(sh.vars), cwd=sh.cwd, status=code)
         except (JobKilled, BrokenPipeError):
             code = None
+        except Exception as e:  # a simulator bug: say so on stderr, never a hung channel or a fake success
+            self.log(f"internal error running {command!r}: {type(e).__name__}: {e}")
+            try:
+                session.write(f"sim: internal error: {type(e).__name__}: {e}\n".encode(), err=True)
+            except BrokenPipeError:
+                return None
+            code = 70
         finally:
             job.finish()
         if session.dropped:
