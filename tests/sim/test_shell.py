@@ -152,3 +152,17 @@ def test_pathname_expansion(host):
 
 def test_localcli_is_esxcli_without_hostd(host):
     assert host.run("localcli system uuid get") == host.run("esxcli system uuid get")
+
+
+def test_random_command_lines_never_crash_the_interpreter(host):
+    """Whatever arrives over SSH, the answer is a status and text, never a Python exception (fixed seed)."""
+    import random
+
+    toks = ["echo", "a", "'b c'", '"d $X"', "$(", ")", "`", "|", "&&", "||", ";", "&", ">", ">>", "<", "2>&1",
+            "/tmp/f", "{", "}", "(", "if", "then", "fi", "for", "in", "do", "done", "${X:-y}", "$?", "\\", "*",
+            "/etc/*", "cat", "grep", "-c", "sed", "'s/a/b/'", "sh", "-c", "X=1", "!", "\n", "esxcli", "network",
+            "ip", "interface", "list", "true", "false", "exit", "[", "]", "-f", "=", '"', "'", "#", "printf", "%s"]
+    rnd = random.Random(7)
+    for _ in range(600):
+        code, out, err = host.run(" ".join(rnd.choice(toks) for _ in range(rnd.randint(1, 8))))
+        assert isinstance(code, int) and 0 <= code < 256
