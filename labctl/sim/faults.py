@@ -11,6 +11,8 @@
 - drop: an exec request whose command line matches `pattern` (a regular expression, searched) loses its connection,
   either before the command runs (`phase: before`) or after it ran but before the exit status is sent (`after`,
   the default: the change happened, the caller cannot know).
+  SFTP transfers match as `sftp put /tmp/x.vib` / `sftp get PATH`: `before` fails the open and drops the
+  connection, `after` drops it once the file is complete (an upload is stored, the client never hears so).
 - refuse_auth: authentication fails (like a wrong password or a locked account).
 - down: the host does not accept connections (its listener is closed: connection refused) while the rule exists.
 `times` counts how often a rule fires (absent = every time). The host re-reads the file when it changes, so faults

@@ -34,11 +34,12 @@ def sftp_server_class():
         return a
 
     class Handle(paramiko.SFTPHandle):
-        def __init__(self, host: Any, path: str, flags: int):
+        def __init__(self, host: Any, path: str, flags: int, drop_after: Any = None):
             super().__init__(flags)
             self.host = host
             self.path = path
             self.tmp = None
+            self.drop_after = drop_after  # a connection to drop once the file is complete (fault injection)
             writing = flags & (os.O_WRONLY | os.O_RDWR)
             if writing:
                 with host.lock:
@@ -80,11 +81,15 @@ def sftp_server_class():
                         self.tmp.unlink(missing_ok=True)
                     self.host.save()
                 self.tmp = None
+            if self.drop_after is not None:
+                self.host.drop_conn(self.drop_after, "fault: drop after SFTP transfer")
 
     class SimSFTPServer(paramiko.SFTPServerInterface):
         def __init__(self, server: Any, host: Any, *args: Any, **kw: Any):
             super().__init__(server, *args, **kw)
             self.host = host
+            box = getattr(server, "conn_box", None)
+            self.conn = box[0] if box else None
 
         def canonicalize(self, path: str) -> str:
             return norm(path or ".", "/")
@@ -119,8 +124,14 @@ def sftp_server_class():
                 parent = p.rsplit("/", 1)[0] or "/"
                 if not self.host.fs.is_dir(parent):
                     return SFTP_NO_SUCH_FILE
+            # faults: a drop rule whose pattern matches "sftp put PATH" / "sftp get PATH" (see labctl.sim.faults)
+            self.host.reload_control()
+            rule = self.host.faults.take("drop", f"sftp {'put' if flags & (os.O_WRONLY | os.O_RDWR) else 'get'} {p}")
+            if rule is not None and self.conn is not None and rule.phase == "before":
+                self.host.drop_conn(self.conn, "fault: drop before SFTP transfer")
+                return SFTP_FAILURE
             try:
-                return Handle(self.host, p, flags)
+                return Handle(self.host, p, flags, self.conn if rule is not None else None)
             except FsError:
                 return SFTP_FAILURE
 

@@ -482,3 +482,21 @@ def test_esxi8_sshd_offers_the_fips_set_only(serve, tmp_path):
     with pytest.raises(paramiko.AuthenticationException):
         s8.client(pkey=ed)
     s7.client(pkey=ed).close()
+
+
+def test_fault_drop_during_sftp_upload(serve):
+    s = serve("esxi", "7.0u3", control=Control(faults=[FaultRule("drop", r"^sftp put /tmp/a\.vib$", times=1),
+                                                      FaultRule("drop", r"^sftp put /tmp/b", phase="before")]))
+    c = s.client()
+    sftp = c.open_sftp()
+    with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+        sftp.putfo(io.BytesIO(b"x" * 100_000), "/tmp/a.vib")
+    assert wait_for(lambda: s.host.fs.is_file("/tmp/a.vib") and s.host.fs.size("/tmp/a.vib") == 100_000)
+    c2 = s.client()
+    with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+        c2.open_sftp().putfo(io.BytesIO(b"y" * 10), "/tmp/b.vib")
+    assert not s.host.fs.is_file("/tmp/b.vib")
+    c3 = s.client()
+    c3.open_sftp().putfo(io.BytesIO(b"z" * 10), "/tmp/a.vib")  # the `after` rule fired once
+    assert s.host.fs.read("/tmp/a.vib") == b"z" * 10
+    c3.close()
