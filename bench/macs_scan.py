@@ -8,6 +8,11 @@ Measures, in one run against the same simulated lab (everything on 127.0.0.1):
 and the SSH connections each host saw during (1), from the simulator's counters (target: 1 per host).
 
 Usage: python bench/macs_scan.py [--hosts 64] [--latency 1.0] [--skip-sequential] [--skip-ansible]
+
+Last figures (2 shared cores, Python 3.11, paramiko 5.1, ansible-core 2.19, 8 hosts per simulator process):
+  labctl macs scan (parallel):   2.00 s  (SSH connections per host: 1; 5 commands per host on parallel channels)
+  labctl macs scan --workers 1:  69.6 s
+  ansible -m raw -f 64:          3.62 s  (the 5 commands joined in one raw command; OpenSSH client)
 Processes are started by `labctl sim up` and stopped by `labctl sim down` (by PID), also on failure.
 """
 
@@ -130,7 +135,7 @@ def main() -> int:
                            ANSIBLE_FORKS=str(args.hosts))
                 argv = [ansible, "all", "-i", str(inv), "-m", "raw", "-a", joined, "-f", str(args.hosts),
                         "-u", "root", "--private-key", str(emap.identity_file),
-                        "--ssh-common-args", f"-o UserKnownHostsFile={emap.known_hosts} -o StrictHostKeyChecking=yes"]
+                        f"--ssh-common-args=-o UserKnownHostsFile={emap.known_hosts} -o StrictHostKeyChecking=yes"]
                 before = counters(sim, names)
                 start = time.monotonic()
                 a = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=work)
