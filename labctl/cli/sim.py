@@ -178,7 +178,7 @@ def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitSt
             env.out(f"simulated lab {st['lab']} in {sim}")
             env.out(f"  {'HOST':<10} {'ADDRESS':<16} {'PORT':>6} {'STATE':<8} {'BOOTS':>5} {'CONNS':>6} {'EXECS':>6}")
             for h in st["hosts"]:
-                state = "up" if h.listening else ("running" if h.running else "stopped")
+                state = "up" if h.listening else ("down" if h.running else "stopped")  # down: no SSH answer
                 env.out(f"  {h.name:<10} {h.address:<16} {h.port or '-':>6} {state:<8} {h.boot_count:>5} "
                         f"{h.counters.get('connections', 0):>6} {h.counters.get('execs', 0):>6}")
             if st["vcenter"]:

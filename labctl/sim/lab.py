@@ -415,11 +415,12 @@ def _wait_listening(sim: Path, names: list[str], records: list[dict[str, Any]], 
             raise EnvironmentProblem(f"a simulated host process {why}:\n{tail}",
                                      hint=f"see the logs in {sim / 'logs'}")
         time.sleep(0.02)
-    for n, d in out.items():  # every host that should be up answers with an SSH banner
-        st = S.load_state(host_dir(sim, n))
-        from labctl.sim.host import SimHost
+    from labctl.sim.faults import read_control
+    from labctl.sim.host import SimHost
 
-        if SimHost(st, None).reachable():
+    for n, d in out.items():  # every host that should be up (no `down` fault, address present) answers SSH
+        hdir = host_dir(sim, n)
+        if SimHost(S.load_state(hdir), None, control=read_control(hdir)).reachable():
             while not _banner_ok(int(d["port"])):
                 if time.monotonic() > deadline:
                     raise EnvironmentProblem(f"simulated host {n} does not answer SSH on 127.0.0.1:{d['port']}")

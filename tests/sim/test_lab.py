@@ -179,3 +179,25 @@ def test_prepare_makes_clones_and_powers_existing_hosts_on_again(tmp_path):
     again = lab.prepare(d, spec, password="Secret-Sim-Pw-91")["b"]
     assert again.boot_count == b.boot_count + 1 and "/unsaved" not in again.files["/etc/vmware/esx.conf"]
     assert lab.prepare(d, spec, reset=True)["b"].boot_count == 1
+
+
+def test_up_with_a_host_down_from_the_start(tmp_path):
+    from labctl.sim.faults import FaultRule, write_control
+    from labctl.sim.paths import host_dir
+
+    spec = lab.LabSpec("t", (
+        lab.HostSpec("a", "esxi", "7.0u3", "10.0.0.11", "255.255.255.0", ("00:50:56:00:00:01",)),
+        lab.HostSpec("b", "esx", "4.1", "10.0.0.12", "255.255.255.0", ("00:50:56:00:00:02",)),
+    ))
+    d = tmp_path / "sim"
+    try:
+        emap = lab.up(d, spec, environ={}, faults={"b": [FaultRule("down")]}, reboot_delay=0.1)
+        assert not _refused(emap.hosts["a"].port) and _refused(emap.hosts["b"].port)
+        st = {h.name: h for h in lab.status(d)["hosts"]}
+        assert st["a"].listening and st["b"].running and not st["b"].listening
+        from labctl.sim.faults import Control
+
+        write_control(host_dir(d, "b"), Control(reboot_delay=0.1))
+        assert wait_for(lambda: not _refused(emap.hosts["b"].port))
+    finally:
+        lab.down(d)
