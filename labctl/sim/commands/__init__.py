@@ -16,8 +16,12 @@ One module per area registers handlers by command path:
   exist answers `sh: NAME: not found`, exit 127, exactly like an unknown one.
 - A handler gets an `Invocation`: `argv` (the whole expanded argv), `args` (what follows the path), `state`
   (the `HostState`, mutate it in place; the host saves it after the command), `stdin` (`.read() -> bytes`,
-  `.text() -> str`), `fs` (the host's filesystem), `host` (services: `network_changed()`, `reboot()`), `job`
-  (`sleep(seconds) -> bool` that a kill interrupts) and `formatter` (esxcli's --formatter or None).
+  `inv.text_stdin() -> str`), `fs` (the host's filesystem, `labctl.sim.fs.SimFS`), `host` (services:
+  `network_changed(bounced=...)` after changing interfaces, `reboot()`, `auto_backup()`, `lock`, `log()`), `job`
+  (`sleep(seconds) -> bool`, False when a kill interrupted it), `formatter` (esxcli's --formatter or None), `env`
+  and `cwd` (the shell's variables and directory), `io` (the shell's fds, for handlers that stream: `cat`, `scp`).
+- State for features of other areas goes into `state.extra` (e.g. `extra["maintenance_mode"]`) or the typed
+  fields (`nfs`, `vibs`, `acceptance_level`); the host saves the whole state after every command.
 - It returns `Result(code, out, err)` (a plain `(code, out, err)` tuple is accepted); out/err are str or bytes.
 - Handlers run with the host lock held unless registered with `lock=False` (e.g. `sleep`), after the configured
   per-command latency has passed. Raise `UsageFailure(code, err)` for a usage error.
@@ -29,7 +33,7 @@ per `inv.formatter` (default tables: two-space separated columns sized to conten
 numbers right-aligned; csv: header names without spaces, sorted, each line ending with a comma; keyvalue:
 `Struct.Field.type=value`). Option parsing: `parse_options(args, spec)`.
 
-Modules: files.py (shell utilities), system.py, network.py, esxcli.py (dispatcher + formatting) — sim engineer;
+Modules: files.py (shell utilities, scp), system.py, network.py, esxcli.py (dispatcher + formatting, localcli);
 storage.py (vSphere engineer); software.py (VIB engineer). `load_all()` imports whichever exist.
 """
 
