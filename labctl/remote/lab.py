@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labctl.errors import LabctlError
+from labctl.errors import EnvironmentProblem
 from labctl.remote.connection import ConnectSettings, LabConnections
 from labctl.remote.hosts import HostTarget, targets_from_topology
 
@@ -32,7 +32,7 @@ def load_sim_endpoints(topology: Topology, env: Env, override: str | None) -> An
 
     d = resolve_sim_dir(topology, env, override)
     if not (d / "endpoints.json").is_file():
-        raise LabctlError(f"no simulated lab running for {topology.lab} (no {d / 'endpoints.json'})",
+        raise EnvironmentProblem(f"no simulated lab running for {topology.lab} (no {d / 'endpoints.json'})",
                           hint=f"start it: labctl sim up {topology.path}" + (f" --sim-dir {override}" if override else ""))
     return load_endpoints(d)
 
