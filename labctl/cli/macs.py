@@ -117,10 +117,7 @@ def _scan_table(report, env: Env) -> None:
     for s in report.hosts:
         env.out(f"{s.name}: /system/uuid {s.uuid or '-'}")
     for d in report.duplicates:
-        what = "MAC" if d.kind == "mac" else "/system/uuid"
-        fix = (f"; `labctl macs fix` changes {', '.join(map(str, d.change))}" if d.change
-               else "; not fixable over SSH (vNIC MACs come from the topology)")
-        env.out(f"DUPLICATE {what} {d.value}: {', '.join(map(str, d.holders))} — {d.keep} keeps it{fix}")
+        env.out(f"DUPLICATE {d}")
     _print_unreachable(report.unreachable, env)
     if not report.duplicates and not report.unreachable:
         env.out(f"no duplicates among {len(report.hosts)} host(s)")

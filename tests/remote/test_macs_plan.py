@@ -56,6 +56,8 @@ def test_classic_pair_duplicates_keep_first_host():
     assert set(macs) == {"00:50:56:4c:e5:09", "00:50:56:7a:00:01"}
     d = macs["00:50:56:4c:e5:09"]
     assert str(d.keep) == "esx1/vswif0" and [str(h) for h in d.change] == ["esx2/vswif0"]
+    assert str(d) == ("MAC 00:50:56:4c:e5:09: esx1/vswif0, esx2/vswif0 — esx1/vswif0 keeps it; "
+                      "changes esx2/vswif0")
     uuids = [d for d in dups if d.kind == "uuid"]
     assert len(uuids) == 1 and [str(h) for h in uuids[0].change] == ["esx2"]
 

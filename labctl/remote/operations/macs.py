@@ -200,6 +200,12 @@ class Duplicate:
     keep: Holder
     change: tuple[Holder, ...]  # the holders that need a new value (empty: not fixable over SSH)
 
+    def __str__(self) -> str:
+        what = "MAC" if self.kind == "mac" else "/system/uuid"
+        change = (f"; changes {', '.join(map(str, self.change))}" if self.change
+                  else "; not fixable over SSH (vNIC MACs come from the topology)")
+        return f"{what} {self.value}: {', '.join(map(str, self.holders))} — {self.keep} keeps it{change}"
+
     def to_json(self) -> dict:
         return {"kind": self.kind, "value": self.value, "holders": [str(h) for h in self.holders],
                 "keep": str(self.keep), "change": [str(h) for h in self.change]}
