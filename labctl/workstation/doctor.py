@@ -68,6 +68,7 @@ class LabNeeds:
     vnets: tuple[nw.LabVnet, ...]
     workstation_version: tuple[int, int] | None
     needs_vt: bool  # ESXi / ESX 4+ (64-bit vmkernel); ESX 3.x alone can run with binary translation
+    isos: tuple[tuple[str, str], ...] = ()  # (VM, ISO path) for VMs installed from media (not linked clones)
 
 
 def lab_needs(topology: Topology, source: str) -> LabNeeds:
@@ -83,6 +84,7 @@ def lab_needs(topology: Topology, source: str) -> LabNeeds:
         vnets=tuple(nw.lab_vnets(topology)),
         workstation_version=tuple(topology.workstation.version_info),
         needs_vt=needs_vt,
+        isos=tuple((v.name, v.iso) for v in vms if v.iso and not getattr(v, "linked_clone_of", None)),
     )
 
 
@@ -300,6 +302,23 @@ def check_disk(inp: DoctorInputs, needs: LabNeeds | None) -> Check | None:
         free_gb = shutil.disk_usage(where).free / 2**30
     except OSError as e:
         return Check("disk", WARN, f"cannot stat {where}: {e}")
+    if not where.is_dir():
+        return Check(
+            "disk",
+            FAIL,
+            f"{where} is a file, so vm_dir {needs.vm_dir} cannot be created",
+            f"move {where} away or change workstation.vm_dir in {needs.source}",
+            True,
+        )
+    if not os.access(where, os.W_OK | os.X_OK):
+        return Check(
+            "disk",
+            FAIL,
+            f"{where} is not writable by this user: the lab's VMs go to {needs.vm_dir}",
+            f"create it as your user (mkdir -p {needs.vm_dir}) or change workstation.vm_dir in "
+            f"{needs.source}",
+            True,
+        )
     need = needs.disk_gb
     detail = f"{free_gb:.1f} GB free at {where} (vm_dir {needs.vm_dir}); the lab's disks total {need} GB"
     if free_gb < need:
@@ -310,6 +329,22 @@ def check_disk(inp: DoctorInputs, needs: LabNeeds | None) -> Check | None:
             f"free space under {where} or move vm_dir in {needs.source}",
         )
     return Check("disk", OK, detail)
+
+
+def check_isos(inp: DoctorInputs, needs: LabNeeds | None) -> Check | None:
+    """Install media of the VMs that are not linked clones (a VM that is already installed does not need it)."""
+    if needs is None or not needs.isos:
+        return None
+    missing = [(vm, iso) for vm, iso in needs.isos if not Path(iso).is_file()]
+    if not missing:
+        return Check("install-media", OK, f"{len(needs.isos)} ISO reference(s) present")
+    listed = ", ".join(f"{vm}: {iso}" for vm, iso in missing)
+    return Check(
+        "install-media",
+        WARN,
+        f"missing ISO(s) — {listed}; needed only to install these VMs",
+        f"download the ISOs or fix the iso: paths in {needs.source}",
+    )
 
 
 def check_swappiness(inp: DoctorInputs, needs: LabNeeds | None) -> Check:
@@ -377,9 +412,9 @@ def run_checks(inp: DoctorInputs, needs: LabNeeds | None = None) -> list[Check]:
     if needs is not None:
         checks += check_lab_vnets(inp, needs)
     checks.append(check_memory(inp, needs))
-    disk = check_disk(inp, needs)
-    if disk is not None:
-        checks.append(disk)
+    for extra in (check_disk(inp, needs), check_isos(inp, needs)):
+        if extra is not None:
+            checks.append(extra)
     checks.append(check_swappiness(inp, needs))
     checks.append(check_host_tuning(inp, needs))
     return checks

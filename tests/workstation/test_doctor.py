@@ -100,6 +100,7 @@ def test_all_good_machine(tmp_path, fake_vmrun):
         "disk": checks["disk"].status,
         "swappiness": "ok",
         "host-tuning": "warn",
+        "install-media": checks["install-media"].status,
     }
     assert 'prefvmx.minVmMemPct = "100"' in checks["host-tuning"].fix
     assert checks["workstation-version"].detail == "VMware Workstation 17.5.0 build-22583795"
@@ -214,3 +215,30 @@ def test_host_tuning_from_config_and_preferences(tmp_path, fake_vmrun):
     assert doctor.check_host_tuning(inp, None).status == "warn"
     inp.preferences = prefs_file
     assert doctor.check_host_tuning(inp, None).status == "ok"
+
+
+def test_install_media_and_unwritable_vm_dir(tmp_path, fake_vmrun):
+    import dataclasses
+
+    m = make_machine(tmp_path)
+    needs = needs_for(ESX35)
+    iso = tmp_path / "esx.iso"
+    iso.write_text("")
+    ok = dataclasses.replace(needs, isos=(("esx1", str(iso)),))
+    assert by_name(doctor.run_checks(inputs(m, fake_vmrun.environ), ok))["install-media"].status == "ok"
+    missing = dataclasses.replace(needs, isos=(("esx1", str(tmp_path / "nope.iso")),))
+    c = by_name(doctor.run_checks(inputs(m, fake_vmrun.environ), missing))["install-media"]
+    assert c.status == "warn" and "esx1: " in c.detail and not c.blocks
+    assert [vm for vm, _ in needs.isos] == ["esx1"]  # esx2 is a linked clone: no install media needed
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    unwritable = dataclasses.replace(needs, vm_dir=ro / "lab")
+    inp = inputs(m, fake_vmrun.environ)
+    disk = doctor.check_disk(inp, unwritable)
+    if os.geteuid() != 0:  # pragma: no cover - root may write anywhere
+        assert disk.blocks and "not writable" in disk.detail
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    disk = doctor.check_disk(inp, dataclasses.replace(needs, vm_dir=blocker / "lab"))
+    assert disk.blocks and f"{blocker} is a file" in disk.detail
