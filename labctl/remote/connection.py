@@ -237,9 +237,15 @@ class Connection:
                 f"{via}",
                 hint="set the topology's ssh.key_file or export the variable named by ssh.password_env",
             ) from None
-        except (OSError, EOFError, paramiko.SSHException) as e:
+        except (OSError, EOFError) as e:  # refused, reset, timed out: the host may be (re)starting
             client.close()
             raise _Transient() from e
+        except paramiko.SSHException as e:
+            client.close()
+            if any(t in str(e) for t in _TRANSIENT_SSH):
+                raise _Transient() from e
+            raise HostUnreachable(who, f"SSH with {route.host}:{route.port} failed: {e}",
+                                  hint="an SSH server labctl cannot talk to (algorithms, protocol)") from None
         return client
 
     def _password(self) -> str | None:
@@ -434,6 +440,11 @@ def _close_quietly(client: Any) -> None:
             client.close()
         except Exception:  # noqa: BLE001, S110 - closing a dead connection
             pass
+
+
+# paramiko SSHException texts that mean "the other end went away or is not ready yet" (worth another attempt)
+_TRANSIENT_SSH = ("Error reading SSH protocol banner", "Connection reset", "Timeout opening channel", "No existing session",
+                  "Unable to open channel", "Channel closed")
 
 
 class _Transient(Exception):

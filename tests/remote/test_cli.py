@@ -59,3 +59,30 @@ def test_prep_template_refuses_esx_classic(sim_lab):
     lab = sim_lab(SEED)
     r = lab.labctl("prep-template", "esx1", "--lab", str(SEED), "--sim", "--sim-dir", str(lab.sim_dir))
     assert r.status == 2 and "ESX classic" in r.err and "labctl macs fix" in r.err
+
+
+def test_unreachable_host_exit_4_others_still_scanned_and_fixed(sim_lab):
+    lab = sim_lab(TRIO)
+    lab.fault("esxi-c", "--down")
+    import socket
+    import time
+
+    port = lab.endpoints().hosts["esxi-c"].port
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the simulator applies a fault when it re-reads its control file
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(0.05)
+        except OSError:
+            break
+    r = lab.macs("scan", "--json")
+    assert r.status == 4
+    out = json.loads(r.out)
+    assert [h["name"] for h in out["hosts"]] == ["esxi-a", "esxi-b"]
+    (u,) = out["unreachable"]
+    assert u["name"] == "esxi-c" and "cannot connect" in u["error"] and u["hint"]
+    fix = lab.macs("fix", "--confirm-within", "3")
+    assert fix.status == 4 and "esxi-c" in fix.err
+    lab.fault("esxi-c", "--clear")
+    assert lab.macs("fix", "--confirm-within", "3").status == 0
+    assert lab.scan_json()["duplicates"] == []

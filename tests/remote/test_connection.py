@@ -195,3 +195,16 @@ def test_lab_connections_reject_unknown_hosts():
     conns = LabConnections([], ConnectSettings(known_hosts=Path("/nonexistent")))
     with pytest.raises(LabctlError, match="unknown host"):
         conns.connection("nope")
+
+
+def test_command_timeout_names_host_and_command(sim_lab):
+    from labctl.remote.result import CommandTimeout
+
+    lab = sim_lab(SEED)
+    conns, _ = _open(lab)
+    with conns:
+        start = time.monotonic()
+        with pytest.raises(CommandTimeout, match=r"^esx1: `sleep 5`: timed out"):
+            conns.run("esx1", ["sleep", "5"], timeout=0.5)
+        assert time.monotonic() - start < 2
+        assert conns.run("esx1", "true").ok  # the connection is still usable
