@@ -71,25 +71,3 @@ def detached(script_lines: Iterable[Argv | str], *, log: str) -> str:
     """
     script = "; ".join(sh(c) for c in script_lines)
     return f"nohup sh -c {shlex.quote(script)} </dev/null >{shlex.quote(log)} 2>&1 &"
-
-
-def sections(commands: Sequence[Argv | str], marker: str) -> str:
-    """Several commands in one exec, their outputs separated by `echo marker` lines (see `split_sections`)."""
-    parts: list[str] = []
-    for i, c in enumerate(commands):
-        if i:
-            parts.append(sh(["echo", marker]))
-        parts.append(sh(c))
-    return "; ".join(parts)
-
-
-def split_sections(output: str, marker: str, count: int) -> list[str]:
-    """Undo `sections`: the outputs of each command (missing ones as "")."""
-    chunks: list[list[str]] = [[]]
-    for line in output.splitlines(keepends=True):
-        if line.rstrip("\r\n") == marker:
-            chunks.append([])
-        else:
-            chunks[-1].append(line)
-    out = ["".join(c) for c in chunks]
-    return (out + [""] * count)[:count]

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import socket
 import threading
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from labctl.errors import LabctlError, UsageError
-from labctl.remote.command import Argv, sh
+from labctl.remote.command import Argv, sh, write_stdin_to
 from labctl.remote.hosts import HostTarget, JumpSpec
 from labctl.remote.known_hosts import KEY_ALGORITHMS, KnownHosts, entry_name, fingerprint, forget_key_command
 from labctl.remote.result import (
@@ -101,7 +100,6 @@ class Connection:
         self._own_jumps = jumps is None
         self._lock = threading.Lock()
         self._client: Any = None
-        self.connects = 0  # successful connections made (1 for a whole command, more only after a reboot)
 
     # -- routing ---------------------------------------------------------------------------------------------
     def route(self) -> Route:
@@ -149,7 +147,6 @@ class Connection:
         for i in range(attempts):
             try:
                 self._connect_once()
-                self.connects += 1
                 return
             except _Transient as e:
                 last = e.__cause__ or e
@@ -352,7 +349,7 @@ class Connection:
                 raise LabctlError(f"{self.target.name}: upload to {remote_path} failed: {e}") from None
             finally:
                 _close_quietly(sftp)
-        cmd = sh(["cat"]) + " > " + shlex.quote(remote_path)
+        cmd = write_stdin_to(remote_path)
         transport = self.client().get_transport()
         chan = self._exec(transport, cmd)
         try:
@@ -380,7 +377,6 @@ class Connection:
                 with self._lock:
                     if not self.connected:
                         self._connect_once()
-                        self.connects += 1
                 if self.run(probe, timeout=max(1.0, deadline - time.monotonic())).ok:
                     return
             except (_Transient, HostUnreachable, ConnectionDropped, CommandTimeout) as e:
@@ -410,7 +406,6 @@ class JumpClients:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._clients: dict[Route, Any] = {}
-        self.connects = 0
 
     def get(self, route: Route, open_client: Callable[[], Any]) -> Any:
         with self._lock:
@@ -418,7 +413,6 @@ class JumpClients:
             if c is None or c.get_transport() is None or not c.get_transport().is_active():
                 _close_quietly(c)
                 c = self._clients[route] = open_client()
-                self.connects += 1
             return c
 
     def close(self) -> None:
@@ -629,9 +623,6 @@ class LabConnections:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(names))), thread_name_prefix="ssh") as pool:
             return list(pool.map(one, names))
-
-    def connects(self) -> dict[str, int]:
-        return {name: c.connects for name, c in self._conns.items()}
 
     def close(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from labctl.remote.command import sh
 from labctl.remote.facts.base import (
     IPV4_RE,
     MAC_RE,
@@ -118,8 +119,6 @@ class IfcfgFile(Fact[dict[str, str]]):
         self.path = path
 
     def command(self, platform: Platform) -> str | None:
-        from labctl.remote.command import sh
-
         return sh(["cat", self.path]) if platform.classic else None
 
     def parse(self, output: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
 from labctl.remote import command as C
-from labctl.remote.facts.base import FactParseError, Platform
+from labctl.remote.facts.base import FactParseError, Platform, normalize_mac
 from labctl.remote.facts.classic import Ifconfig, IfcfgFile, VswifList4, VswifList35
 from labctl.remote.facts.esxcli import AdvancedSettings, AdvcfgGet, NicList, SystemUuid
 from labctl.remote.facts.esxconf import ESX_CONF, EsxConf, EsxConfFile
@@ -164,8 +164,6 @@ def _follow_hw(results: Mapping[str, Result], out) -> int | None:
 
 
 def _norm(mac: str | None) -> str | None:
-    from labctl.remote.facts.base import normalize_mac
-
     if not mac:
         return None
     try:
