@@ -251,10 +251,22 @@ class SimHost:
             self.save()
             self.rebooting = False
             self.up = True
+        self.run_boot_scripts()
         self.log(f"booted (boot #{self.state.boot_count})")
         self.update_listener()
         self.write_runtime()
         self._up_event.set()
+
+    def run_boot_scripts(self) -> None:
+        """The end of a boot on ESXi: /etc/rc.local.d/local.sh, if the last boot left it pending."""
+        with self.lock:
+            pending = self.state.extra.pop("boot_scripts_pending", False)
+            script = self.fs.is_file(S.LOCAL_SH)
+        if pending and script:
+            code, out, err = self.run(f"/bin/sh {S.LOCAL_SH}")
+            self.log(f"local.sh exited {code}" + (f": {err.strip()}" if err.strip() else ""))
+        if pending:
+            self.save()
 
     def wait_up(self, timeout: float = 10.0) -> bool:
         return self._up_event.wait(timeout)

@@ -55,6 +55,7 @@ def serve(sim: Path, names: list[str], *, stop: threading.Event, log=None) -> No
         hdir = host_dir(sim, name)
         st = load_state(hdir)
         host = SimHost(st, hdir, log=log)
+        host.run_boot_scripts()  # a VM that just booted (clone, resume) finishes its boot before SSH answers
         port = 0
         try:
             port = int(json.loads((hdir / LISTEN_FILE).read_text())["port"])

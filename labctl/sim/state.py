@@ -29,6 +29,20 @@ ESX_CONF = "/etc/vmware/esx.conf"
 IFCFG_VSWIF0 = "/etc/sysconfig/network-scripts/ifcfg-vswif0"
 SYSCONFIG_NETWORK = "/etc/sysconfig/network"
 SSHD_CONFIG = "/etc/ssh/sshd_config"
+LOCAL_SH = "/etc/rc.local.d/local.sh"  # ESXi 5.1+: run at the end of every boot
+LOCAL_SH_STOCK = """#!/bin/sh
+
+# local configuration options
+
+# Note: modify at your own risk!  If you do/use anything in this
+# script that is not part of a stable API (relying on files to be in
+# specific places, specific tools, specific output, etc) there is a
+# possibility you will end up with a broken system after patching or
+# upgrading.  Changes are not supported unless under direction of
+# VMware support.
+
+exit 0
+"""
 
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:\s*u(\d+))?$", re.IGNORECASE)
 
@@ -454,6 +468,8 @@ def fresh_install(
         st.ipv6 = release >= (5, 0)
         st.vmknics = [NetIf("vmk0", mgmt_pg, st.nics[0].mac, ip, netmask, port_id=port)]
         st.dirs += ["/etc/ssh/keys-root", "/etc/rc.local.d"]
+        if release >= (5, 1):
+            st.files[LOCAL_SH] = LOCAL_SH_STOCK
     for extra in vmkernel or []:
         pg_name = extra.get("portgroup") or f"VMkernel{len(st.vmknics)}"
         if not st.portgroup(pg_name):

@@ -197,3 +197,18 @@ def test_esx_classic_sshd_answers_on_the_service_console_only():
     assert e.ssh_interface() == ("vmk1", "10.10.10.11")
     e.state.ssh_address = "203.0.113.7"  # NAT / port forward: lands on the management interface
     assert e.ssh_interface() == ("vmk0", "192.168.69.11")
+
+
+def test_local_sh_runs_at_the_end_of_each_boot_when_backed_up():
+    h = local_host("esxi", "6.7")
+    assert "exit 0" in h.fs.read_text("/etc/rc.local.d/local.sh")
+    h.run("sed -i 's#^exit 0#echo boot-$(cat /etc/vmware/esx.conf | grep -c uuid) >> /tmp/boots#' "
+          "/etc/rc.local.d/local.sh")
+    reboot(h)
+    assert not h.fs.is_file("/tmp/boots")  # the edit was not backed up: lost
+    h.run("echo 'echo after-exit >> /tmp/boots' >> /etc/rc.local.d/local.sh")  # never runs: after `exit 0`
+    h.run("sed -i 's#^exit 0#echo ran >> /tmp/boots; exit 0#' /etc/rc.local.d/local.sh; /sbin/auto-backup.sh")
+    reboot(h)
+    assert h.fs.read_text("/tmp/boots") == "ran\n"
+    assert "boot_scripts_pending" not in h.state.extra
+    assert not local_host("esxi", "5.0").fs.is_file("/etc/rc.local.d/local.sh")
