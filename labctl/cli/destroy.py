@@ -1,0 +1,87 @@
+"""labctl destroy FILE — delete the lab's VMs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from labctl.errors import ExitStatus, RefusedError, UsageError
+
+DESCRIPTION = """\
+Delete the lab's VMs: running ones are powered off first, linked clones go before their sources, and each VM is
+deleted with `vmrun deleteVM` (its own directory only). labctl never deletes a file outside the lab's vm_dir: a
+VM whose .vmx is not at <vm_dir>/<name>/<name>.vmx is refused. The lab's known_hosts is removed too (the
+reinstalled hosts will have new host keys). Asks first; --yes does not ask."""
+
+EPILOG = """\
+examples:
+  labctl destroy topologies/esx35-ha-pair.yaml
+  labctl destroy lab.yaml --sim --yes       the simulated lab: processes stopped, its state directory removed
+
+exit status: 0 deleted (or nothing there), 2 not confirmed without a terminal, 3 a VM could not be deleted,
+5 refused (a path outside vm_dir)."""
+
+
+def configure(p) -> None:
+    p.add_argument("file", metavar="FILE", help="topology YAML")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    p.add_argument("--sim", action="store_true", help="the simulated lab")
+    p.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory")
+    p.add_argument("--json", action="store_true", help="print what was deleted as JSON")
+
+
+def run(args, env) -> ExitStatus:
+    from pathlib import Path
+
+    from labctl.cli.down import lab_and_driver
+    from labctl.errors import LabctlError
+
+    topo, drv, sim_dir = lab_and_driver(args, env)
+    vm_dir = topo.workstation.vm_dir.resolve()
+    order = [h for h in topo.esx_hosts if h.is_clone] + [h for h in topo.esx_hosts if not h.is_clone] + list(topo.vms)
+    present = [vm for vm in order if vm.vmx_path.exists()]
+    for vm in present:
+        expected = vm_dir / vm.name / f"{vm.name}.vmx"
+        if vm.vmx_path.resolve() != expected:
+            raise RefusedError(f"{vm.vmx_path} is not {expected}: labctl deletes only inside the lab's vm_dir")
+    if not present and sim_dir is None:
+        env.out(f"{topo.lab}: no VMs to delete in {vm_dir}")
+        return ExitStatus.SUCCESS
+    if not args.yes:
+        if not env.stdin_isatty:
+            raise UsageError("destroy deletes VMs; pass --yes to confirm without a terminal")
+        env.out(f"This deletes {len(present)} VM(s) of lab {topo.lab} in {vm_dir}: "
+                + ", ".join(vm.name for vm in present))
+        env.stdout.write("Type the lab name to confirm: ")
+        env.stdout.flush()
+        if env.stdin.readline().strip() != topo.lab:
+            env.out("nothing deleted.")
+            return ExitStatus.SUCCESS
+    running = {Path(p).resolve() for p in drv.list_running()}
+    deleted, failed = [], []
+    for vm in present:
+        try:
+            if vm.vmx_path.resolve() in running:
+                drv.stop(vm.vmx_path, hard=True)
+            drv.delete_vm(vm.vmx_path)
+            deleted.append(vm.name)
+            if not args.json:
+                env.out(f"deleted {vm.name}")
+        except LabctlError as e:
+            failed.append({"vm": vm.name, "error": e.message})
+            env.err(f"labctl: {vm.name}: {e.message}")
+    if not failed:
+        kh = topo.known_hosts
+        if kh.is_file():
+            kh.unlink()
+    if sim_dir is not None and not failed:
+        from labctl.sim import lab as simlab
+
+        simlab.down(sim_dir)
+        if (sim_dir / "hosts").is_dir() or (sim_dir / "vms").is_dir():
+            shutil.rmtree(sim_dir)
+            if not args.json:
+                env.out(f"removed the simulated lab's state {sim_dir}")
+    if args.json:
+        env.out(json.dumps({"lab": topo.lab, "deleted": deleted, "failed": failed}, indent=2))
+    return ExitStatus.FAILED if failed else ExitStatus.SUCCESS

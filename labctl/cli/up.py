@@ -1,0 +1,146 @@
+"""labctl up FILE — build or converge the whole lab."""
+
+from __future__ import annotations
+
+import json
+
+from labctl.errors import ExitStatus, UsageError
+
+DESCRIPTION = """\
+Build the lab described by FILE, or bring an existing one back in line with it. Stages, in order:
+  validate   check the topology (warnings are shown, errors stop here)
+  render     write each VM's .vmx and each linked clone's plan into the lab's vm_dir
+  networks   the lab's host-only vmnets in /etc/vmware/networking (--apply-network, root) and LAN segment names
+  vmnet      /dev/vmnet* read/write for your group, so nested ESX may use promiscuous mode
+  vms        create VMs; snapshot each clone source as "base" and make the linked clones
+  start      power on VMs that are off
+  ssh        wait until every ESX host answers SSH (strict host keys; --trust-new-hosts pins new ones)
+  macs       find vswif0/vmk0 MACs and /system/uuid copied into clones, and give each host its own
+  nfs        mount the NFS datastores on their hosts
+  vcenter    datacenter, cluster, hosts, HA with das.isolationaddress (one reconfigure with the differences)
+  vibs       build VIBs from their stage directories and install them (unsigned: --no-sig-check)
+Every stage reads the current state first and changes only what differs: a second run reports no changes.
+Ctrl-C stops between steps; run the same command again to resume. A host that fails is left out of the later
+stages while the others carry on; the summary says what failed and what to run next.
+
+--sim runs the same pipeline against a simulated lab on this machine: simulated Workstation, simulated ESX/ESXi
+hosts over real SSH on 127.0.0.1, and govmomi's vCenter simulator (vcsim) when Go is installed. Nothing leaves
+this machine; the topology's addresses are mapped to loopback."""
+
+EPILOG = """\
+examples:
+  labctl up topologies/esx35-ha-pair.yaml --sim        the whole 2010 story, simulated
+  labctl plan lab.yaml                                 what `up` would change (nothing is changed)
+  labctl up lab.yaml --only macs nfs                   just these stages
+  sudo labctl up lab.yaml --apply-network --only networks vmnet
+  labctl up lab.yaml --yes --json                      unattended, machine-readable
+
+exit status: 0 done (or nothing to do), 2 topology errors, 3 some step failed (see summary),
+4 a host was unreachable, 130 interrupted (re-run to resume)."""
+
+
+def add_pipeline_args(p, *, up: bool) -> None:
+    from labctl.plan.pipeline import STAGE_NAMES
+
+    p.add_argument("file", metavar="FILE", help="topology YAML")
+    p.add_argument("--sim", action="store_true", help="run against a simulated lab on this machine")
+    p.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory (default ~/.local/state/labctl/sim/LAB)")
+    p.add_argument("--only", nargs="+", metavar="STAGE", choices=STAGE_NAMES, default=(),
+                   help="run only these stages: " + ", ".join(STAGE_NAMES))
+    p.add_argument("--skip", nargs="+", metavar="STAGE", choices=STAGE_NAMES, default=(), help="leave these stages out")
+    p.add_argument("--trust-new-hosts", action="store_true",
+                   help="pin the SSH host key of hosts not yet in the lab's known_hosts (trust on first use, explicit)")
+    p.add_argument("--vcenter", metavar="URL", help="vCenter to use instead of the topology's (http[s]://user@host/sdk)")
+    p.add_argument("--insecure", action="store_true", help="do not check the vCenter's certificate (lab vCenters)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (stdout); progress goes to stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+    if up:
+        p.add_argument("--yes", "-y", action="store_true", help="do not ask before changing a real lab")
+        p.add_argument("--force", action="store_true", help="overwrite user-edited files and running VMs' .vmx")
+        p.add_argument("--apply-network", action="store_true",
+                       help="write the lab's vmnets into /etc/vmware/networking and restart VMware's networks (root)")
+        p.add_argument("--mac-strategy", choices=("follow-hardware", "recreate-vmk"),
+                       help="ESXi MAC repair: FollowHardwareMac + reboot (default) or recreate vmk0 in place")
+        p.add_argument("--vmnet-group", metavar="GROUP", help="group given read/write on /dev/vmnet* (default: yours)")
+
+
+def configure(p) -> None:
+    add_pipeline_args(p, up=True)
+
+
+def build_context(args, env, *, apply: bool):
+    from labctl.plan.context import Context, Options, default_sim_dir, rebase
+    from labctl.plan.progress import Progress
+    from labctl.topology import load_topology
+
+    topo = load_topology(env.path(args.file), display_name=args.file)
+    if args.sim_dir and not args.sim:
+        raise UsageError("--sim-dir goes with --sim")
+    sim_dir = default_sim_dir(topo.lab, env.environ, env.path(args.sim_dir) if args.sim_dir else None) if args.sim else None
+    if sim_dir is not None:
+        topo = rebase(topo, sim_dir / "vms")
+    opts = Options(
+        sim=args.sim, sim_dir=str(sim_dir) if sim_dir else None, force=getattr(args, "force", False),
+        trust_new_hosts=args.trust_new_hosts, apply_network=getattr(args, "apply_network", False),
+        vcenter_url=args.vcenter, insecure=args.insecure, mac_strategy=getattr(args, "mac_strategy", None),
+        only=tuple(args.only), skip=tuple(args.skip), vmnet_group=getattr(args, "vmnet_group", None),
+    )
+    stream = env.stderr if args.json else env.stdout
+    live = bool(getattr(stream, "isatty", lambda: False)()) and not args.json
+    progress = Progress(stream, live=live, quiet=args.quiet)
+    return Context(topology=topo, env=env, options=opts, progress=progress, apply=apply, display_name=args.file,
+                   sim_dir=sim_dir)
+
+
+def print_summary(report, env, args, *, apply: bool) -> None:
+    out = env.stdout if not args.json else env.stderr
+    n = len(report.changes)
+    verb = "made" if apply else "to make"
+    if report.interrupted:
+        print(f"\ninterrupted: {n} change(s) made so far. Run the same command again to resume.", file=out)
+    elif not report.failures:
+        if n == 0:
+            print(f"\n{report.lab}: no changes — the lab matches the topology.", file=out)
+        else:
+            print(f"\n{report.lab}: {n} change(s) {verb}, no failures.", file=out)
+    else:
+        print(f"\n{report.lab}: {n} change(s) {verb}, {len(report.failures)} failure(s):", file=out)
+        for f in report.failures:
+            print(f"  {f.stage}: {f.target}: {f.message}", file=out)
+            if f.hint:
+                print(f"    next: {f.hint}", file=out)
+    if args.json:
+        env.out(json.dumps(report.to_json(), indent=2))
+
+
+def status_for(report) -> ExitStatus:
+    if report.interrupted:
+        return ExitStatus.INTERRUPTED
+    if report.failures:
+        if any(f.stage == "ssh" for f in report.failures):
+            return ExitStatus.UNREACHABLE
+        return ExitStatus.FAILED
+    return ExitStatus.SUCCESS
+
+
+def run(args, env) -> ExitStatus:
+    from labctl.plan.pipeline import run_pipeline
+
+    ctx = build_context(args, env, apply=True)
+    if not args.sim and not args.yes:
+        if not env.stdin_isatty:
+            raise UsageError("`labctl up` changes a real lab; pass --yes to run without a terminal",
+                             hint=f"see what it would do first: labctl plan {args.file}")
+        env.out(f"This will build/converge lab {ctx.topology.lab} on this machine "
+                f"(VMs in {ctx.topology.workstation.vm_dir}).")
+        env.stdout.write("Continue? [y/N] ")
+        env.stdout.flush()
+        if env.stdin.readline().strip().lower() not in ("y", "yes"):
+            env.out("nothing done.")
+            return ExitStatus.SUCCESS
+    try:
+        report = run_pipeline(ctx)
+    finally:
+        ctx.close()
+    print_summary(report, env, args, apply=True)
+    return status_for(report)

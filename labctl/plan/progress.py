@@ -1,0 +1,67 @@
+"""Progress for long work: a live status line on a terminal, plain lines otherwise (logs, CI, pipes)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TextIO
+
+
+class Progress:
+    def __init__(self, stream: TextIO, *, live: bool, quiet: bool = False):
+        self.stream = stream
+        self.live = live
+        self.quiet = quiet
+        self._lock = threading.Lock()
+        self._stage = ""
+        self._hosts: dict[str, str] = {}
+        self._shown = 0
+        self._t0 = time.monotonic()
+
+    def stage(self, title: str) -> None:
+        with self._lock:
+            self._clear()
+            self._stage = title
+            self._hosts = {}
+            if not self.quiet:
+                self.stream.write(f"==> {title}\n")
+                self.stream.flush()
+
+    def host(self, name: str, state: str) -> None:
+        """Per-host state within the current stage (e.g. 'connecting', 'rebooting', 'done')."""
+        with self._lock:
+            self._hosts[name] = state
+            if self.quiet:
+                return
+            if self.live:
+                self._draw()
+            else:
+                self.stream.write(f"    {name}: {state}\n")
+                self.stream.flush()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self._clear()
+            if not self.quiet:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+
+    def _draw(self) -> None:
+        parts = "  ".join(f"{h}:{s}" for h, s in self._hosts.items())
+        text = f"    {parts}"
+        width = 120
+        if len(text) > width:
+            text = text[: width - 1] + "…"
+        self.stream.write("\r\x1b[2K" + text)
+        self.stream.flush()
+        self._shown = 1
+
+    def _clear(self) -> None:
+        if self.live and self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._shown = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._clear()
