@@ -82,7 +82,15 @@ def test_two_vnics_with_one_mac_cannot_be_fixed_over_ssh():
     dups = find_duplicates(scans)
     assert len(dups) == 1 and dups[0].change == ()
     changes, problems = plan_fix("lab", scans, dups)
-    assert changes == [] and "cannot be changed over SSH" in problems[0]
+    assert changes == [] and problems == ["MAC 00:50:56:00:00:01 is on the vNICs a/vmnic0, b/vmnic0: vNIC MACs come "
+                                          "from the topology/.vmx and cannot be changed over SSH; give one VM "
+                                          "another MAC"]
+    # a guest interface on that MAC is still repaired; the vNIC conflict is still reported
+    scans[1] = HostScan("b", ESXI8, "vmk0", (Iface("vmk0", "vmk", "00:50:56:00:00:01"),), scans[1].nics, None)
+    changes, problems = plan_fix("lab", scans, find_duplicates(scans))
+    assert changes == [] and "FollowHardwareMac cannot help; use --strategy recreate-vmk" in problems[1]
+    changes, problems = plan_fix("lab", scans, find_duplicates(scans), strategy="recreate-vmk")
+    assert [(c.host, c.interface, c.method) for c in changes] == [("b", "vmk0", "recreate")] and len(problems) == 1
 
 
 def test_clean_lab_has_no_duplicates_and_no_changes():

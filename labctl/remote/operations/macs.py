@@ -503,9 +503,10 @@ def plan_fix(lab: str, scans: Sequence[HostScan], duplicates: Sequence[Duplicate
         if d.kind == "uuid":
             uuid_dup |= {h.owner for h in d.change}
             continue
-        if not d.change:
-            problems.append(f"MAC {d.value} is held by {', '.join(map(str, d.holders))}: vNIC MACs come from the "
-                            "topology/.vmx and cannot be changed over SSH; give one VM another MAC")
+        if len({h.owner for h in d.holders if h.hardware}) > 1:
+            vnics = ", ".join(str(h) for h in d.holders if h.hardware)
+            problems.append(f"MAC {d.value} is on the vNICs {vnics}: vNIC MACs come from the topology/.vmx and "
+                            "cannot be changed over SSH; give one VM another MAC")
         for h in d.change:
             if h.interface not in to_change.setdefault(h.owner, []):
                 to_change[h.owner].append(h.interface)
