@@ -166,3 +166,12 @@ def test_random_command_lines_never_crash_the_interpreter(host):
     for _ in range(600):
         code, out, err = host.run(" ".join(rnd.choice(toks) for _ in range(rnd.randint(1, 8))))
         assert isinstance(code, int) and 0 <= code < 256
+
+
+def test_sed_separators_inside_s_fields_and_multiple_commands(host):
+    host.fs.write("/tmp/t", "exit 0\nabc\nIPADDR=1\n")
+    assert host.run("sed 's#^exit 0#echo x; exit 0#' /tmp/t")[1] == "echo x; exit 0\nabc\nIPADDR=1\n"
+    assert host.run("sed 's/a/b/g;s/c/d/' /tmp/t")[1] == "exit 0\nbbd\nIPADDR=1\n"
+    assert host.run("sed -e '1d' -e '$d' /tmp/t")[1] == "abc\n"
+    assert host.run("echo a/b | sed 's/\\//|/'")[1] == "a|b\n"
+    assert host.run("sed 's/a/b/ junk' /tmp/t")[0] == 1

@@ -295,50 +295,73 @@ def grep(inv: Invocation) -> Result:
 
 
 def _sed_script(script: str) -> list[tuple]:
-    """Parse the sed forms we model: `s<d>re<d>rep<d>[gI]`, `/re/d`, `/re/s...`, `Nd`, `$d`."""
+    """Parse the sed forms we model: `[addr]s<d>re<d>rep<d>[gI]`, `[addr]d`; addr is /re/, N or $.
+
+    Commands are separated by `;` or newlines outside the s command's delimited fields."""
     cmds: list[tuple] = []
-    for part in [p.strip() for p in re.split(r";|\n", script) if p.strip()]:
+    i, n = 0, len(script)
+
+    def unsupported(at: int) -> UsageFailure:
+        return UsageFailure(1, f"sed: unsupported command {script[at:].strip()} (not modelled by the simulator)")
+
+    while i < n:
+        while i < n and script[i] in " \t;\n":
+            i += 1
+        if i >= n:
+            break
+        start = i
         addr: tuple | None = None
-        rest = part
-        m = re.match(r"^/((?:\\.|[^/])*)/(.*)$", rest)
-        if m:
-            addr = ("re", re.compile(bre_to_python(m.group(1))))
-            rest = m.group(2).strip()
+        if script[i] == "/":
+            j = i + 1
+            while j < n and script[j] != "/":
+                j += 2 if script[j] == "\\" else 1
+            if j >= n:
+                raise UsageFailure(1, "sed: unterminated address regex")
+            addr = ("re", re.compile(bre_to_python(script[i + 1:j])))
+            i = j + 1
         else:
-            m = re.match(r"^(\d+|\$)(.*)$", rest)
+            m = re.match(r"\d+|\$", script[i:])
             if m:
-                addr = ("line", m.group(1))
-                rest = m.group(2).strip()
-        if rest == "d":
+                addr = ("line", m.group(0))
+                i += m.end()
+        while i < n and script[i] == " ":
+            i += 1
+        if i >= n:
+            raise unsupported(start)
+        c = script[i]
+        if c == "d":
             cmds.append(("d", addr))
-            continue
-        if rest.startswith("s") and len(rest) > 1:
-            d = rest[1]
-            fields, cur, i = [], [], 2
-            while i < len(rest):
-                c = rest[i]
-                if c == "\\" and i + 1 < len(rest):
-                    cur.append(rest[i:i + 2] if rest[i + 1] != d else d)
-                    i += 2
+            i += 1
+        elif c == "s" and i + 1 < n:
+            d = script[i + 1]
+            fields, cur, j = [], [], i + 2
+            while j < n and len(fields) < 2:
+                ch = script[j]
+                if ch == "\\" and j + 1 < n:
+                    cur.append(script[j:j + 2] if script[j + 1] != d else d)
+                    j += 2
                     continue
-                if c == d:
+                if ch == d:
                     fields.append("".join(cur))
                     cur = []
-                    i += 1
-                    continue
-                cur.append(c)
-                i += 1
+                else:
+                    cur.append(ch)
+                j += 1
             if len(fields) != 2:
                 raise UsageFailure(1, "sed: unterminated `s' command")
-            flags = "".join(cur)
-            if set(flags) - set("gI"):
-                raise UsageFailure(1, f"sed: unsupported command {part} (not modelled by the simulator)")
+            m = re.match(r"[gI]*", script[j:])
+            flags = m.group(0) if m else ""
+            i = j + len(flags)
             rx = re.compile(bre_to_python(fields[0]), re.I if "I" in flags else 0)
             rep = re.sub(r"\\(\d)", r"\\g<\1>", fields[1].replace("\\&", "\x00")).replace("&", r"\g<0>")
             rep = rep.replace("\x00", "&")
             cmds.append(("s", addr, rx, rep, "g" in flags))
-            continue
-        raise UsageFailure(1, f"sed: unsupported command {part} (not modelled by the simulator)")
+        else:
+            raise unsupported(start)
+        while i < n and script[i] == " ":
+            i += 1
+        if i < n and script[i] not in ";\n":
+            raise unsupported(start)
     return cmds
 
 
