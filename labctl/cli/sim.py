@@ -25,6 +25,7 @@ examples:
   labctl sim fault topologies/esx35-ha-pair.yaml esx2 --drop 'ifdown' --times 1
   labctl sim fault topologies/esx35-ha-pair.yaml esx2 --clear
   labctl sim up lab.yaml --latency 1 --reset             1 s per SSH command, reinstalled hosts
+  labctl sim exec topologies/esx35-ha-pair.yaml esx2 'esxcfg-vswif -l'
   labctl sim down topologies/esx35-ha-pair.yaml          stops exactly the processes `up` started
 
 state lives in --sim-dir, else $LABCTL_SIM_DIR, else $XDG_STATE_HOME/labctl/sim/<lab>. `down` is a power-off: a
@@ -63,6 +64,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
     d = sub.add_parser("down", help="stop the simulated lab (only the processes `up` started)")
     common(d)
+
+    x = sub.add_parser("exec", help="run a command on a simulated host (exit status: the command's)",
+                       description="Run one command line on a simulated host over SSH with the sim's key and "
+                       "pinned host key; stdout/stderr pass through, the exit status is the command's (255 when the "
+                       "connection dropped before it finished).")
+    common(x)
+    x.add_argument("host", metavar="HOST")
+    x.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER, help="the command line (quote it)")
 
     f = sub.add_parser("fault", help="inject faults or latency into a running simulated host",
                        description="Change a running host's faults/latency (its control.json); takes effect at once.")
@@ -131,7 +140,20 @@ def _faults(items: list[str], hosts: set[str]) -> dict[str, list[Any]]:
 def run(args: argparse.Namespace, env: "Env") -> ExitStatus:
     topo = _topology(args, env)
     sim = _dir(topo, args, env)
-    return {"up": _up, "status": _status, "down": _down, "fault": _fault}[args.sim_command](topo, sim, args, env)
+    actions = {"up": _up, "status": _status, "down": _down, "fault": _fault, "exec": _exec}
+    return actions[args.sim_command](topo, sim, args, env)
+
+
+def _exec(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> int:
+    from labctl.sim import lab
+
+    words = [w for w in args.command if w != "--"] if args.command[:1] == ["--"] else list(args.command)
+    if not words:
+        raise UsageError("no command given", hint=f"labctl sim exec {args.file} {args.host} 'esxcfg-vmknic -l'")
+    code, out, err = lab.exec_on(sim, args.host, " ".join(words))
+    env.stdout.write(out.decode("utf-8", "replace"))
+    env.stderr.write(err.decode("utf-8", "replace"))
+    return code if code >= 0 else 255
 
 
 def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:

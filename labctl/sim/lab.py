@@ -531,3 +531,38 @@ def status(sim: Path) -> dict[str, Any]:
     vc_running = bool(vc) and any(r["pid"] == vc.get("pid") for r in procs if r["pid"] in alive)
     return {"sim_dir": str(sim), "lab": emap.lab if emap else None, "running": bool(alive),
             "hosts": hosts, "vcenter": ({**vc, "running": vc_running} if vc else None)}
+
+
+def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
+            timeout: float = 60.0) -> tuple[int, bytes, bytes]:
+    """Run one command on a running simulated host over SSH (its pinned host key, the sim's client key)."""
+    import paramiko
+
+    emap = load_endpoints(sim)
+    e = emap.hosts.get(name) or (emap.jump if emap.jump and emap.jump.name == name else None)
+    if e is None:
+        raise UsageError(f"{name} is not a host of the simulated lab {emap.lab}",
+                         hint="hosts: " + ", ".join(x.name for x in emap.all()))
+    c = paramiko.SSHClient()
+    c.load_host_keys(str(emap.known_hosts))
+    c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        c.connect(e.host, e.port, "root", key_filename=str(emap.identity_file), look_for_keys=False,
+                  allow_agent=False, timeout=10, banner_timeout=10, auth_timeout=10)
+    except (OSError, paramiko.SSHException) as err:
+        from labctl.errors import UnreachableError
+
+        raise UnreachableError(f"{name} (127.0.0.1:{e.port}) does not answer: {err}",
+                               hint="labctl sim status FILE; a rebooting or `down` host answers again later") from None
+    try:
+        chan = c.get_transport().open_session(timeout=10)
+        chan.settimeout(timeout)
+        chan.exec_command(command)
+        if stdin is not None:
+            chan.sendall(stdin)
+        chan.shutdown_write()
+        out = chan.makefile("rb").read()
+        err = chan.makefile_stderr("rb").read()
+        return chan.recv_exit_status(), out, err
+    finally:
+        c.close()

@@ -115,6 +115,11 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
     r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=env)
     assert r.status != 0 and "already running" in r.err
 
+    r = run_cli("sim", "exec", str(topo), "--sim-dir", str(d), "esx2", "esxcfg-vswif -l; exit 3", environ=env)
+    assert r.status == 3 and "192.168.69.12" in r.out
+    r = run_cli("sim", "exec", str(topo), "--sim-dir", str(d), "esx9", "true", environ=env)
+    assert r.status == 2 and "not a host" in r.err
+
     pids = {r["pid"] for r in lab.read_processes(d)}
     r = run_cli("sim", "down", str(topo), "--sim-dir", str(d), environ=env)
     assert r.status == 0 and "stopped" in r.out
