@@ -10,9 +10,9 @@ and the SSH connections each host saw during (1), from the simulator's counters 
 Usage: python bench/macs_scan.py [--hosts 64] [--latency 1.0] [--skip-sequential] [--skip-ansible]
 
 Last figures (2 shared cores, Python 3.11, paramiko 5.1, ansible-core 2.19, 8 hosts per simulator process):
-  labctl macs scan (parallel):   2.00 s  (SSH connections per host: 1; 5 commands per host on parallel channels)
-  labctl macs scan --workers 1:  69.6 s
-  ansible -m raw -f 64:          3.62 s  (the 5 commands joined in one raw command; OpenSSH client)
+  labctl macs scan (parallel):   2.00-2.09 s  (SSH connections per host: 1; 5 commands per host on parallel channels)
+  labctl macs scan --workers 1:  69.6-70.1 s
+  ansible -m raw -f 64:          3.62-5.04 s  (the 5 commands joined in one raw command; OpenSSH client; 1 conn/host)
 Processes are started by `labctl sim up` and stopped by `labctl sim down` (by PID), also on failure.
 """
 
