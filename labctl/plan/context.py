@@ -46,6 +46,7 @@ class Context:
     display_name: str = ""
     sim_dir: Path | None = None
     failed_hosts: dict[str, str] = field(default_factory=dict)  # host -> stage it failed in
+    pending: set[str] = field(default_factory=set)  # plan only: VMs this run would create or start first
     _closers: list = field(default_factory=list)
     _cache: dict = field(default_factory=dict)
 
@@ -71,8 +72,8 @@ class Context:
         return default_preferences_path(self.env.environ)
 
     def live_hosts(self, names) -> list[str]:
-        """Hosts that have not failed in an earlier stage."""
-        return [n for n in names if n not in self.failed_hosts]
+        """Hosts that have not failed in an earlier stage (and, when planning, that already run)."""
+        return [n for n in names if n not in self.failed_hosts and n not in self.pending]
 
     def once(self, key: str, make):
         """A lazily made, cached resource (driver, SSH connections, vSphere client) closed at the end."""

@@ -87,7 +87,11 @@ def vmnet(ctx: Context, rep: StageReport) -> None:
     from labctl.workstation import vmnet as vm
 
     dev = ctx.dev_dir
-    if ctx.sim_dir and ctx.apply and not dev.exists():
+    if ctx.sim_dir and not dev.exists():
+        if not ctx.apply:
+            rep.change("vmnets", f"simulated VMware network service creates {dev}/vmnet* (root, 0600); "
+                                 "then group read/write")
+            return
         _make_sim_devices(ctx)
     who = _sim_identity() if ctx.sim_dir else vm.current_identity(ctx.env.environ)
     report = vm.check(dev, who)

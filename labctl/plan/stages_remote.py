@@ -29,16 +29,20 @@ def lab(ctx: Context) -> _Lab:
     return ctx.once("ssh", lambda: _Lab(ctx))
 
 
-def _hosts_needing(ctx: Context, names) -> list[str]:
-    return ctx.live_hosts([n for n in names])
+def _hosts_needing(ctx: Context, names, rep: StageReport | None = None) -> list[str]:
+    names = list(names)
+    waiting = [n for n in names if n in ctx.pending]
+    if waiting and rep is not None:
+        rep.notes.append(f"not running yet, read once `up` has started them: {', '.join(waiting)}")
+    return ctx.live_hosts(names)
 
 
 def ssh(ctx: Context, rep: StageReport) -> None:
     import time
 
-    names = _hosts_needing(ctx, [h.name for h in ctx.topology.esx_hosts])
+    names = _hosts_needing(ctx, [h.name for h in ctx.topology.esx_hosts], rep)
     if not names:
-        rep.skipped = "no hosts left to reach"
+        rep.skipped = "no hosts to reach yet" if ctx.pending else "no hosts left to reach"
         return
     lb = lab(ctx)
     wait = 30.0 if ctx.sim_dir else 180.0
@@ -68,10 +72,13 @@ def ssh(ctx: Context, rep: StageReport) -> None:
 def macs(ctx: Context, rep: StageReport) -> None:
     from labctl.remote.operations.macs import fix_lab, scan_lab
 
-    names = _hosts_needing(ctx, [h.name for h in ctx.topology.esx_hosts])
+    names = _hosts_needing(ctx, [h.name for h in ctx.topology.esx_hosts], rep)
     if not names:
-        rep.skipped = "no reachable hosts"
+        rep.skipped = "no hosts to read yet" if ctx.pending else "no reachable hosts"
         return
+    if not ctx.apply and any(h.is_clone and h.name in ctx.pending for h in ctx.topology.esx_hosts):
+        rep.notes.append("linked clones made by this run will carry their source's vswif/vmk MACs and "
+                         "/system/uuid; `up` repairs them after the clones boot")
     lb = lab(ctx)
     vnic = ctx.topology.all_macs()
     for n in names:
@@ -110,12 +117,13 @@ def macs(ctx: Context, rep: StageReport) -> None:
 def nfs(ctx: Context, rep: StageReport) -> None:
     from labctl.vsphere.nfs_ssh import converge_host, ssh_hosts
 
-    hosts = [h for h in ssh_hosts(ctx.topology) if h.name not in ctx.failed_hosts]
     if not ctx.topology.datastores:
         rep.skipped = "the topology lists no datastores"
         return
+    live = set(_hosts_needing(ctx, [h.name for h in ssh_hosts(ctx.topology)], rep))
+    hosts = [h for h in ssh_hosts(ctx.topology) if h.name in live]
     if not hosts:
-        rep.skipped = "no reachable hosts"
+        rep.skipped = "no hosts to read yet" if ctx.pending else "no reachable hosts"
         return
     lb = lab(ctx)
     by_name = {h.name: h for h in hosts}
@@ -147,6 +155,10 @@ def vcenter(ctx: Context, rep: StageReport) -> None:
         return
     sim_entry = sim_password = None
     known = []
+    vc_vm = next((v.name for v in topo.vms if topo.vcenter and v.ip == topo.vcenter.host), None)
+    if not ctx.apply and ("vcenter-simulator" in ctx.pending or (vc_vm and vc_vm in ctx.pending)):
+        rep.skipped = "the vCenter is not running yet; read once `up` has started it"
+        return
     if ctx.sim_dir and not ctx.options.vcenter_url:
         from labctl.sim.endpoints import load_endpoints
 
@@ -193,8 +205,11 @@ def vibs(ctx: Context, rep: StageReport) -> None:
     if not topo.vibs:
         rep.skipped = "the topology lists no VIBs"
         return
+    live = set(_hosts_needing(ctx, sorted({h for v in topo.vibs for h in v.hosts}), rep))
+    if not live:
+        rep.skipped = "no hosts to read yet" if ctx.pending else "no reachable hosts"
+        return
     lb = lab(ctx)
-    live = set(ctx.live_hosts([h.name for h in topo.esx_hosts]))
     targets = [t for t in lb.targets if t.name in live]
     reports = deploy_topology_vibs(topo, lb.conns, targets, reboot=ctx.options.reboot_for_vibs,
                                    only_hosts=sorted(live), dry_run=not ctx.apply)

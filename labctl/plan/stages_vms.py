@@ -30,7 +30,10 @@ def vms(ctx: Context, rep: StageReport) -> None:
     drv = driver(ctx)
     # VMs labctl renders itself: their .vmx came from the render stage; a real VM also needs its disk
     for vm in (*[h for h in topo.esx_hosts if not h.is_clone], *topo.vms):
-        if not vm.vmx_path.is_file():
+        if not vm.vmx_path.is_file() and not ctx.apply:
+            ctx.pending.add(vm.name)  # the render stage writes it first
+            rep.change(vm.name, f"create VM {vm.vmx_path}")
+        elif not vm.vmx_path.is_file():
             rep.fail(vm.name, f"{vm.vmx_path} is missing", hint=f"run the render stage: labctl up {ctx.display_name} "
                                                                  "--only render")
             ctx.failed_hosts[vm.name] = "vms"
@@ -62,14 +65,16 @@ def vms(ctx: Context, rep: StageReport) -> None:
         settings = clone_settings(topo, h)
         try:
             if not h.vmx_path.exists():
-                if not src.vmx_path.is_file():
+                if not src.vmx_path.is_file() and not (src.name in ctx.pending and not ctx.apply):
                     raise LabctlError(f"its source {src.vmx_path} does not exist yet")
-                snaps = drv.list_snapshots(src.vmx_path)
+                snaps = drv.list_snapshots(src.vmx_path) if src.vmx_path.is_file() else []
                 cmds = []
                 if h.snapshot not in snaps:
                     cmds.append(f"vmrun -T ws snapshot {src.vmx_path} {h.snapshot}")
                 cmds.append(f"vmrun -T ws clone {src.vmx_path} {h.vmx_path} linked -snapshot={h.snapshot} "
                             f"-cloneName={h.name}")
+                if not ctx.apply:
+                    ctx.pending.add(h.name)
                 rep.change(h.name, f"linked clone of {src.name}@{h.snapshot}"
                            + (f" (snapshot {h.snapshot!r} taken first)" if h.snapshot not in snaps else ""), *cmds)
                 if ctx.apply:
@@ -104,12 +109,19 @@ def start(ctx: Context, rep: StageReport) -> None:
         _ensure_sim_vcenter(ctx, rep)
     running = _running(drv)
     for vm in (*topo.esx_hosts, *topo.vms):
-        if vm.name in ctx.failed_hosts or not vm.vmx_path.exists():
+        if vm.name in ctx.failed_hosts:
+            continue
+        if not vm.vmx_path.exists():
+            if vm.name in ctx.pending or not ctx.apply:  # planning: the vms stage would create it first
+                ctx.pending.add(vm.name)
+                rep.change(vm.name, "power on", f"vmrun -T ws start {vm.vmx_path} nogui")
             continue
         if vm.vmx_path.resolve() in running:
             continue
         rep.change(vm.name, "power on", f"vmrun -T ws start {vm.vmx_path} nogui")
-        if ctx.apply:
+        if not ctx.apply:
+            ctx.pending.add(vm.name)
+        else:
             ctx.progress.host(vm.name, "powering on")
             try:
                 drv.start(vm.vmx_path)
@@ -129,6 +141,7 @@ def _ensure_sim_vcenter(ctx: Context, rep: StageReport) -> None:
             return
     rep.change("vcenter", "start the vCenter simulator (vcsim)")
     if not ctx.apply:
+        ctx.pending.add("vcenter-simulator")
         return
     from labctl.sim.endpoints import EndpointMap, load_endpoints, write_endpoints
     from labctl.sim.lab import spec_from_topology

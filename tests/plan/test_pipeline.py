@@ -1,0 +1,181 @@
+"""The whole pipeline (`labctl plan` / `labctl up`) against simulated labs: simulated Workstation, simulated
+ESX/ESXi hosts over real SSH on 127.0.0.1, and vcsim. Every process is stopped by PID in the fixture's finalizer."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGIES = ROOT / "topologies"
+GOLDEN = Path(__file__).parent / "golden"
+EXAMPLES = ["esx35-ha-pair", "esxi8-ha-trio", "esxi67-70-mixed"]
+REQUIRE_VCSIM = os.environ.get("LABCTL_REQUIRE_VCSIM") == "1"
+
+
+@pytest.fixture
+def sim(tmp_path):
+    """A private sim dir; the finalizer stops whatever the run started (hosts, vcsim) by recorded PID."""
+    d = tmp_path / "sim"
+    environ = {**os.environ, "LABCTL_SIM_DIR": str(d), "HOME": str(tmp_path / "home")}
+    environ.pop("LAB_ESX_PASSWORD", None)
+    yield d, environ
+    from labctl.sim import lab
+
+    if d.exists():
+        lab.down(d)
+
+
+def _json(r):
+    assert r.out.strip(), r.err
+    return json.loads(r.out)
+
+
+def _vcsim_available() -> bool:
+    from labctl.errors import LabctlError
+    from labctl.sim import vcsim
+
+    try:
+        vcsim.build(os.environ)
+        return True
+    except LabctlError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_up_sim_example_converges_and_second_run_changes_nothing(name, sim, run_cli):
+    d, environ = sim
+    topo = str(TOPOLOGIES / f"{name}.yaml")
+    r = run_cli("up", topo, "--sim", "--json", environ=environ)
+    rep = _json(r)
+    assert r.status == 0, rep["failures"]
+    stages = {s["name"]: s for s in rep["stages"]}
+    by_stage = {k: [c["summary"] for c in s["changes"]] for k, s in stages.items()}
+    assert by_stage["start"] and by_stage["render"]
+    if name != "esxi67-70-mixed":  # labs with linked clones: duplicates found after cloning, then repaired
+        assert any("linked clone of" in c for c in by_stage["vms"])
+        assert any(n.startswith("duplicate:") for n in stages["macs"]["notes"])
+        assert by_stage["macs"], "the clones' duplicated vswif/vmk MACs must be repaired"
+    else:
+        assert by_stage["macs"] == []
+    assert sum("mount" in c for c in by_stage["nfs"]) == 2 if name != "esxi8-ha-trio" else 3
+    vc_ok = _vcsim_available()
+    if REQUIRE_VCSIM:
+        assert vc_ok, "CI must have the vCenter simulator (golang-go + golang-github-vmware-govmomi-dev)"
+    if vc_ok:
+        assert any("das.isolationaddress0" in c for c in by_stage["vcenter"])
+        assert any("enable HA" in c for c in by_stage["vcenter"])
+    if name == "esxi8-ha-trio":
+        assert sum(c.startswith("installed labctl_bootbank_lab-tools") for c in by_stage["vibs"]) == 3
+    # a second run reports no changes; plan agrees
+    again = _json(run_cli("up", topo, "--sim", "--json", environ=environ))
+    assert again["changes"] == [] and again["failures"] == []
+    plan = _json(run_cli("plan", topo, "--sim", "--json", environ=environ))
+    assert plan["changes"] == [] and plan["failures"] == []
+    # and the scan agrees that the lab is clean
+    scan = run_cli("macs", "scan", topo, "--sim", "--json", environ=environ)
+    assert scan.status == 0, scan.out + scan.err
+    assert json.loads(scan.out)["duplicates"] == []
+
+
+def _normalize(report: dict, sim_dir: Path) -> dict:
+    text = json.dumps({"changes": report["changes"], "failures": report["failures"],
+                       "skipped": {s["name"]: s["skipped"] for s in report["stages"] if s["skipped"]}}, indent=2)
+    text = text.replace(str(sim_dir), "<sim>")
+    return json.loads(re.sub(r'"seconds": [0-9.]+', '"seconds": 0', text))
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_plan_of_a_fresh_sim_lab_is_golden_and_changes_nothing(name, sim, run_cli):
+    d, environ = sim
+    r = run_cli("plan", str(TOPOLOGIES / f"{name}.yaml"), "--sim", "--json", environ=environ)
+    assert r.status == 0, r.err
+    got = _normalize(_json(r), d)
+    golden = GOLDEN / f"plan-{name}.json"
+    if os.environ.get("LABCTL_UPDATE_GOLDEN") == "1":
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(json.dumps(got, indent=2) + "\n")
+    assert got == json.loads(golden.read_text())
+    # nothing was started or written: no processes, no endpoint map, no rendered files
+    assert not (d / "endpoints.json").exists() and not (d / "processes.json").exists()
+    assert not list(d.rglob("*.vmx")) if d.exists() else True
+
+
+@pytest.mark.slow
+def test_a_failing_host_does_not_stop_the_others_and_a_rerun_converges(sim, run_cli):
+    d, environ = sim
+    topo = str(TOPOLOGIES / "esxi8-ha-trio.yaml")
+    r = run_cli("up", topo, "--sim", "--skip", "nfs", "vcenter", "vibs", "-q", environ=environ)
+    assert r.status == 0, r.out + r.err
+    # esxi-b drops the connection when it is asked to mount NFS, before mounting (once)
+    f = run_cli("sim", "fault", topo, "esxi-b", "--drop", "storage nfs add", "--times", "1", "--phase", "before",
+                "--sim-dir", str(d), environ=environ)
+    assert f.status == 0, f.err
+    r = run_cli("up", topo, "--sim", "--only", "nfs", "--json", environ=environ)
+    rep = _json(r)
+    assert r.status == 3
+    assert [f["target"] for f in rep["failures"]] == ["esxi-b"]
+    mounted = sorted(c["target"] for c in rep["changes"] if c["stage"] == "nfs")
+    assert mounted == ["esxi-a", "esxi-c"]
+    assert "esxi-b" in r.err and "nfs" in r.err  # the summary names the stage and host
+    r = run_cli("up", topo, "--sim", "--only", "nfs", "--json", environ=environ)
+    rep = _json(r)
+    assert r.status == 0 and [c["target"] for c in rep["changes"]] == ["esxi-b"]
+    assert _json(run_cli("up", topo, "--sim", "--only", "nfs", "--json", environ=environ))["changes"] == []
+
+
+def test_ctrl_c_stops_between_stages_and_a_rerun_resumes(sim, run_cli, monkeypatch):
+    d, environ = sim
+    topo = str(TOPOLOGIES / "esxi67-70-mixed.yaml")
+    import labctl.plan.stages_vms as sv
+
+    def interrupted(ctx, rep):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sv, "start", interrupted)
+    r = run_cli("up", topo, "--sim", "--skip", "vcenter", environ=environ)
+    assert r.status == 130 and "Run the same command again to resume" in r.out
+    assert not (d / "endpoints.json").exists()  # nothing was started after the interrupt
+    monkeypatch.undo()
+    r = run_cli("up", topo, "--sim", "--skip", "vcenter", "--json", environ=environ)
+    rep = _json(r)
+    assert r.status == 0, rep["failures"]
+    assert [s["name"] for s in rep["stages"] if s["changes"]][0] == "start"  # render etc. were already done
+
+
+def test_up_on_a_real_lab_needs_yes_without_a_terminal(run_cli, tmp_path):
+    r = run_cli("up", str(TOPOLOGIES / "esxi8-ha-trio.yaml"), environ={"HOME": str(tmp_path)})
+    assert r.status == 2 and "--yes" in r.err and "Traceback" not in r.err
+
+
+def test_plan_on_a_real_host_with_fake_vmrun_reads_state_and_dials_nothing(run_cli, tmp_path):
+    """No VM exists yet: plan lists render/vms/start and leaves SSH and vCenter for later (pytest-socket would
+    fail the test on any non-loopback connection)."""
+    from tests.workstation.conftest import HERE, install_script
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    install_script(bin_dir, "vmrun", HERE / "fake_vmrun.py")
+    environ = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path / "home"),
+               "FAKE_VMRUN_LOG": str(tmp_path / "calls.jsonl"), "FAKE_VMRUN_STATE": str(tmp_path / "state.json"),
+               "FAKE_VMRUN_SCRIPT": str(tmp_path / "script.json")}
+    text = (TOPOLOGIES / "esxi8-ha-trio.yaml").read_text().replace("~/vmware/esxi8-trio", str(tmp_path / "vms"))
+    text = text.replace("source: ../examples", f"source: {ROOT}/examples")
+    topo = tmp_path / "lab.yaml"
+    topo.write_text(text)
+    r = run_cli("plan", str(topo), "--json", environ=environ)
+    rep = _json(r)
+    assert r.status == 0, rep["failures"]
+    stages = {s["name"]: s for s in rep["stages"]}
+    assert len(stages["render"]["changes"]) == 4 and len(stages["start"]["changes"]) == 4
+    assert any("vmware-vdiskmanager" in " ".join(c["commands"]) for c in stages["vms"]["changes"])
+    for name in ("ssh", "macs", "nfs", "vcenter", "vibs"):
+        assert stages[name]["skipped"], name
+    assert not (tmp_path / "vms").exists()  # plan wrote nothing
+    calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert all(c[c.index("-T") + 2] in ("list", "listSnapshots") for c in calls if "-T" in c)
