@@ -37,7 +37,8 @@ def render(ctx: Context, rep: StageReport) -> None:
                 rep.fail(f.relpath.split("/")[0], e.message, e.hint)
                 continue
             if status is not WriteStatus.UNCHANGED:
-                rep.change(f.relpath.split("/")[0], f"{status} {dest}")
+                verb = str(status) if ctx.apply else {"created": "write", "updated": "rewrite"}.get(str(status), str(status))
+                rep.change(f.relpath.split("/")[0], f"{verb} {dest}")
     finally:
         if ctx.apply:
             manifest.save()
