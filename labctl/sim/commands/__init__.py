@@ -70,8 +70,10 @@ class Stdin(Protocol):
 
 
 class HostServices(Protocol):
-    def network_changed(self) -> None: ...
+    def network_changed(self, bounced: frozenset[str] = ...) -> None: ...
     def reboot(self) -> None: ...
+    def auto_backup(self) -> None: ...
+    def log(self, msg: str) -> None: ...
 
 
 class JobControl(Protocol):
@@ -84,10 +86,10 @@ class Invocation:
     args: list[str]
     path: tuple[str, ...]
     state: "HostState"
-    stdin: Any
+    stdin: Stdin
     fs: "SimFS"
-    host: Any = None
-    job: Any = None
+    host: HostServices | Any = None  # labctl.sim.host.SimHost when run by a host
+    job: JobControl | Any = None  # labctl.sim.shell.Job
     formatter: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = "/"
