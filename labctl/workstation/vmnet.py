@@ -51,6 +51,7 @@ class Identity:
     name: str
     uid: int
     gids: frozenset[int]
+    from_database: bool = False  # groups from /etc/group (another user), not from a running session
 
     @property
     def is_root(self) -> bool:
@@ -64,7 +65,9 @@ def identity_for(user: str) -> Identity:
         raise UsageError(
             f"no such user: {user}", hint="pass --user NAME of the user who runs Workstation"
         ) from None
-    return Identity(pw.pw_name, pw.pw_uid, frozenset(os.getgrouplist(pw.pw_name, pw.pw_gid)))
+    return Identity(
+        pw.pw_name, pw.pw_uid, frozenset(os.getgrouplist(pw.pw_name, pw.pw_gid)), from_database=True
+    )
 
 
 def current_identity(environ: Mapping[str, str] | None = None) -> Identity:
@@ -228,6 +231,11 @@ def check(dev_dir: Path = DEFAULT_DEV, who: Identity | None = None) -> CheckRepo
     notes = []
     if who.is_root:
         notes.append("checked for root, who may open every node; pass --user NAME to check for the VMs' user")
+    elif who.from_database:
+        notes.append(
+            f"{who.name}'s groups come from the group database: a session {who.name} started before "
+            "being added to a group still lacks it until they log in again"
+        )
     return CheckReport(Path(dev_dir), who, nodes, notes)
 
 

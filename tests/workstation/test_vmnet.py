@@ -125,6 +125,7 @@ def test_cli_check_text_and_json(run_cli, tmp_path):
     assert "nobody cannot open it read/write" in r.out
     assert "attempted to enable promiscuous mode on adapter 'Ethernet0'" in r.out
     assert "sudo labctl vmnet fix --group vmware --persist" in r.out
+    assert "nobody's groups come from the group database" in r.out
     r = run_cli("vmnet", "check", "--dev-dir", str(dev), "--user", "nobody", "--json")
     doc = json.loads(r.out)
     assert r.status == 1 and doc["ok"] is False and doc["nodes"][0]["mode"] == "0600"
