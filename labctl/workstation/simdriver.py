@@ -558,6 +558,32 @@ class LabHosts(DiskOnlyHosts):
         self._procs[name] = (
             p  # reaped after stop_process (a host may also outlive this labctl run, like a VM)
         )
+        self._wait_banner(name, int(d["port"]), rec, deadline)
+
+    def _wait_banner(self, name: str, port: int, rec: dict, deadline: float) -> None:
+        """Like a booted host's sshd: answer with an SSH banner before the VM counts as on (when reachable)."""
+        import time
+
+        from labctl.sim import lab
+        from labctl.sim import state as S
+        from labctl.sim.faults import read_control
+        from labctl.sim.host import SimHost
+
+        st = S.load_state(self.host_dir(name))
+        if not SimHost(st, None, control=read_control(self.host_dir(name))).reachable():
+            return  # management interface down or a `down` fault: a real host would not answer either
+        while not _banner_ok(port):
+            if time.monotonic() > deadline:
+                lab.stop_process(rec)
+                self._reap(name)
+                log = self.sim_dir / "logs" / f"hostd-{name}.log"
+                tail = log.read_text(errors="replace")[-600:].strip() if log.exists() else ""
+                raise LabctlError(
+                    f"simulated host {name} listens on 127.0.0.1:{port} but sends no SSH banner"
+                    + (f": {tail}" if tail else ""),
+                    hint=f"see {log}",
+                )
+            time.sleep(0.05)
 
     def _reap(self, name: str) -> None:
         import subprocess
@@ -643,6 +669,18 @@ class LabHosts(DiskOnlyHosts):
         self._write_records([r for r in lab.read_processes(self.sim_dir) if lab.is_ours(r)])
         self._publish()
         return stopped
+
+
+def _banner_ok(port: int, timeout: float = 2.0) -> bool:
+    """Does 127.0.0.1:port greet with an SSH banner? (loopback only)"""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(64).startswith(b"SSH-2.0")
+    except OSError:
+        return False
 
 
 def _start_ticks(pid: int) -> int | None:
