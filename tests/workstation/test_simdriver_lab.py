@@ -131,3 +131,27 @@ def test_refuses_a_host_already_served_by_sim_up(simlab):
         p.kill()
         p.wait()
         (sim / "processes.json").unlink()
+
+
+def test_esxi8_clone_keeps_vmk0_mac_over_ssh(tmp_path):
+    topo = load_topology(ROOT / "topologies" / "esxi8-ha-trio.yaml")
+    sim = tmp_path / "sim"
+    hosts = LabHosts(sim, lab.spec_from_topology(topo), environ={"PATH": "/usr/bin:/bin"})
+    driver = SimDriver(sim, hosts)
+    driver.verify()
+    try:
+        a = render_vmx(topo, driver, "esxi-a")
+        b = driver.vmx_path("esxi-b")
+        clonecfg.ensure_linked_clone(
+            driver, a, b, snapshot="base", settings=clonecfg.settings_for_host(topo, topo.host("esxi-b"))
+        )
+        driver.start(a)
+        driver.start(b)
+        assert driver.guest_ip(b) == topo.host("esxi-b").management.ip
+        vmk = {n: ssh(sim, n, "esxcli network ip interface list") for n in ("esxi-a", "esxi-b")}
+        macs = {n: re.search(r"MAC Address:\s*(\S+)", text).group(1).lower() for n, text in vmk.items()}
+        assert macs["esxi-a"] == macs["esxi-b"]  # vmk0 of the clone: esxi-a's MAC (esx.conf was copied)
+        assert macs["esxi-b"] != topo.host("esxi-b").nics[0].mac  # not its own vmnic0
+    finally:
+        hosts.stop_all()
+        lab.down(sim)
