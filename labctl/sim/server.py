@@ -51,9 +51,10 @@ def check_password(stored: str, password: str) -> bool:
 # ---------------------------------------------------------------- algorithms
 
 # ESXi 8 runs sshd with the FIPS set (esx-hosts.md section 6): ecdh-sha2-nistp*, aes-ctr, hmac-sha2, rsa-sha2 (and
-# its ECDSA host key). Older hosts offered SHA-1 algorithms (ssh-rsa, diffie-hellman-group14-sha1) that paramiko
-# 5.x no longer implements on either side, so the simulator cannot restrict them to those: there it offers
-# paramiko's defaults and is more permissive than the real hosts.
+# its ECDSA host key). ESX classic and ESXi before 5.0 ran OpenSSH 4.x (or dropbear): SHA-1 key exchange, ssh-rsa
+# host keys and signatures, hmac-sha1 — the simulator offers only those, so labctl's client is tested against what
+# such hosts really speak (it is why labctl stays on paramiko 3.x, which still implements them). ESXi 5.x-7.x
+# get paramiko's defaults.
 FIPS = {
     "kex": {"ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521"},
     "ciphers": {"aes128-ctr", "aes192-ctr", "aes256-ctr"},
@@ -63,16 +64,35 @@ FIPS = {
 }
 
 
+LEGACY = {
+    # (OpenSSH 4.x also offered diffie-hellman-group-exchange-sha1; paramiko's server side needs a moduli file for it)
+    "kex": {"diffie-hellman-group14-sha1", "diffie-hellman-group1-sha1"},
+    "ciphers": {"aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-cbc", "aes256-cbc", "3des-cbc"},
+    "macs": {"hmac-sha1", "hmac-md5"},
+    "keys": {"ssh-rsa"},
+    "pubkeys": {"ssh-rsa"},
+}
+
+
 def disabled_algorithms(st: Any) -> dict[str, list[str]]:
     """paramiko `disabled_algorithms` for this host's sshd (empty: paramiko's defaults)."""
     import paramiko
 
-    if not (st.is_esxi and st.release >= (8, 0)):
+    if st.is_esxi and st.release >= (8, 0):
+        allowed = FIPS
+    elif not st.is_esxi or st.release < (5, 0):
+        allowed = LEGACY
+    else:
         return {}
     T = paramiko.Transport
     offered = {"kex": T._preferred_kex, "ciphers": T._preferred_ciphers, "macs": T._preferred_macs,
                "keys": T._preferred_keys, "pubkeys": T._preferred_pubkeys}
-    return {kind: [a for a in algos if a not in FIPS[kind]] for kind, algos in offered.items()}
+    out = {kind: [a for a in algos if a not in allowed[kind]] for kind, algos in offered.items()}
+    missing = [a for kind in ("kex", "keys") for a in allowed[kind] if a not in offered[kind]]
+    if missing and allowed is LEGACY:
+        raise RuntimeError(f"this paramiko ({paramiko.__version__}) lacks {', '.join(missing)}: the simulated "
+                           "host cannot speak like a real ESX classic host (labctl needs paramiko < 4)")
+    return out
 
 
 # ---------------------------------------------------------------- host keys

@@ -40,7 +40,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def client_key():
-    return paramiko.ECDSAKey.generate()
+    return paramiko.RSAKey.generate(2048)  # ESX classic (OpenSSH 4.x) accepts RSA user keys only
 
 
 @pytest.fixture
@@ -423,7 +423,10 @@ def test_openssh_scp_round_trip(serve, tmp_path, flavor, version, legacy):
                              for k in s.server.keys.values()))
     src = tmp_path / "src.bin"
     src.write_bytes(bytes(range(256)) * 300)
-    base = ["scp", *(["-O"] if legacy else []), "-i", str(key), "-o", f"UserKnownHostsFile={known}",
+    # a current OpenSSH talks to an ESX classic host only with its SHA-1 algorithms re-enabled, as users must
+    old = ["-o", "KexAlgorithms=+diffie-hellman-group14-sha1", "-o", "HostKeyAlgorithms=+ssh-rsa",
+           "-o", "PubkeyAcceptedAlgorithms=+ssh-rsa"] if flavor == "esx" else []
+    base = ["scp", *(["-O"] if legacy else []), *old, "-i", str(key), "-o", f"UserKnownHostsFile={known}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", str(s.port)]
     up = subprocess.run([*base, str(src), "root@127.0.0.1:/tmp/x.bin"], capture_output=True, timeout=30)
     assert up.returncode == 0, up.stderr

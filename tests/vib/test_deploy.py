@@ -123,8 +123,8 @@ def lab(tmp_path):
     from labctl.sim.host import SimHost
     from labctl.topology import load_topology
 
-    key = paramiko.ECDSAKey.generate()
-    ident = tmp_path / "id_ecdsa"
+    key = paramiko.RSAKey.generate(2048)  # ESX classic (OpenSSH 4.x) takes RSA user keys only
+    ident = tmp_path / "id_rsa"
     key.write_private_key_file(str(ident))
     pub = f"{key.get_name()} {key.get_base64()} labctl-test\n"
     known = tmp_path / "known_hosts"
