@@ -192,6 +192,16 @@ class Vcsim:
 
     def stop(self, timeout: float = 5.0) -> None:
         stop_pid(self.pid, timeout=timeout, proc=self._proc)
+        remove_scratch(self.workdir)
+
+
+def remove_scratch(workdir: Path) -> None:
+    """The simulator's local-datastore directories (govcsim-*), left behind when it had to be killed."""
+    import shutil
+
+    for p in Path(workdir).glob("govcsim-*"):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def ensure_datastore_dirs(workdir: Path, names: Sequence[str]) -> None:
