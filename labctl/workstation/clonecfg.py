@@ -1,12 +1,14 @@
 """Settings applied to a linked clone's .vmx right after `vmrun clone`, and the clone step itself.
 
 A linked clone starts as a copy of its parent's .vmx: same MACs (generated ones would be re-derived from the
-copied `uuid.location`), same displayName. Before its first boot labctl gives it the topology's static MACs, the
-topology's network connections, its own name, and `uuid.action = "create"` + `msg.autoAnswer = "TRUE"` so
-Workstation never stops on the "moved or copied?" question (workstation.md §5).
+copied `uuid.location`), same displayName. Before its first boot labctl gives it the topology's static MACs,
+its own name, and `uuid.action = "create"` + `msg.autoAnswer = "TRUE"` so Workstation never stops on the
+"moved or copied?" question (workstation.md §5).
 
-The core takes plain values (`CloneSettings`); `settings_for_host(topology, host)` maps the topology onto them.
-Edits go through `labctl.render.vmx`, which keeps the rest of the file (order, case, comments) byte for byte.
+Settings are either a key map (`settings_for_host`: `labctl.render.lab.clone_settings`, the same keys
+`labctl render` writes into the clone plan; None = delete the key) or plain typed values (`CloneSettings`, which
+also set each vNIC's network connection — `typed_settings_for_host`). Edits go through `labctl.render.vmx`,
+which keeps the rest of the file (order, case, comments) byte for byte.
 """
 
 from __future__ import annotations
