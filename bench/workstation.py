@@ -4,14 +4,15 @@
 Measures, in a temporary sim dir (everything on this machine, hosts on 127.0.0.1):
   1. N-1 linked clones of one golden simulated ESXi host (snapshot "base" first, clone settings applied to each
      clone's .vmx through labctl.render.vmx) — the Workstation side of the `vms` stage;
-  2. N power-ons (each starts its own `labctl.sim.hostd` process and waits until it listens), then N power-offs;
+  2. N power-ons (each starts its own `labctl.sim.hostd` process and waits for its SSH banner), then N power-offs;
   3. `labctl vmnet check` on 20 /dev/vmnetN nodes in a temp dir, and `labctl doctor FILE` (wall clock, in-process).
 Every process is stopped by PID at the end, also on failure.
 
 Usage: python bench/workstation.py [--hosts 16] [--flavor esxi] [--version 8.0]
 
 Last figures (2 cores shared with other work, Python 3.11, 16 ESXi 8.0 hosts), two runs:
-  15 linked clones 0.11 s; 16 power-ons 4.30-4.35 s (hostd listening); 16 power-offs 0.78-0.89 s
+  15 linked clones 0.11 s; 16 power-ons 5.4 s (each: own hostd process, listening and sending its SSH banner);
+  16 power-offs 0.8-1.3 s
   vmnet check (20 nodes) 4-5 ms; doctor (esx35-ha-pair) 9 ms  (in-process, imports warm)
 """
 
@@ -88,7 +89,7 @@ def bench_sim(n: int, flavor: str, version: str) -> str:
             down(sim)
     return (
         f"{n} x {flavor} {version}: {n - 1} linked clones {t1 - t0:.2f} s; {n} power-ons {t2 - t1:.2f} s "
-        f"(hostd listening); {n} power-offs {t3 - t2:.2f} s"
+        f"(hostd up, SSH banner); {n} power-offs {t3 - t2:.2f} s"
     )
 
 
