@@ -11,7 +11,7 @@ Every process is stopped by PID at the end, also on failure.
 Usage: python bench/workstation.py [--hosts 16] [--flavor esxi] [--version 8.0]
 
 Last figures (2 cores shared with other work, Python 3.11, 16 ESXi 8.0 hosts), two runs:
-  15 linked clones 0.11 s; 16 power-ons 5.4 s (each: own hostd process, listening and sending its SSH banner);
+  15 linked clones 0.11 s; 16 power-ons 5.4-7.3 s (each: own hostd process, listening and sending its SSH banner);
   16 power-offs 0.8-1.3 s
   vmnet check (20 nodes) 4-5 ms; doctor (esx35-ha-pair) 9 ms  (in-process, imports warm)
 """
