@@ -71,12 +71,10 @@ def run(args, env) -> ExitStatus:
     if sim_dir is not None:
         from labctl.sim import lab as simlab
 
-        for r in simlab.running(sim_dir):
-            if r.get("kind") == "vcsim" and simlab.stop_process(r):
-                stopped.append("vcenter (vcsim)")
-                if not args.json:
-                    env.out("stopped the vCenter simulator")
-        simlab._write_processes(sim_dir, [r for r in simlab.read_processes(sim_dir) if simlab.is_ours(r)])
+        if simlab.stop_vcenter(sim_dir):
+            stopped.append("vcenter (vcsim)")
+            if not args.json:
+                env.out("stopped the vCenter simulator")
     if args.json:
         env.out(json.dumps({"lab": topo.lab, "stopped": stopped, "failed": failed}, indent=2))
     elif not stopped and not failed:

@@ -135,29 +135,13 @@ def _ensure_sim_vcenter(ctx: Context, rep: StageReport) -> None:
     """The simulated lab's vCenter: govmomi's vcsim, started once and recorded like the host processes."""
     from labctl.sim import lab as simlab
 
-    sim = ctx.sim_dir
-    for r in simlab.running(sim):
-        if r.get("kind") == "vcsim":
-            return
+    if any(r.get("kind") == "vcsim" for r in simlab.running(ctx.sim_dir)):
+        return
     rep.change("vcenter", "start the vCenter simulator (vcsim)")
     if not ctx.apply:
         ctx.pending.add("vcenter-simulator")
         return
-    from labctl.sim.endpoints import EndpointMap, load_endpoints, write_endpoints
-    from labctl.sim.lab import spec_from_topology
-
-    notes: list[str] = []
-    records = simlab.read_processes(sim)
-    entry = simlab._start_vcenter(sim, spec_from_topology(ctx.topology), ctx.env.environ, records, notes)
-    simlab._write_processes(sim, records)
+    entry, notes = simlab.ensure_vcenter(ctx.sim_dir, simlab.spec_from_topology(ctx.topology), ctx.env.environ)
     rep.notes.extend(notes)
     if entry is None:
         rep.changes.pop()
-        return
-    try:
-        emap = load_endpoints(sim)
-    except LabctlError:
-        emap = EndpointMap(lab=ctx.topology.lab, sim_dir=sim, hosts={}, vcenter=None,
-                           known_hosts=sim / "known_hosts", identity_file=sim / simlab.CLIENT_KEY)
-    write_endpoints(sim, EndpointMap(lab=emap.lab, sim_dir=sim, hosts=emap.hosts, jump=emap.jump, vcenter=entry,
-                                     known_hosts=emap.known_hosts, identity_file=emap.identity_file))

@@ -349,7 +349,7 @@ def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, la
                                         start_new_session=True, cwd=str(sim))
             records.append({"pid": proc.pid, "argv": _wait_cmdline(proc.pid, argv), "hosts": group,
                             "start_ticks": _start_ticks(proc.pid), "kind": "hostd"})
-            _write_processes(sim, records)
+            write_processes(sim, records)
         listen = _wait_listening(sim, names, records, before, timeout)
         emap = _endpoint_map(sim, spec, states, listen, records)
         _write_known_hosts(sim, emap, listen)
@@ -360,7 +360,7 @@ def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, la
             notes.append("vCenter simulator not started (--no-vcenter)")
         emap = EndpointMap(lab=emap.lab, sim_dir=sim, hosts=emap.hosts, jump=emap.jump, vcenter=vc,
                            known_hosts=emap.known_hosts, identity_file=emap.identity_file)
-        _write_processes(sim, records)
+        write_processes(sim, records)
         write_endpoints(sim, emap)
         return emap
     except BaseException:
@@ -385,7 +385,7 @@ def _wait_cmdline(pid: int, argv: list[str]) -> list[str]:
     return argv
 
 
-def _write_processes(sim: Path, records: list[dict[str, Any]]) -> None:
+def write_processes(sim: Path, records: list[dict[str, Any]]) -> None:
     S.write_json_atomic(sim / PROCESSES_FILE, {"processes": records}, mode=0o600)
 
 
@@ -479,6 +479,41 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
                     "start_ticks": _start_ticks(sim_vc.pid), "kind": "vcsim"})
     pw_file = None if password else sim / "vcsim.password"
     return sim_vc.endpoint_entry(password_file=pw_file)
+
+
+def ensure_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The running lab's vCenter simulator: started (and recorded in processes.json and endpoints.json) when it is
+    not running yet. Returns (its endpoint entry or None when it could not start, notes)."""
+    notes: list[str] = []
+    sim = Path(sim)
+    if any(r.get("kind") == "vcsim" for r in running(sim)):
+        try:
+            return load_endpoints(sim).vcenter, notes
+        except LabctlError:
+            return None, notes
+    records = read_processes(sim)
+    entry = _start_vcenter(sim, spec, environ, records, notes)
+    write_processes(sim, records)
+    if entry is None:
+        return None, notes
+    try:
+        emap = load_endpoints(sim)
+    except LabctlError:
+        emap = EndpointMap(lab=spec.lab, sim_dir=sim, hosts={}, known_hosts=sim / "known_hosts",
+                           identity_file=sim / CLIENT_KEY)
+    write_endpoints(sim, EndpointMap(lab=emap.lab, sim_dir=sim, hosts=emap.hosts, jump=emap.jump, vcenter=entry,
+                                     known_hosts=emap.known_hosts, identity_file=emap.identity_file))
+    return entry, notes
+
+
+def stop_vcenter(sim: Path) -> bool:
+    """Stop the lab's vCenter simulator (by its recorded PID); True when one was running."""
+    stopped = False
+    for r in running(sim):
+        if r.get("kind") == "vcsim" and stop_process(r):
+            stopped = True
+    write_processes(sim, [r for r in read_processes(sim) if is_ours(r)])
+    return stopped
 
 
 def down(sim: Path) -> list[dict[str, Any]]:
