@@ -246,7 +246,8 @@ def prepare(sim: Path, spec: LabSpec, *, password: str | None = None, reset: boo
 # ---------------------------------------------------------------- processes
 
 
-def _start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time): with the argv, what proves a PID is still our process."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -265,7 +266,7 @@ def _cmdline(pid: int) -> list[str] | None:
 def is_ours(rec: Mapping[str, Any]) -> bool:
     """Is the PID still the process we started (same argv and start time)?"""
     pid = int(rec["pid"])
-    return _cmdline(pid) == list(rec["argv"]) and _start_ticks(pid) == rec.get("start_ticks")
+    return _cmdline(pid) == list(rec["argv"]) and start_ticks(pid) == rec.get("start_ticks")
 
 
 def read_processes(sim: Path) -> list[dict[str, Any]]:
@@ -347,8 +348,8 @@ def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, la
             with open(logs / f"hostd-{k}.log", "ab") as log:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                         start_new_session=True, cwd=str(sim))
-            records.append({"pid": proc.pid, "argv": _wait_cmdline(proc.pid, argv), "hosts": group,
-                            "start_ticks": _start_ticks(proc.pid), "kind": "hostd"})
+            records.append({"pid": proc.pid, "argv": wait_cmdline(proc.pid, argv), "hosts": group,
+                            "start_ticks": start_ticks(proc.pid), "kind": "hostd"})
             write_processes(sim, records)
         listen = _wait_listening(sim, names, records, before, timeout)
         emap = _endpoint_map(sim, spec, states, listen, records)
@@ -376,12 +377,12 @@ def _listen_mtime(sim: Path, name: str) -> float:
         return 0.0
 
 
-def _wait_cmdline(pid: int, argv: list[str]) -> list[str]:
-    for _ in range(100):
-        got = _cmdline(pid)
-        if got:
-            return got
-        time.sleep(0.01)
+def wait_cmdline(pid: int, argv: list[str]) -> list[str]:
+    """The child's argv once it has exec'd (before that /proc shows the parent's command line)."""
+    for _ in range(200):
+        if _cmdline(pid) == argv:
+            return argv
+        time.sleep(0.005)
     return argv
 
 
@@ -475,8 +476,8 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
     except LabctlError as e:
         notes.append(f"vCenter simulator not started: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         return None
-    records.append({"pid": sim_vc.pid, "argv": _wait_cmdline(sim_vc.pid, [str(binary)]), "hosts": [],
-                    "start_ticks": _start_ticks(sim_vc.pid), "kind": "vcsim"})
+    records.append({"pid": sim_vc.pid, "argv": wait_cmdline(sim_vc.pid, [str(binary)]), "hosts": [],
+                    "start_ticks": start_ticks(sim_vc.pid), "kind": "vcsim"})
     pw_file = None if password else sim / "vcsim.password"
     return sim_vc.endpoint_entry(password_file=pw_file)
 

@@ -532,9 +532,9 @@ class LabHosts(DiskOnlyHosts):
             )
         rec = {
             "pid": p.pid,
-            "argv": _wait_cmdline(p.pid, argv),
+            "argv": lab.wait_cmdline(p.pid, argv),
             "hosts": [name],
-            "start_ticks": _start_ticks(p.pid),
+            "start_ticks": lab.start_ticks(p.pid),
             "kind": "hostd",
         }
         others = [r for r in lab.read_processes(self.sim_dir) if r.get("hosts") != [name]]
@@ -683,29 +683,6 @@ def _banner_ok(port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time): with the argv, what proves a PID is still our process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(text.rsplit(")", 1)[1].split()[19])
-
-
-def _wait_cmdline(pid: int, argv: list[str]) -> list[str]:
-    """The child's argv once it has exec'd (before that /proc shows the parent's command line)."""
-    import time
-
-    for _ in range(200):
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            raw = b""
-        got = [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0") if a]
-        if got == argv:
-            return got
-        time.sleep(0.005)
-    return argv
 
 
 def sim_workstation(

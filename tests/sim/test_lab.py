@@ -140,7 +140,7 @@ def test_down_never_kills_a_process_it_did_not_start(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         rec = {"pid": other.pid, "argv": [sys.executable, "-m", "labctl.sim.hostd", "--sim-dir", str(d)],
-               "start_ticks": lab._start_ticks(other.pid), "hosts": ["esx1"], "kind": "hostd"}
+               "start_ticks": lab.start_ticks(other.pid), "hosts": ["esx1"], "kind": "hostd"}
         (d / "processes.json").write_text(json.dumps({"processes": [rec]}))
         assert lab.down(d) == []
         time.sleep(0.05)

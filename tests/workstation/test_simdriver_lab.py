@@ -113,13 +113,13 @@ def test_refuses_a_host_already_served_by_sim_up(simlab):
     argv = [sys.executable, "-c", "import time; time.sleep(30)"]
     p = subprocess.Popen(argv)
     try:
-        from labctl.workstation.simdriver import _start_ticks, _wait_cmdline
+        from labctl.sim.lab import start_ticks, wait_cmdline
 
         rec = {
             "pid": p.pid,
-            "argv": _wait_cmdline(p.pid, argv),
+            "argv": wait_cmdline(p.pid, argv),
             "hosts": ["esx1", "esx2"],
-            "start_ticks": _start_ticks(p.pid),
+            "start_ticks": start_ticks(p.pid),
             "kind": "hostd",
         }
         (sim / "processes.json").write_text(json.dumps({"processes": [rec]}))
