@@ -476,7 +476,8 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
     except LabctlError as e:
         notes.append(f"vCenter simulator not started: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         return None
-    records.append({"pid": sim_vc.pid, "argv": wait_cmdline(sim_vc.pid, [str(binary)]), "hosts": [],
+    # vcsim.start returned after the simulator printed its URL: it has exec'd, /proc shows its real argv
+    records.append({"pid": sim_vc.pid, "argv": _cmdline(sim_vc.pid) or [str(binary)], "hosts": [],
                     "start_ticks": start_ticks(sim_vc.pid), "kind": "vcsim"})
     pw_file = None if password else sim / "vcsim.password"
     return sim_vc.endpoint_entry(password_file=pw_file)

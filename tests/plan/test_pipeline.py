@@ -27,7 +27,18 @@ def sim(tmp_path):
     from labctl.sim import lab
 
     if d.exists():
+        records = lab.read_processes(d)
         lab.down(d)
+        leaked = []
+        for r in records:
+            try:
+                os.kill(r["pid"], 0)
+            except ProcessLookupError:
+                continue
+            if lab.start_ticks(r["pid"]) == r.get("start_ticks"):  # still the process the run started
+                leaked.append(r)
+                os.kill(r["pid"], 9)
+        assert not leaked, f"`down` left these running (now killed by PID): {leaked}"
 
 
 def _json(r):
