@@ -29,15 +29,31 @@ def sim(tmp_path):
     if d.exists():
         records = lab.read_processes(d)
         lab.down(d)
+        import time
+
         leaked = []
         for r in records:
-            try:
-                os.kill(r["pid"], 0)
-            except ProcessLookupError:
+            pid = r["pid"]
+            deadline = time.monotonic() + 3  # a process being torn down keeps its /proc entry a little longer
+            while True:
+                try:
+                    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                except OSError:
+                    state = "gone"
+                if state in ("gone", "Z") or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if state == "gone":
                 continue
-            if lab.start_ticks(r["pid"]) == r.get("start_ticks"):  # still the process the run started
+            if state == "Z":  # stopped, not yet reaped: our in-process CLI run was its parent
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                continue
+            if lab.start_ticks(pid) == r.get("start_ticks"):  # still the process the run started
                 leaked.append(r)
-                os.kill(r["pid"], 9)
+                os.kill(pid, 9)
         assert not leaked, f"`down` left these running (now killed by PID): {leaked}"
 
 
