@@ -13,11 +13,10 @@ recorded PIDs is still alive. Everything runs on 127.0.0.1 (simulated hosts over
 
     python bench/up.py [--hosts 16] [--only seed|generated] [--keep]
 
-Last figures (2 shared cores, Python 3.11, vcsim from the ~/.cache/labctl build; labctl at 2129c9c, 3 runs):
-  esx35-ha-pair  (2 hosts + vCenter VM): up cold 3.21-3.31 s (28 changes), up again 0.75-0.81 s, plan 0.75-0.83 s
-  esxi8-16 (16 hosts + vCenter VM):      up cold 7.73-7.92 s (146 changes), up again 0.98-1.06 s, plan 0.98-1.12 s
-At e5c2599 the second up is not a no-op (it starts a second vcsim: the first is no longer recognised as ours) and
-`labctl down`/`destroy` leave both vcsims running; this bench then fails and stops them itself, by PID.
+Last figures (2 shared cores, Python 3.11, vcsim from the ~/.cache/labctl build; labctl at fd8c10f):
+  esx35-ha-pair  (2 hosts + vCenter VM): up cold 3.37 s (28 changes), up again 0.77 s, plan 0.78 s
+  esxi8-16 (16 hosts + vCenter VM):      up cold 7.84 s (146 changes), up again 1.10 s, plan 1.10 s
+(earlier runs at 2129c9c: 3.21-3.31 / 0.75-0.81 / 0.75-0.83 s and 7.73-7.92 / 0.98-1.06 / 0.98-1.12 s)
 """
 
 from __future__ import annotations
