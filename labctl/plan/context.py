@@ -6,10 +6,11 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labctl.plan.progress import Progress
-from labctl.topology import Topology
+if TYPE_CHECKING:
+    from labctl.plan.progress import Progress
+    from labctl.topology import Topology
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from labctl.errors import LabctlError
-from labctl.plan.context import Context
-from labctl.plan.model import PipelineReport, StageReport
+
+if TYPE_CHECKING:
+    from labctl.plan.context import Context
+    from labctl.plan.model import PipelineReport
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ def selected(only: tuple[str, ...], skip: tuple[str, ...]) -> list[Stage]:
 
 def run_pipeline(ctx: Context) -> PipelineReport:
     """Run the selected stages in order. Ctrl-C stops between steps; a re-run resumes (every stage reads state)."""
+    from labctl.plan.model import PipelineReport, StageReport
+
     report = PipelineReport(ctx.topology.lab, "up" if ctx.apply else "plan", bool(ctx.sim_dir))
     try:
         for stage in selected(ctx.options.only, ctx.options.skip):
