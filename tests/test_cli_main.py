@@ -38,3 +38,26 @@ def test_non_loopback_connections_are_blocked():
             s.connect(("192.168.69.11", 22))
     finally:
         s.close()
+
+
+def test_help_of_every_command_imports_no_heavy_library():
+    """Start-up budget: --help of any command must not import paramiko, pyVmomi, jinja2 or cryptography."""
+    import subprocess
+    import sys
+
+    from labctl.cli.main import COMMANDS
+
+    code = (
+        "import sys, io, contextlib; from labctl.cli.main import main\n"
+        "heavy = ('paramiko', 'pyVmomi', 'jinja2', 'cryptography', 'yaml')\n"
+        "bad = {}\n"
+        "for cmd in sys.argv[1:]:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main([cmd, '--help']) == 0, cmd\n"
+        "    got = [m for m in heavy if m in sys.modules]\n"
+        "    if got: bad[cmd] = got\n"
+        "print(bad)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, *COMMANDS], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "{}", f"--help imported heavy modules: {r.stdout}"
