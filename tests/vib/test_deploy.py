@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -101,61 +100,20 @@ def test_platform_rules(tmp_path):
 # ---------------------------------------------------------------- end to end over SSH
 
 
-@dataclass
-class Endpoints:
-    ports: dict[str, int]
-
-    def resolve(self, address: str) -> tuple[str, int]:
-        from labctl.errors import LabctlError
-
-        if address not in self.ports:
-            raise LabctlError(f"{address} is not in the simulated lab")
-        return "127.0.0.1", self.ports[address]
-
-
 @pytest.fixture
 def lab(tmp_path):
-    paramiko = pytest.importorskip("paramiko")
-    server_mod = pytest.importorskip("labctl.sim.server")
-    from labctl.remote.connection import ConnectSettings
-    from labctl.sim import state as S
+    pytest.importorskip("paramiko")
     from labctl.sim.faults import Control
-    from labctl.sim.host import SimHost
     from labctl.topology import load_topology
+    from tests.simfleet import serve_fleet
 
-    key = paramiko.RSAKey.generate(2048)  # ESX classic (OpenSSH 4.x) takes RSA user keys only
-    ident = tmp_path / "id_rsa"
-    key.write_private_key_file(str(ident))
-    pub = f"{key.get_name()} {key.get_base64()} labctl-test\n"
-    known = tmp_path / "known_hosts"
-    servers, sims, ports = [], {}, {}
-    try:
-        for i, (name, flavor, version, ip) in enumerate(HOSTS):
-            st = S.fresh_install(name, flavor, version, nic_macs=[f"00:50:56:00:20:{i:02x}"], ip=ip,
-                                 netmask="255.255.255.0", ssh_address=ip)
-            host = SimHost(st, tmp_path / "hosts" / name, control=Control(reboot_delay=0.2), log=print)
-            host.fs.mkdir(st.authorized_keys_path.rsplit("/", 1)[0], parents=True)
-            host.fs.write(st.authorized_keys_path, pub)
-            host.fs.mkdir("/tmp", parents=True)
-            host.auto_backup()  # the key survives reboots, as `labctl sim up` leaves it
-            srv = server_mod.HostServer(host).start()
-            servers.append(srv)
-            sims[name], ports[ip] = host, srv.port
-            with known.open("a") as f:
-                for k in srv.keys.values():
-                    f.write(f"[127.0.0.1]:{srv.port} {k.get_name()} {k.get_base64()}\n")
+    with serve_fleet(tmp_path, HOSTS, mac_prefix="00:50:56:00:20", control=Control(reboot_delay=0.2),
+                     persist_key=True) as fleet:
         vib = tmp_path / "build" / "lab-tools-1.0.0-1.vib"
         path = tmp_path / "lab.yaml"
         path.write_text(TOPOLOGY.format(vm_dir=tmp_path / "vms", vib=vib, src=EXAMPLE, hosts="\n".join(
             HOST.format(n=n, f=f, v=v, ip=ip) for n, f, v, ip in HOSTS)))
-        topo = load_topology(path)
-        settings = ConnectSettings(known_hosts=known, endpoints=Endpoints(ports), identity_files=(ident,),
-                                   environ={}, ssh_config=None, connect_attempts=1, retry_delay=0.01,
-                                   connect_timeout=5)
-        yield topo, settings, sims, servers, tmp_path
-    finally:
-        for srv in servers:
-            srv.stop()
+        yield load_topology(path), fleet.settings(), fleet.sims, fleet.servers, tmp_path
 
 
 def _open(topo, settings, hosts=None):

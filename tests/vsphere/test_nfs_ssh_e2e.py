@@ -5,7 +5,6 @@ is ever dialled). Mount, re-run (no change), one host failing, one host down."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
@@ -30,76 +29,22 @@ HOST = ("  - {{name: {n}, flavor: {f}, version: \"{v}\", cpus: 2, memory_mb: 409
         " management: {{network: mgmt, ip: {ip}}}}}")
 
 
-@dataclass
-class Endpoints:
-    ports: dict[str, int]
-
-    def resolve(self, address: str) -> tuple[str, int]:
-        from labctl.errors import LabctlError
-
-        if address not in self.ports:
-            raise LabctlError(f"{address} is not in the simulated lab")
-        return "127.0.0.1", self.ports[address]
-
-
 @pytest.fixture
-def lab(tmp_path, monkeypatch):
-    paramiko = pytest.importorskip("paramiko")
-    import time
-
-    from labctl.sim import server as sim_server
-
-    # Work-around for a race in the host simulator (reported to the sim engineer): run_exec starts in a thread
-    # from check_channel_exec_request and can send the exit status and CLOSE before paramiko has answered the
-    # exec request, so the client's exec_command sees "Channel closed". A short head start for the reply avoids
-    # it; remove once HostServer waits for the request to be acknowledged.
-    original = sim_server.HostServer.run_exec
-
-    def run_exec_after_reply(self, *args):
-        time.sleep(0.02)
-        return original(self, *args)
-
-    monkeypatch.setattr(sim_server.HostServer, "run_exec", run_exec_after_reply)
-    from labctl.remote.connection import ConnectSettings
-    from labctl.sim import state as S
-    from labctl.sim.host import SimHost
-    from labctl.sim.server import HostServer
+def lab(tmp_path):
+    pytest.importorskip("paramiko")
     from labctl.topology import load_topology
+    from tests.simfleet import serve_fleet
 
-    key = paramiko.RSAKey.generate(2048)  # ESX classic (OpenSSH 4.x) takes RSA user keys only
-    ident = tmp_path / "id_rsa"
-    key.write_private_key_file(str(ident))
-    pub = f"{key.get_name()} {key.get_base64()} labctl-test\n"
-    known = tmp_path / "known_hosts"
-    servers, sims, ports = [], {}, {}
-    try:
-        for i, (name, flavor, version, ip) in enumerate(HOSTS):
-            st = S.fresh_install(name, flavor, version, nic_macs=[f"00:50:56:00:10:{i:02x}"], ip=ip,
-                                 netmask="255.255.255.0", ssh_address=ip)
-            host = SimHost(st, tmp_path / "hosts" / name)
-            host.fs.mkdir(st.authorized_keys_path.rsplit("/", 1)[0], parents=True)
-            host.fs.write(st.authorized_keys_path, pub)
-            srv = HostServer(host).start()
-            servers.append(srv)
-            sims[name], ports[ip] = host, srv.port
-            with known.open("a") as f:
-                for k in srv.keys.values():
-                    f.write(f"[127.0.0.1]:{srv.port} {k.get_name()} {k.get_base64()}\n")
+    with serve_fleet(tmp_path, HOSTS, mac_prefix="00:50:56:00:10") as fleet:
         path = tmp_path / "lab.yaml"
         path.write_text(TOPOLOGY.format(vm_dir=tmp_path / "vms", hosts="\n".join(
             HOST.format(n=n, f=f, v=v, ip=ip) for n, f, v, ip in HOSTS)))
-        topo = load_topology(path)
-        settings = ConnectSettings(known_hosts=known, endpoints=Endpoints(ports), identity_files=(ident,),
-                                   environ={}, ssh_config=None, connect_attempts=1, retry_delay=0.01,
-                                   connect_timeout=5)
-        emap = {"lab": "nfs-ssh", "vcenter": None, "known_hosts": str(known), "identity_file": str(ident),
-                "hosts": {n: {"address": ip, "host": "127.0.0.1", "port": ports[ip], "flavor": f, "version": v}
+        emap = {"lab": "nfs-ssh", "vcenter": None, "known_hosts": str(fleet.known_hosts),
+                "identity_file": str(fleet.identity),
+                "hosts": {n: {"address": ip, "host": "127.0.0.1", "port": fleet.ports[ip], "flavor": f, "version": v}
                           for n, f, v, ip in HOSTS}}
         (tmp_path / "endpoints.json").write_text(json.dumps(emap))
-        yield topo, settings, sims, servers
-    finally:
-        for srv in servers:
-            srv.stop()
+        yield load_topology(path), fleet.settings(), fleet.sims, fleet.servers
 
 
 def test_mount_rerun_and_failures_over_ssh(lab):
