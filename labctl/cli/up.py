@@ -117,6 +117,8 @@ def status_for(report) -> ExitStatus:
     if report.interrupted:
         return ExitStatus.INTERRUPTED
     if report.failures:
+        if report.environment:
+            return ExitStatus.ENVIRONMENT
         if any(f.stage == "ssh" for f in report.failures):
             return ExitStatus.UNREACHABLE
         return ExitStatus.FAILED

@@ -65,6 +65,7 @@ class PipelineReport:
     sim: bool
     stages: list[StageReport] = field(default_factory=list)
     interrupted: bool = False
+    environment: bool = False  # a stage could not run for want of something on this machine (vmrun, root, Go)
 
     @property
     def changes(self) -> list[Change]:

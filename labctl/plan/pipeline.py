@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from labctl.errors import LabctlError
+from labctl.errors import ExitStatus, LabctlError
 
 if TYPE_CHECKING:
     from labctl.plan.context import Context
@@ -35,6 +35,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("vibs", "build and deploy VIBs", "labctl.plan.stages_remote:vibs"),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
+# stages every host must pass; when one fails as a whole, the later stages skip all hosts instead of dialling them
+HOST_STAGES = ("vms", "start", "ssh")
 
 
 def selected(only: tuple[str, ...], skip: tuple[str, ...]) -> list[Stage]:
@@ -57,6 +59,11 @@ def run_pipeline(ctx: Context) -> PipelineReport:
                 getattr(importlib.import_module(mod), fn)(ctx, rep)
             except LabctlError as e:  # the stage as a whole could not run
                 rep.fail(ctx.topology.lab, e.message, e.hint)
+                if e.status == ExitStatus.ENVIRONMENT:
+                    report.environment = True
+                if stage.name in HOST_STAGES:  # no host got past it: later stages leave them all alone
+                    for vm in (*ctx.topology.esx_hosts, *ctx.topology.vms):
+                        ctx.failed_hosts.setdefault(vm.name, stage.name)
             rep.seconds = time.monotonic() - t0
             for n in rep.notes:
                 ctx.progress.line(f"    · {n}")

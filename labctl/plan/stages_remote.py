@@ -159,6 +159,9 @@ def vcenter(ctx: Context, rep: StageReport) -> None:
     if not ctx.apply and ("vcenter-simulator" in ctx.pending or (vc_vm and vc_vm in ctx.pending)):
         rep.skipped = "the vCenter is not running yet; read once `up` has started it"
         return
+    if vc_vm and vc_vm in ctx.failed_hosts and not ctx.options.vcenter_url:
+        rep.skipped = f"the vCenter VM {vc_vm} failed in the {ctx.failed_hosts[vc_vm]} stage"
+        return
     if ctx.sim_dir and not ctx.options.vcenter_url:
         from labctl.sim.endpoints import load_endpoints
 

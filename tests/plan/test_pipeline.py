@@ -206,3 +206,24 @@ def test_plan_on_a_real_host_with_fake_vmrun_reads_state_and_dials_nothing(run_c
     assert not (tmp_path / "vms").exists()  # plan wrote nothing
     calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert all(c[c.index("-T") + 2] in ("list", "listSnapshots") for c in calls if "-T" in c)
+
+
+def test_up_without_workstation_says_so_and_dials_nothing(run_cli, tmp_path):
+    """No vmrun on this machine: the VM stages fail with the install hint, every later stage leaves the hosts and
+    the vCenter VM alone (pytest-socket would fail the test on any non-loopback connection), exit 6."""
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    text = (TOPOLOGIES / "esxi8-ha-trio.yaml").read_text().replace("~/vmware/esxi8-trio", str(tmp_path / "vms"))
+    text = text.replace("source: ../examples", f"source: {ROOT}/examples")
+    topo = tmp_path / "lab.yaml"
+    topo.write_text(text)
+    if any((Path(d) / "vmrun").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("this machine has a vmrun")
+    r = run_cli("up", str(topo), "--yes", "--json", "--skip", "networks", environ=environ)
+    rep = _json(r)
+    assert r.status == 6, rep["failures"]
+    stages = {s["name"]: s for s in rep["stages"]}
+    assert "vmrun" in stages["vms"]["failures"][0]["message"] or "Workstation" in stages["vms"]["failures"][0]["message"]
+    assert "--sim" in (stages["vms"]["failures"][0]["hint"] or "")
+    for name in ("start", "ssh", "macs", "nfs", "vcenter", "vibs"):
+        assert stages[name]["changes"] == [] and (stages[name]["skipped"] or stages[name]["failures"]), name
+    assert (tmp_path / "vms" / "esxi-a" / "esxi-a.vmx").exists()  # render still did its part
