@@ -62,6 +62,8 @@ def add_pipeline_args(p, *, up: bool) -> None:
         p.add_argument("--mac-strategy", choices=("follow-hardware", "recreate-vmk"),
                        help="ESXi MAC repair: FollowHardwareMac + reboot (default) or recreate vmk0 in place")
         p.add_argument("--vmnet-group", metavar="GROUP", help="group given read/write on /dev/vmnet* (default: yours)")
+        p.add_argument("--reboot-for-vibs", action="store_true",
+                       help="reboot hosts whose VIB install needs it, and wait for them (default: report it)")
 
 
 def configure(p) -> None:
@@ -84,6 +86,7 @@ def build_context(args, env, *, apply: bool):
         trust_new_hosts=args.trust_new_hosts, apply_network=getattr(args, "apply_network", False),
         vcenter_url=args.vcenter, insecure=args.insecure, mac_strategy=getattr(args, "mac_strategy", None),
         only=tuple(args.only), skip=tuple(args.skip), vmnet_group=getattr(args, "vmnet_group", None),
+        reboot_for_vibs=getattr(args, "reboot_for_vibs", False),
     )
     stream = env.stderr if args.json else env.stdout
     live = bool(getattr(stream, "isatty", lambda: False)()) and not args.json

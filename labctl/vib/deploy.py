@@ -429,18 +429,37 @@ def deploy(lab: LabConnections, targets: list[HostTarget], vib: VibInfo, opts: D
     return DeployReport(vib, hosts)
 
 
+def _newest_source(source: Path) -> float:
+    return max((p.stat().st_mtime for p in source.rglob("*") if p.is_file()), default=0.0)
+
+
+def needs_build(spec_file: Path, source: Path | None) -> bool:
+    """A `vibs:` entry with a stage dir is (re)built when its file is missing or older than any stage file."""
+    if source is None:
+        return False
+    if not spec_file.is_file():
+        return True
+    return _newest_source(source) > spec_file.stat().st_mtime
+
+
 def ensure_built(spec_file: Path, source: Path | None) -> None:
-    """The pipeline's on-demand build: when `file` is missing and a stage dir is given, build it. The release date
-    is the newest stage file's mtime, so rebuilding unchanged sources gives the same bytes (and ID)."""
-    if spec_file.is_file() or source is None:
+    """The pipeline's on-demand build (see needs_build). The release date is the newest stage file's mtime, so
+    rebuilding unchanged sources gives the same bytes (and ID). A changed payload under the same version installs
+    nowhere that already has that version: bump `version` in descriptor.yaml when the content changes."""
+    if not needs_build(spec_file, source):
         return
     from datetime import UTC, datetime
 
     from labctl.vib.build import BuildOptions, build_vib
 
-    newest = max((p.stat().st_mtime for p in source.rglob("*") if p.is_file()), default=0.0)
+    newest = _newest_source(source)
     date = datetime.fromtimestamp(int(newest), UTC).isoformat()
     build_vib(BuildOptions(stage=source, output=spec_file, release_date=date))
+    import os
+    import time
+
+    stamp = max(time.time(), newest)  # not older than its sources, even when they carry future mtimes
+    os.utime(spec_file, (stamp, stamp))
 
 
 def deploy_topology_vibs(topology, lab: LabConnections, targets: list[HostTarget], *, reboot: bool = False,
@@ -452,7 +471,7 @@ def deploy_topology_vibs(topology, lab: LabConnections, targets: list[HostTarget
     for spec in topology.vibs:
         if not dry_run:
             ensure_built(Path(spec.file), Path(spec.source) if spec.source else None)
-        elif not Path(spec.file).is_file() and spec.source:
+        elif spec.source and needs_build(Path(spec.file), Path(spec.source)):
             tmp = Path(tempfile.mkdtemp(prefix="labctl-vib-plan-"))
             try:  # a dry run builds into a temporary directory only, to learn the VIB's ID
                 ensure_built(tmp / Path(spec.file).name, Path(spec.source))

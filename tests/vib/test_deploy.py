@@ -336,3 +336,26 @@ def test_pipeline_dry_run_changes_nothing(lab):
     for name in ("esxi7", "esxi8"):
         assert sims[name].state.acceptance_level == "PartnerSupported"
         assert not any(v.name == "lab-tools" for v in sims[name].state.vibs)
+
+
+def test_on_demand_build_follows_the_stage_directory(tmp_path):
+    """A `vibs:` entry with `source:` is built when its file is missing or older than a stage file."""
+    import os
+
+    from labctl.vib.deploy import ensure_built, needs_build
+
+    stage = tmp_path / "stage"
+    shutil.copytree(EXAMPLE, stage)
+    out = tmp_path / "out" / "lab-tools.vib"
+    assert needs_build(out, stage) and not needs_build(out, None)
+    ensure_built(out, stage)
+    first = out.read_bytes()
+    assert not needs_build(out, stage)
+    later = out.stat().st_mtime + 10
+    for p in stage.rglob("*"):
+        if p.is_file():
+            os.utime(p, (later, later))
+            break
+    assert needs_build(out, stage)
+    ensure_built(out, stage)
+    assert not needs_build(out, stage) and out.read_bytes() != first  # new release date from the newer source
