@@ -586,6 +586,11 @@ def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
     try:
         c.connect(e.host, e.port, "root", key_filename=str(emap.identity_file), look_for_keys=False,
                   allow_agent=False, timeout=10, banner_timeout=10, auth_timeout=10)
+    except paramiko.AuthenticationException:
+        from labctl.errors import UnreachableError
+
+        raise UnreachableError(f"{name} (127.0.0.1:{e.port}) refused the simulator's key",
+                               hint=f"a --refuse-auth fault? labctl sim fault FILE {name} --clear") from None
     except (OSError, paramiko.SSHException) as err:
         from labctl.errors import UnreachableError
 
