@@ -12,8 +12,13 @@ from labctl.plan.model import StageReport
 def driver(ctx: Context):
     def make():
         if ctx.sim_dir:
-            from labctl.workstation.simdriver import sim_workstation
+            from labctl.workstation.simdriver import LabHosts, SimDriver, sim_workstation
 
+            if not ctx.apply:  # planning reads only: do not create the simulated Workstation's directory
+                from labctl.sim.lab import spec_from_topology
+
+                return SimDriver(ctx.sim_dir, LabHosts(ctx.sim_dir, spec_from_topology(ctx.topology),
+                                                       environ=ctx.env.environ))
             return sim_workstation(ctx.topology, ctx.sim_dir, environ=ctx.env.environ)
         from labctl.workstation.driver import workstation_driver
 
