@@ -152,13 +152,18 @@ def test_non_editable_wheel_renders(tmp_path):
         check=True,
         capture_output=True,
     )
+    # drop the editable install's import hook, or it would quietly serve modules missing from the wheel
     code = (
-        "import labctl, sys; from labctl.render.templates import builtin_template_dir as d; "
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+        "import labctl, labctl.render; from labctl.render.templates import builtin_template_dir as d; "
         "from labctl.cli.main import main; print(labctl.__file__); print(d()); "
+        "import pkgutil; mods = [m.name for m in pkgutil.walk_packages(labctl.__path__, 'labctl.')]; "
+        "[__import__(m) for m in mods if not m.endswith(('hostd', '__main__'))]; "
+        "assert all(sys.modules[m].__file__.startswith(sys.argv[1]) for m in mods if m in sys.modules), mods; "
         f"sys.exit(main(['render', {str(ROOT / 'topologies' / 'esxi8-ha-trio.yaml')!r}, '-o', {str(tmp_path / 'o')!r}]))"
     )
     r = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, str(target)],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(target)},
         capture_output=True,
@@ -167,3 +172,11 @@ def test_non_editable_wheel_renders(tmp_path):
     assert r.returncode == 0, r.stderr
     assert str(target) in r.stdout.splitlines()[0] and str(target) in r.stdout.splitlines()[1]
     assert (tmp_path / "o" / "esxi-a" / "esxi-a.vmx").exists()
+
+
+def test_every_package_directory_has_an_init():
+    """find_packages skips a directory without __init__.py: the wheel would lack it."""
+    pkg = ROOT / "labctl"
+    missing = [str(d.relative_to(ROOT)) for d in [pkg, *pkg.rglob("*")]
+               if d.is_dir() and d.name != "__pycache__" and list(d.glob("*.py")) and not (d / "__init__.py").exists()]
+    assert not missing

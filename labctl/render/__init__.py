@@ -1,0 +1,1 @@
+"""Rendering: the .vmx library, safe writes, the lab's files from templates/, the lab picture."""
