@@ -544,11 +544,14 @@ def deploy_from_cli(args, env) -> ExitStatus:
 
 
 def _topology_allows(topology, vib: VibInfo) -> bool:
-    """The topology's `vibs:` entry for this file may allow community VIBs."""
-    for spec in getattr(topology, "vibs", ()):
+    """The topology's `vibs:` entry for this file may allow community VIBs (the same path, or a copy of the
+    listed file under the same name, e.g. built elsewhere with `labctl vib build -o /tmp/x/<name>.vib`)."""
+    specs = list(getattr(topology, "vibs", ()))
+    for spec in specs:
         try:
             if Path(spec.file).resolve() == vib.path.resolve():
                 return bool(spec.allow_community)
         except OSError:
             continue
-    return False
+    same_name = [s for s in specs if Path(s.file).name == vib.path.name]
+    return len(same_name) == 1 and bool(same_name[0].allow_community)
