@@ -341,15 +341,8 @@ def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, la
     before = {n: _listen_mtime(sim, n) for n in names}
     try:
         for k, group in enumerate(groups):
-            argv = [sys.executable, "-m", "labctl.sim.hostd", "--sim-dir", str(sim.resolve())]
-            for n in group:
-                argv += ["--host", n]
-            env = {"PATH": environ.get("PATH", os.defpath), "PYTHONPATH": os.pathsep.join(sys.path)}
-            with open(logs / f"hostd-{k}.log", "ab") as log:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                                        start_new_session=True, cwd=str(sim))
-            records.append({"pid": proc.pid, "argv": wait_cmdline(proc.pid, argv), "hosts": group,
-                            "start_ticks": start_ticks(proc.pid), "kind": "hostd"})
+            _, rec = spawn_hostd(sim, group, f"hostd-{k}.log", environ)
+            records.append(rec)
             write_processes(sim, records)
         listen = _wait_listening(sim, names, records, before, timeout)
         emap = _endpoint_map(sim, spec, states, listen, records)
@@ -368,6 +361,26 @@ def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, la
         for r in records:
             stop_process(r)
         raise
+
+
+def spawn_hostd(sim: Path, hosts: list[str], log_name: str,
+                environ: Mapping[str, str]) -> tuple[subprocess.Popen, dict[str, Any]]:
+    """Start one `labctl.sim.hostd` process serving `hosts` of the sim dir, in a session of its own (it outlives
+    this labctl run, like a VM), logging to <sim>/logs/<log_name>. Returns the process and its record for
+    processes.json (PID, argv and start time: what later proves the PID is still ours)."""
+    sim = Path(sim)
+    argv = [sys.executable, "-m", "labctl.sim.hostd", "--sim-dir", str(sim.resolve())]
+    for n in hosts:
+        argv += ["--host", n]
+    env = {"PATH": environ.get("PATH", os.defpath), "PYTHONPATH": os.pathsep.join(sys.path)}
+    logs = sim / "logs"
+    logs.mkdir(exist_ok=True)
+    with open(logs / log_name, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                start_new_session=True, cwd=str(sim))
+    rec = {"pid": proc.pid, "argv": wait_cmdline(proc.pid, argv), "hosts": list(hosts),
+           "start_ticks": start_ticks(proc.pid), "kind": "hostd"}
+    return proc, rec
 
 
 def _listen_mtime(sim: Path, name: str) -> float:

@@ -508,35 +508,14 @@ class LabHosts(DiskOnlyHosts):
         S.write_json_atomic(self.sim_dir / lab.PROCESSES_FILE, {"processes": records}, mode=0o600)
 
     def _start_process(self, name: str) -> None:
-        import subprocess
-        import sys
         import time
 
         from labctl.sim import lab
 
         hdir = self.host_dir(name)
         listen = hdir / "listen.json"
-        argv = [sys.executable, "-m", "labctl.sim.hostd", "--sim-dir", str(self.sim_dir), "--host", name]
-        env = {"PATH": self.environ.get("PATH", os.defpath), "PYTHONPATH": os.pathsep.join(sys.path)}
         logs = self.sim_dir / "logs"
-        logs.mkdir(exist_ok=True)
-        with open(logs / f"hostd-{name}.log", "ab") as log:
-            p = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
-                start_new_session=True,
-                cwd=str(self.sim_dir),
-            )
-        rec = {
-            "pid": p.pid,
-            "argv": lab.wait_cmdline(p.pid, argv),
-            "hosts": [name],
-            "start_ticks": lab.start_ticks(p.pid),
-            "kind": "hostd",
-        }
+        p, rec = lab.spawn_hostd(self.sim_dir, [name], f"hostd-{name}.log", self.environ)
         others = [r for r in lab.read_processes(self.sim_dir) if r.get("hosts") != [name]]
         self._write_records([*others, rec])
         deadline = time.monotonic() + self.timeout
