@@ -20,11 +20,7 @@ if TYPE_CHECKING:
 
 
 def vcenter_settings(topo: Topology) -> VCenterSettings | None:
-    vc = topo.vcenter
-    if vc is None:
-        return None
-    return VCenterSettings(host=vc.host, port=vc.port, user=vc.user, password_env=vc.password_env,
-                           datacenter=vc.datacenter, insecure=vc.insecure, thumbprint=vc.thumbprint)
+    return topo.vcenter
 
 
 def datacenter_name(topo: Topology) -> str:

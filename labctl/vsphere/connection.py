@@ -14,21 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from labctl.errors import LabctlError, UnreachableError, UsageError
+from labctl.topology.model import VCenter
+
+# The topology's `vcenter:` block is already plain, frozen values: the vSphere layer takes it as is.
+VCenterSettings = VCenter
 
 TRUE = {"1", "true", "yes", "on"}
-
-
-@dataclass(frozen=True)
-class VCenterSettings:
-    """The topology's `vcenter:` block as plain values (see adapter.py)."""
-
-    host: str
-    port: int = 443
-    user: str = "administrator"
-    password_env: str | None = None
-    datacenter: str = "Lab"
-    insecure: bool = False
-    thumbprint: str | None = None
 
 
 @dataclass(frozen=True)
