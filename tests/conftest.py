@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from labctl.cli.main import main
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
+
+# Tests give labctl a private HOME; the vCenter simulator's build cache stays the user's, so vcsim is compiled once
+# per machine instead of once per test (a Go build is ~1 CPU-minute). A test about the build sets its own.
+os.environ.setdefault("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
 
 
 @dataclass

@@ -33,7 +33,8 @@ def simlab(tmp_path):
 
 
 def _environ(tmp_path) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LAB_ESX_PASSWORD": PW}
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LAB_ESX_PASSWORD": PW,
+            "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]}
 
 
 def _client(emap, name: str, **kw) -> paramiko.SSHClient:
