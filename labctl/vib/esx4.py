@@ -29,11 +29,14 @@ from labctl.vib.descriptor import Constraint, Descriptor, parse_xml
 from labctl.vib.findings import ERROR, INFO, WARNING, Finding, VibBuildError, VibFormatError
 from labctl.vib.payload import (
     DEFAULT_LIMITS,
+    MAX_LONGNAME,
     BuiltPayload,
     Entry,
     GunzipReader,
+    LinkTree,
     Limits,
     PayloadReport,
+    _check_link,
     check_path,
     list_tar,
     walk_stage,
@@ -273,7 +276,13 @@ def write_rpm(out: Path, d: Esx4Descriptor, src: Path | None, mtime: int, arch: 
 # ---------------------------------------------------------------- RPM reader
 
 
+RPM_TAGS_READ = {269, 1000, 1001, 1002, 1004, 1007, 1027, 1116, 1117, 1118}  # the tags inspect uses
+RPM_TYPE_SIZES = {0: 0, 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 1, 9: 1}
+
+
 def _read_header(f: BinaryIO, pos: int, end: int, what: str) -> tuple[dict[int, object], int]:
+    """An RPM header structure: every index entry bounds-checked, only the tags inspect uses decoded (the number
+    of strings decoded is bounded by the store's size, not by the counts the header claims)."""
     f.seek(pos)
     pre = f.read(16)
     if len(pre) < 16 or pre[:8] != RPM_HEADER_MAGIC:
@@ -289,15 +298,18 @@ def _read_header(f: BinaryIO, pos: int, end: int, what: str) -> tuple[dict[int, 
     tags: dict[int, object] = {}
     for i in range(nindex):
         tag, typ, off, count = struct.unpack(">iiii", body[16 * i : 16 * i + 16])
-        if off < 0 or off > hsize or count < 0 or count > hsize + 1:
-            raise VibFormatError(f"{what}: RPM header tag {tag} out of bounds")
+        if typ not in RPM_TYPE_SIZES or off < 0 or off > hsize or count < 0 or \
+                off + count * RPM_TYPE_SIZES[typ] > hsize:
+            raise VibFormatError(f"{what}: RPM header tag {tag} (type {typ}, count {count}) out of bounds")
+        if (typ == 6 and count != 1 or typ == 9 and count < 1) and tag in RPM_TAGS_READ:
+            raise VibFormatError(f"{what}: RPM header string tag {tag} has count {count}")
+        if tag not in RPM_TAGS_READ:
+            continue
+        if tag in tags:
+            raise VibFormatError(f"{what}: RPM header tag {tag} appears twice")
         if typ == 4:
-            if off + 4 * count > hsize:
-                raise VibFormatError(f"{what}: RPM header tag {tag} out of bounds")
             tags[tag] = list(struct.unpack_from(f">{count}i", store, off))
         elif typ == 3:
-            if off + 2 * count > hsize:
-                raise VibFormatError(f"{what}: RPM header tag {tag} out of bounds")
             tags[tag] = list(struct.unpack_from(f">{count}H", store, off))
         elif typ in (6, 8, 9):
             vals, p = [], off
@@ -307,12 +319,22 @@ def _read_header(f: BinaryIO, pos: int, end: int, what: str) -> tuple[dict[int, 
                     raise VibFormatError(f"{what}: RPM header string for tag {tag} is not terminated")
                 vals.append(store[p:e].decode("utf-8", "replace"))
                 p = e + 1
-            tags[tag] = vals[0] if typ == 6 else vals
+            tags[tag] = vals[0] if typ in (6, 9) else vals
         elif typ == 7:
-            if off + count > hsize:
-                raise VibFormatError(f"{what}: RPM header tag {tag} out of bounds")
             tags[tag] = store[off : off + count]
+        else:
+            tags[tag] = ("unexpected type", typ)  # _tag reports it as the wrong type
     return tags, pos + total
+
+
+def _tag(tags: dict[int, object], tag: int, kind: type, what: str, label: str):
+    """A header tag of the expected shape (list of ints, list of strings, str, bytes) or None."""
+    v = tags.get(tag)
+    if v is None:
+        return None
+    if not isinstance(v, kind) or (kind is list and not v):
+        raise VibFormatError(f"{what}: RPM {label} tag ({tag}) has the wrong type or no value")
+    return v
 
 
 def read_rpm(f: BinaryIO, member: arlib.ArMember, limits: Limits) -> PayloadReport:
@@ -329,9 +351,11 @@ def read_rpm(f: BinaryIO, member: arlib.ArMember, limits: Limits) -> PayloadRepo
         pos += -(pos - member.offset - 96) % 8
         hdr_start = pos
         hdr, pos = _read_header(f, pos, end, what)
-        exp_size = sig.get(1000)
-        if exp_size is not None and exp_size[0] != end - hdr_start:  # type: ignore[index]
-            rep.findings.append(Finding(ERROR, f"{what}: RPM signature SIZE {exp_size[0]} != "  # type: ignore[index]
+        exp_size = _tag(sig, 1000, list, what, "signature SIZE")
+        if exp_size is not None and (len(exp_size) != 1 or not isinstance(exp_size[0], int)):
+            raise VibFormatError(f"{what}: RPM signature SIZE tag holds {len(exp_size)} values, not 1")
+        if exp_size is not None and exp_size[0] != end - hdr_start:
+            rep.findings.append(Finding(ERROR, f"{what}: RPM signature SIZE {exp_size[0]} != "
                                                f"{end - hdr_start} bytes of header+payload"))
         md5 = hashlib.md5()
         sha1 = hashlib.sha1()
@@ -363,27 +387,34 @@ def read_rpm(f: BinaryIO, member: arlib.ArMember, limits: Limits) -> PayloadRepo
         rep.entries = _list_cpio(reader, what, limits, rep.findings)
         reader.drain()
         rep.uncompressed_size = reader.size
-        exp_md5 = sig.get(1004)
+        exp_md5 = _tag(sig, 1004, bytes, what, "signature MD5")
         ok_md5 = exp_md5 is None or exp_md5 == md5.digest()
         rep.checksums.append({"type": "md5", "verify_process": "rpm-header+payload",
                               "expected": exp_md5.hex() if isinstance(exp_md5, bytes) else None,
                               "actual": md5.hexdigest(), "ok": ok_md5})
         if not ok_md5:
             rep.findings.append(Finding(ERROR, f"{what}: RPM MD5 over header+payload does not match"))
-        exp_sha1 = sig.get(269)
+        exp_sha1 = _tag(sig, 269, str, what, "signature SHA1")
         if exp_sha1 is not None:
             ok = exp_sha1 == sha1.hexdigest()
             rep.checksums.append({"type": "sha-1", "verify_process": "rpm-header", "expected": exp_sha1,
                                   "actual": sha1.hexdigest(), "ok": ok})
             if not ok:
                 rep.findings.append(Finding(ERROR, f"{what}: RPM header SHA1 does not match"))
-        names = hdr.get(1027)
+        names = _tag(hdr, 1027, list, what, "OLDFILENAMES")
         if names is None and 1117 in hdr:
-            dirs, idx = hdr.get(1118, []), hdr.get(1116, [])
-            names = [dirs[i] + b for i, b in zip(idx, hdr[1117])]  # type: ignore[index,operator,call-overload]
+            bases = _tag(hdr, 1117, list, what, "BASENAMES") or []
+            dirs = _tag(hdr, 1118, list, what, "DIRNAMES") or []
+            idx = _tag(hdr, 1116, list, what, "DIRINDEXES") or []
+            if len(idx) != len(bases):
+                raise VibFormatError(f"{what}: RPM DIRINDEXES has {len(idx)} entries for {len(bases)} BASENAMES")
+            bad = next((i for i in idx if not 0 <= i < len(dirs)), None)
+            if bad is not None:
+                raise VibFormatError(f"{what}: RPM DIRINDEXES entry {bad} is past DIRNAMES ({len(dirs)} entries)")
+            names = [dirs[i] + b for i, b in zip(idx, bases)]
         rep.findings.append(Finding(INFO, f"{what}: RPM {hdr.get(1000)}-{hdr.get(1001)}-{hdr.get(1002)} "
                                           f"({len(names or [])} file(s))"))
-        for n in names or []:  # type: ignore[union-attr]
+        for n in names or []:
             check_path(str(n).lstrip("/"), what)
     except VibFormatError as e:
         rep.findings.append(Finding(ERROR, e.message))
@@ -392,17 +423,20 @@ def read_rpm(f: BinaryIO, member: arlib.ArMember, limits: Limits) -> PayloadRepo
 
 def _list_cpio(reader: GunzipReader, what: str, limits: Limits, findings: list[Finding]) -> list[Entry]:
     entries: list[Entry] = []
+    tree = LinkTree()
     while True:
         h = reader.read_exact(110)
         if len(h) < 110 or h[:6] not in (b"070701", b"070702"):
             raise VibFormatError(f"{what}: bad cpio header in the RPM payload")
-        try:
-            fields = [int(h[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
-        except ValueError:
-            raise VibFormatError(f"{what}: bad cpio header numbers") from None
+        hexes = [h[6 + 8 * i : 14 + 8 * i] for i in range(13)]
+        if any(c not in b"0123456789abcdefABCDEF" for x in hexes for c in x):
+            raise VibFormatError(f"{what}: bad cpio header numbers")
+        fields = [int(x, 16) for x in hexes]
         mode, size, namesize = fields[1], fields[6], fields[11]
-        if namesize > 4096:
-            raise VibFormatError(f"{what}: cpio name too long")
+        if namesize > MAX_LONGNAME:
+            raise VibFormatError(f"{what}: cpio name of {namesize} bytes is longer than {MAX_LONGNAME}")
+        if size > limits.max_total:
+            raise VibFormatError(f"{what}: cpio member declares {size} bytes, above the {limits.max_total}-byte cap")
         name = reader.read_exact(namesize).rstrip(b"\0").decode("utf-8", "replace")
         reader.read_exact(-(110 + namesize) % 4)
         if name == "TRAILER!!!":
@@ -422,9 +456,10 @@ def _list_cpio(reader: GunzipReader, what: str, limits: Limits, findings: list[F
             raise VibFormatError(f"{what}: member {path!r} has unsupported type {mode:o}")
         link = ""
         if kind == "symlink":
+            if size > MAX_LONGNAME:
+                raise VibFormatError(f"{what}: cpio symlink {path!r} has a {size}-byte target; refusing more than "
+                                     f"{MAX_LONGNAME}")
             link = reader.read_exact(size).decode("utf-8", "replace")
-            from labctl.vib.payload import _check_link
-
             _check_link(path, link, what, hard=False)
         else:
             left = size
@@ -434,9 +469,10 @@ def _list_cpio(reader: GunzipReader, what: str, limits: Limits, findings: list[F
                     raise VibFormatError(f"{what}: cpio data truncated")
                 left -= len(b)
         reader.read_exact(-size % 4)
+        where = tree.add(path, kind, link, what)
         if mode & (stat.S_ISUID | stat.S_ISGID):
             findings.append(Finding(WARNING, f"{what}: {path!r} is setuid/setgid"))
-        entries.append(Entry(path, kind, size, mode & 0o7777, link))
+        entries.append(Entry(path, kind, size, mode & 0o7777, link, where))
 
 
 # ---------------------------------------------------------------- inspect
@@ -444,6 +480,14 @@ def _list_cpio(reader: GunzipReader, what: str, limits: Limits, findings: list[F
 
 def inspect_esx4(f: BinaryIO, archive: arlib.ArArchive, rep, *, ca_pem: bytes | None = None,
                  limits: Limits = DEFAULT_LIMITS) -> None:
+    try:
+        _inspect_esx4(f, archive, rep, ca_pem=ca_pem, limits=limits)
+    except VibFormatError as e:
+        rep.findings.append(Finding(ERROR, e.message))
+
+
+def _inspect_esx4(f: BinaryIO, archive: arlib.ArArchive, rep, *, ca_pem: bytes | None,
+                  limits: Limits) -> None:
     from labctl.vib.signing import verify
     from labctl.vib.payload import GunzipReader as _GR
 

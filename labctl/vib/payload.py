@@ -12,7 +12,7 @@ import io
 import os
 import stat
 import struct
-import tarfile
+import tarfile  # writing only; untrusted tar is parsed by list_tar
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +146,7 @@ class Entry:
     size: int
     mode: int
     link: str = ""
+    resolved: str = ""  # where it lands once the symlinks before it are followed ("" = path)
 
 
 @dataclass
@@ -195,12 +196,19 @@ def check_path(path: str, what: str) -> str:
         raise VibFormatError(f"{what}: member {path!r} contains '..'")
     if any("\0" in p for p in parts):
         raise VibFormatError(f"{what}: member {path!r} contains NUL")
+    if len(path) > MAX_PATH:
+        raise VibFormatError(f"{what}: member path of {len(path)} characters is longer than {MAX_PATH}")
     return "/".join(parts)
 
 
 def _check_link(path: str, target: str, what: str, hard: bool) -> None:
+    """The lexical check (a link's own text); LinkTree.add also resolves it through the links before it."""
     if target.startswith("/"):
         raise VibFormatError(f"{what}: link {path!r} points to the absolute path {target!r}")
+    if "\0" in target or "\\" in target:
+        raise VibFormatError(f"{what}: link {path!r} target {target!r} contains NUL or a backslash")
+    if not target:
+        raise VibFormatError(f"{what}: link {path!r} has an empty target")
     base = [] if hard else path.split("/")[:-1]
     depth = len(base)
     for p in target.split("/"):
@@ -211,43 +219,307 @@ def _check_link(path: str, target: str, what: str, hard: bool) -> None:
             raise VibFormatError(f"{what}: link {path!r} -> {target!r} points outside the payload")
 
 
+class LinkTree:
+    """The tree a consumer extracting the members in order would build: every member's path is resolved through
+    the symlinks before it (as the kernel would when the member is written), so `opt/a -> ..` plus
+    `opt/b -> a/..` is caught, and `opt/l -> ../usr/bin` plus `opt/l/evil` is known to land in `usr/bin/evil`.
+    Duplicate non-directory members (a later one silently replaces the earlier one on extraction) are refused."""
+
+    def __init__(self) -> None:
+        self.links: dict[str, tuple[str, str]] = {}  # resolved link path -> (resolved parent, target text)
+        self.kinds: dict[str, str] = {}  # resolved path -> kind
+
+    def resolve(self, path: str, what: str, *, follow_last: bool, shown: str | None = None) -> str:
+        shown = shown or path
+        stack: list[str] = []
+        queue = path.split("/")
+        hops = 0
+        while queue:
+            p = queue.pop(0)
+            if p in ("", "."):
+                continue
+            if p == "..":
+                if not stack:
+                    raise VibFormatError(f"{what}: {shown!r} resolves outside the payload through its symlinks")
+                stack.pop()
+                continue
+            stack.append(p)
+            cur = "/".join(stack)
+            if cur in self.links and (queue or follow_last):
+                hops += 1
+                if hops > MAX_LINK_HOPS:
+                    raise VibFormatError(f"{what}: {shown!r} goes through more than {MAX_LINK_HOPS} symlinks "
+                                         "(a loop)")
+                parent, target = self.links[cur]
+                stack = parent.split("/") if parent else []
+                queue = target.split("/") + queue
+            elif queue and self.kinds.get(cur) in ("file", "hardlink"):
+                raise VibFormatError(f"{what}: {shown!r} has the file {cur!r} as a directory")
+        return "/".join(stack)
+
+    def add(self, path: str, kind: str, link: str, what: str) -> str:
+        """Record a member (path already normalised by check_path); return where it lands."""
+        if not path:
+            if kind == "dir":
+                return ""  # './' itself
+            raise VibFormatError(f"{what}: a {kind} member names the payload root")
+        where = self.resolve(path, what, follow_last=False)
+        old = self.kinds.get(where)
+        if old is not None and not (old == "dir" and kind == "dir"):
+            extra = "" if where == path else f" (resolved to {where!r})"
+            raise VibFormatError(f"{what}: duplicate member {path!r}{extra}: extracting it would replace the "
+                                 f"earlier {old}")
+        if kind == "symlink":
+            parent = where.rpartition("/")[0]
+            self.resolve(f"{parent}/{link}" if parent else link, what, follow_last=True,
+                         shown=f"{path} -> {link}")
+            self.links[where] = (parent, link)
+        elif kind == "hardlink":
+            self.resolve(link, what, follow_last=False, shown=f"{path} => {link}")
+        self.kinds[where] = kind
+        return where
+
+    def check_final(self, what: str) -> None:
+        """Links whose target only escapes once later links exist (opt/b -> c/x, then c -> ..)."""
+        for where, (parent, target) in self.links.items():
+            self.resolve(f"{parent}/{target}" if parent else target, what, follow_last=True,
+                         shown=f"{where} -> {target}")
+
+
 def _mode_findings(path: str, mode: int, what: str, findings: list[Finding]) -> None:
     if mode & (stat.S_ISUID | stat.S_ISGID):
         findings.append(Finding(WARNING, f"{what}: {path!r} is setuid/setgid (mode {mode:o})"))
 
 
-def list_tar(reader: GunzipReader, what: str, limits: Limits, findings: list[Finding]) -> list[Entry]:
-    """Walk a tar stream's headers (no extraction) and refuse unsafe members."""
+# ---------------------------------------------------------------- tar headers, parsed here (untrusted input)
+#
+# Python's tarfile is not used for untrusted payloads: it stops at the first header with a bad checksum (GNU tar
+# skips it and extracts what follows), reads PAX and GNU long-name data of any size into memory, and parses PAX
+# records with a regex that is quadratic on 3.11.7 (CVE-2024-6232). This reader verifies every header's checksum,
+# bounds every extended header before reading it, and refuses anything after the end-of-archive marker that is not
+# zero padding.
+
+TAR_BLOCK = 512
+MAX_LONGNAME = 4096  # GNU 'L'/'K' data (PATH_MAX)
+MAX_PAX = 64 * 1024  # one PAX extended header's data
+MAX_PATH = 4096
+MAX_LINK_HOPS = 40  # Linux's limit before ELOOP
+MAX_NUMBER_DIGITS = 20
+_REG, _HARD, _SYM, _CHR, _BLK, _DIR, _FIFO, _CONT = b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
+_POSIX_MAGIC = b"ustar\x0000"
+_GNU_MAGIC = b"ustar  \x00"
+
+
+def _tar_number(field: bytes, what: str, label: str, offset: int) -> int:
+    if field[:1] in (b"\x80", b"\xff"):  # GNU base-256
+        if field[0] == 0xFF:
+            raise VibFormatError(f"{what}: tar header at offset {offset} has a negative {label}")
+        return int.from_bytes(field[1:], "big")
+    t = field.split(b"\0", 1)[0].strip(b" ")
+    if not t:
+        return 0
+    if len(t) > MAX_NUMBER_DIGITS or any(c not in b"01234567" for c in t):
+        raise VibFormatError(f"{what}: tar header at offset {offset} has a {label} that is not octal: "
+                             f"{t[:24]!r}")
+    return int(t, 8)
+
+
+def _tar_checksum_ok(block: bytes) -> bool:
+    stored = block[148:156].split(b"\0", 1)[0].strip(b" ")
+    if not stored or any(c not in b"01234567" for c in stored) or len(stored) > 8:
+        return False
+    want = int(stored, 8)
+    rest = block[:148] + b" " * 8 + block[156:]
+    unsigned = sum(rest)
+    signed = unsigned - 256 * sum(1 for b in rest if b > 127)  # old tars summed signed chars; both accepted
+    return want in (unsigned, signed)
+
+
+def _pax_records(data: bytes, what: str, offset: int) -> dict[str, str]:
+    """'<len> <key>=<value>\\n' records, parsed by length (no regex); every record must be well-formed."""
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(data):
+        if data[pos:].strip(b"\0") == b"":
+            break
+        sp = data.find(b" ", pos, pos + 12)
+        digits = data[pos:sp] if sp > 0 else b""
+        if not digits or not digits.isdigit() or not digits.isascii():
+            raise VibFormatError(f"{what}: malformed PAX header record at offset {offset}")
+        n = int(digits)
+        rec = data[pos : pos + n]
+        if n <= len(digits) + 1 or pos + n > len(data) or not rec.endswith(b"\n") or b"=" not in rec:
+            raise VibFormatError(f"{what}: malformed PAX header record at offset {offset}")
+        key, _, value = rec[sp - pos + 1 : -1].partition(b"=")
+        try:
+            out[key.decode("utf-8")] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise VibFormatError(f"{what}: PAX header record at offset {offset} is not UTF-8") from None
+        pos += n
+    return out
+
+
+def _pax_number(value: str, key: str, what: str) -> int:
+    whole = value.split(".", 1)[0]
+    if not whole.isascii() or not whole.isdigit() or len(whole) > MAX_NUMBER_DIGITS:
+        raise VibFormatError(f"{what}: PAX {key} {value[:24]!r} is not a plain number")
+    return int(whole)
+
+
+def _skip(reader: GunzipReader, n: int, what: str) -> None:
+    while n:
+        b = reader.read(min(n, CHUNK))
+        if not b:
+            raise VibFormatError(f"{what}: tar data is truncated")
+        n -= len(b)
+
+
+def _read_ext(reader: GunzipReader, size: int, cap: int, label: str, what: str, offset: int) -> bytes:
+    if size > cap:
+        raise VibFormatError(f"{what}: {label} header at offset {offset} declares {size} bytes; refusing more "
+                             f"than {cap}")
+    data = reader.read_exact(size)
+    if len(data) < size:
+        raise VibFormatError(f"{what}: tar data is truncated")
+    _skip(reader, -size % TAR_BLOCK, what)
+    return data
+
+
+def list_tar(reader: GunzipReader, what: str, limits: Limits, findings: list[Finding],
+             tree: LinkTree | None = None) -> list[Entry]:
+    """Walk a tar stream's headers (no extraction) and refuse unsafe members or headers consumers disagree on."""
     entries: list[Entry] = []
-    try:
-        tf = tarfile.open(fileobj=reader, mode="r|")
-    except tarfile.TarError as e:
-        raise VibFormatError(f"{what}: not a tar archive ({e})") from None
-    try:
-        for ti in tf:
-            if len(entries) >= limits.max_entries:
-                raise VibFormatError(f"{what}: more than {limits.max_entries} tar members")
-            path = check_path(ti.name, what)
-            if ti.isdir():
-                kind = "dir"
-            elif ti.isreg():
-                kind = "file"
-            elif ti.issym() or ti.islnk():
-                kind = "symlink" if ti.issym() else "hardlink"
-                _check_link(path, ti.linkname, what, hard=ti.islnk())
-            elif ti.ischr() or ti.isblk():
-                raise VibFormatError(f"{what}: member {path!r} is a device node")
-            elif ti.isfifo():
-                raise VibFormatError(f"{what}: member {path!r} is a FIFO")
+    tree = tree if tree is not None else LinkTree()
+    pos = 0
+    long_name: str | None = None
+    long_link: str | None = None
+    pax: dict[str, str] | None = None
+    pax_seen = False
+    while True:
+        block = reader.read_exact(TAR_BLOCK)
+        at = pos
+        pos += len(block)
+        if not block:
+            if long_name is not None or long_link is not None or pax is not None:
+                raise VibFormatError(f"{what}: tar ends after an extended header, without its member")
+            if not entries:
+                raise VibFormatError(f"{what}: not a tar archive (empty)")
+            break  # no end-of-archive marker: GNU tar and tarfile accept that too
+        if len(block) < TAR_BLOCK:
+            raise VibFormatError(f"{what}: tar stream ends inside a header at offset {at}")
+        if block == b"\0" * TAR_BLOCK:
+            if long_name is not None or long_link is not None or pax is not None:
+                raise VibFormatError(f"{what}: tar ends after an extended header, without its member")
+            # the logical end: only zero padding may follow (GNU tar would read on past a lone zero block with
+            # --ignore-zeros, and some extractors do by default)
+            while True:
+                b = reader.read(CHUNK)
+                if not b:
+                    break
+                if b.strip(b"\0"):
+                    k = len(b) - len(b.lstrip(b"\0"))
+                    raise VibFormatError(f"{what}: data after the tar end-of-archive marker (at offset "
+                                         f"{pos + k}): a permissive extractor would read members hidden there")
+                pos += len(b)
+            break
+        if not _tar_checksum_ok(block):
+            raise VibFormatError(f"{what}: tar header at offset {at} has a bad checksum (GNU tar skips such a "
+                                 "header and extracts the members hidden behind it)")
+        if len(entries) >= limits.max_entries:
+            raise VibFormatError(f"{what}: more than {limits.max_entries} tar members")
+        typeflag = block[156:157]
+        size = _tar_number(block[124:136], what, "size", at)
+        if size > limits.max_total:
+            raise VibFormatError(f"{what}: tar member at offset {at} declares {size} bytes, above the "
+                                 f"{limits.max_total}-byte cap")
+        magic = block[257:265]
+        if typeflag == b"L" or typeflag == b"K":
+            data = _read_ext(reader, size, MAX_LONGNAME, "GNU long-name", what, at)
+            pos += size + (-size % TAR_BLOCK)
+            text = data.split(b"\0", 1)[0].decode("utf-8", "replace")
+            if typeflag == b"L":
+                if long_name is not None:
+                    raise VibFormatError(f"{what}: two GNU long-name headers in a row at offset {at}")
+                long_name = text
             else:
-                raise VibFormatError(f"{what}: member {path!r} has an unsupported type {ti.type!r}")
-            _mode_findings(path, ti.mode, what, findings)
-            if ti.pax_headers and not entries:
-                findings.append(Finding(INFO, f"{what}: PAX headers present (VIBs built with PAX tar have failed "
-                                              "to install; build with GNU format)"))
-            entries.append(Entry(path, kind, ti.size, ti.mode, ti.linkname))
-    except tarfile.TarError as e:
-        raise VibFormatError(f"{what}: corrupt tar stream ({e})") from None
+                if long_link is not None:
+                    raise VibFormatError(f"{what}: two GNU long-link headers in a row at offset {at}")
+                long_link = text
+            continue
+        if typeflag in (b"x", b"g"):
+            data = _read_ext(reader, size, MAX_PAX, "PAX", what, at)
+            pos += size + (-size % TAR_BLOCK)
+            recs = _pax_records(data, what, at)
+            if typeflag == b"g":
+                if {"path", "linkpath", "size"} & set(recs):
+                    raise VibFormatError(f"{what}: global PAX header at offset {at} sets path, linkpath or size")
+                continue
+            if pax is not None:
+                raise VibFormatError(f"{what}: two PAX headers in a row at offset {at}")
+            if any(k.startswith("GNU.sparse") for k in recs):
+                raise VibFormatError(f"{what}: sparse tar members are not supported")
+            pax = recs
+            pax_seen = True
+            continue
+        # a member header
+        name_b = block[0:100].split(b"\0", 1)[0]
+        if magic == _POSIX_MAGIC:
+            prefix = block[345:500].split(b"\0", 1)[0]
+            if prefix:
+                name_b = prefix + b"/" + name_b
+        elif block[345:500].strip(b"\0"):
+            # GNU/v7 headers have no prefix field there; tarfile would read one anyway, so the name is ambiguous
+            raise VibFormatError(f"{what}: tar header at offset {at} has data in the ustar prefix field of a "
+                                 "non-ustar header (tar implementations disagree on its name)")
+        name = name_b.decode("utf-8", "replace")
+        linkname = block[157:257].split(b"\0", 1)[0].decode("utf-8", "replace")
+        mode = _tar_number(block[100:108], what, "mode", at)
+        if long_name is not None:
+            name = long_name
+        if long_link is not None:
+            linkname = long_link
+        if pax is not None:
+            name = pax.get("path", name)
+            linkname = pax.get("linkpath", linkname)
+            if "size" in pax:
+                size = _pax_number(pax["size"], "size", what)
+                if size > limits.max_total:
+                    raise VibFormatError(f"{what}: tar member {name!r} declares {size} bytes, above the "
+                                         f"{limits.max_total}-byte cap")
+        long_name = long_link = pax = None
+        if pax_seen and not entries:
+            findings.append(Finding(INFO, f"{what}: PAX headers present (VIBs built with PAX tar have failed "
+                                          "to install; build with GNU format)"))
+        if typeflag in (_REG, b"\0", _CONT):
+            kind = "file"
+            if name.endswith("/"):
+                if typeflag != b"\0":
+                    raise VibFormatError(f"{what}: regular file {name!r} has a name ending in '/'")
+                kind = "dir"  # V7 directory
+        elif typeflag == _DIR:
+            kind = "dir"
+        elif typeflag in (_SYM, _HARD):
+            kind = "symlink" if typeflag == _SYM else "hardlink"
+        elif typeflag in (_CHR, _BLK):
+            raise VibFormatError(f"{what}: member {name!r} is a device node")
+        elif typeflag == _FIFO:
+            raise VibFormatError(f"{what}: member {name!r} is a FIFO")
+        else:
+            raise VibFormatError(f"{what}: member {name!r} has an unsupported type {typeflag.decode('latin-1')!r}")
+        path = check_path(name, what)
+        if kind != "file" and size:
+            # tarfile reads the next header right after such a member, GNU tar skips `size` bytes first
+            raise VibFormatError(f"{what}: {kind} {path!r} declares {size} bytes of data")
+        if kind in ("symlink", "hardlink"):
+            _check_link(path, linkname, what, hard=kind == "hardlink")
+        else:
+            linkname = ""
+        where = tree.add(path, kind, linkname, what)
+        _mode_findings(path, mode, what, findings)
+        entries.append(Entry(path, kind, size, mode, linkname, where))
+        _skip(reader, size + (-size % TAR_BLOCK), what)
+        pos += size + (-size % TAR_BLOCK)
+    tree.check_final(what)
     return entries
 
 
@@ -255,16 +527,17 @@ def _octal(field: bytes) -> int:
     t = field.replace(b"\0", b" ").strip()
     if not t:
         return 0
-    try:
-        return int(t, 8)
-    except ValueError:
-        raise VibFormatError(f"vmtar header has a non-octal number {t!r}") from None
+    if any(c not in b"01234567" for c in t):
+        raise VibFormatError(f"vmtar header has a non-octal number {t[:24]!r}")
+    return int(t, 8)
 
 
-def list_vmtar(reader: GunzipReader, what: str, limits: Limits, findings: list[Finding]) -> list[Entry]:
+def list_vmtar(reader: GunzipReader, what: str, limits: Limits, findings: list[Finding],
+               tree: LinkTree | None = None) -> list[Entry]:
     """Walk a vmtar (visor) stream: all headers first, then a zero block, then data at absolute offsets.
     Offsets must lie after the headers, inside the stream, and not overlap."""
     entries: list[Entry] = []
+    tree = tree if tree is not None else LinkTree()
     spans: list[tuple[int, int, str]] = []
     pos = 0
     while True:
@@ -304,8 +577,11 @@ def list_vmtar(reader: GunzipReader, what: str, limits: Limits, findings: list[F
             raise VibFormatError(f"{what}: member {path!r} is a FIFO")
         else:
             raise VibFormatError(f"{what}: member {path!r} has an unsupported vmtar type {typeflag!r}")
+        if kind not in ("symlink", "hardlink"):
+            link = ""
+        where = tree.add(path, kind, link, what)
         _mode_findings(path, mode, what, findings)
-        entries.append(Entry(path, kind, size, mode, link))
+        entries.append(Entry(path, kind, size, mode, link, where))
     header_end = pos
     reader.drain()
     total = reader.size
@@ -320,10 +596,12 @@ def list_vmtar(reader: GunzipReader, what: str, limits: Limits, findings: list[F
         if offset < last_end:
             raise VibFormatError(f"{what}: vmtar data of {path!r} at offset {offset} overlaps another member")
         last_end = offset + size
+    tree.check_final(what)
     return entries
 
 
-def verify_payload(spec, chunks: Iterable[bytes], actual_size: int, limits: Limits = DEFAULT_LIMITS) -> PayloadReport:
+def verify_payload(spec, chunks: Iterable[bytes], actual_size: int, limits: Limits = DEFAULT_LIMITS,
+                   tree: LinkTree | None = None) -> PayloadReport:
     """Stream one payload through the hashes and the listing; compare every checksum the descriptor declares."""
     what = f"payload {spec.name!r}"
     rep = PayloadReport(spec.name, spec.type, actual_size)
@@ -333,9 +611,9 @@ def verify_payload(spec, chunks: Iterable[bytes], actual_size: int, limits: Limi
     reader = GunzipReader(chunks, limits, what)
     try:
         if spec.type in ("tgz", "tar"):
-            rep.entries = list_tar(reader, what, limits, rep.findings)
+            rep.entries = list_tar(reader, what, limits, rep.findings, tree)
         elif spec.type in ("vgz", "boot", "installer_vgz", "upgrade"):
-            rep.entries = list_vmtar(reader, what, limits, rep.findings)
+            rep.entries = list_vmtar(reader, what, limits, rep.findings, tree)
         else:
             rep.findings.append(Finding(INFO, f"{what}: type {spec.type!r} is checksummed but not listed"))
         reader.drain()
