@@ -165,6 +165,22 @@ def parse_xml(data: bytes, what: str = "descriptor.xml"):
         raise VibFormatError(f"{what} is not well-formed XML: {e}") from None
 
 
+MAX_NUMBER_DIGITS = 19  # fits a 64-bit size; int() of thousands of digits is refused (or slow) anyway
+
+
+def plain_number(text: str) -> int | None:
+    """A size as untrusted XML writes it: ASCII digits only ('²' and '١' pass str.isdigit but int() fails on
+    the first), at most 19 of them. None when it is anything else."""
+    t = text.strip()
+    if not t or len(t) > MAX_NUMBER_DIGITS or not t.isascii() or not t.isdigit():
+        return None
+    return int(t)
+
+
+def _short(text: str, n: int = 24) -> str:
+    return repr(text[:n] + "…") if len(text) > n else repr(text)
+
+
 def _text(el, tag: str, default: str = "") -> str:
     child = el.find(tag)
     if child is None or child.text is None:
@@ -237,20 +253,22 @@ def parse_descriptor(data: bytes) -> Descriptor:
             Checksum(c.get("checksum-type", ""), c.get("verify-process"), (c.text or "").strip().lower())
             for c in p.findall("checksum")
         )
-        size_s = p.get("size", "")
+        size = plain_number(p.get("size", ""))
         usize_s = p.get("uncompressed-size")
-        if not size_s.isdigit():
-            findings.append(Finding(ERROR, f"payload {p.get('name')!r}: size {size_s!r} is not a number"))
-        if usize_s is not None and not usize_s.isdigit():
-            findings.append(Finding(ERROR, f"payload {p.get('name')!r}: uncompressed-size {usize_s!r} is not a number"))
-            usize_s = None
+        usize = plain_number(usize_s) if usize_s is not None else None
+        if size is None:
+            findings.append(Finding(ERROR, f"payload {p.get('name')!r}: size {_short(p.get('size', ''))} is not a "
+                                           "plain decimal number"))
+        if usize_s is not None and usize is None:
+            findings.append(Finding(ERROR, f"payload {p.get('name')!r}: uncompressed-size {_short(usize_s)} is not "
+                                           "a plain decimal number"))
         payloads.append(
             PayloadSpec(
                 name=p.get("name", ""),
                 type=p.get("type", ""),
-                size=int(size_s) if size_s.isdigit() else -1,
+                size=size if size is not None else -1,
                 checksums=sums,
-                uncompressed_size=int(usize_s) if usize_s is not None else None,
+                uncompressed_size=usize,
                 vfat_name=p.get("vfat-name"),
             )
         )
@@ -472,7 +490,18 @@ def validate_descriptor(d: Descriptor, *, for_build: bool = False) -> list[Findi
     if d.type != "meta" and not d.payloads:
         f.append(Finding(ERROR, "<payloads> is empty"))
     names8: dict[str, str] = {}
+    counts: dict[str, int] = {}
     for p in d.payloads:
+        counts[p.name] = counts.get(p.name, 0) + 1
+    dups = [n for n, c in counts.items() if c > 1]
+    if dups:
+        f.append(Finding(ERROR, "<payloads> lists the same payload more than once (each listing would be read and "
+                                "installed again): " + ", ".join(f"{n!r} ({counts[n]} times)" for n in dups[:5])))
+    listed: set[str] = set()
+    for p in d.payloads:
+        if p.name in listed:
+            continue
+        listed.add(p.name)
         if not PAYLOAD_NAME_RE.match(p.name):
             f.append(Finding(ERROR, f"payload name {p.name!r} must be 1-15 characters of [0-9A-Za-z_.-]"))
         elif len(p.name) > 8:

@@ -12,12 +12,13 @@ from labctl.vib import ar as arlib
 from labctl.vib.descriptor import (
     MAX_DESCRIPTOR,
     Descriptor,
+    extensibility_violations,
     parse_descriptor,
     parse_xml,
     validate_descriptor,
 )
 from labctl.vib.findings import ERROR, INFO, WARNING, Finding, VibFormatError, has_errors
-from labctl.vib.payload import DEFAULT_LIMITS, Limits, PayloadReport, verify_payload
+from labctl.vib.payload import DEFAULT_LIMITS, Limits, LinkTree, PayloadReport, verify_payload
 from labctl.vib.signing import SignatureResult, verify
 
 KIND_LABELS = {
@@ -153,16 +154,31 @@ def inspect_vib(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits:
         _signature_findings(rep, desc.acceptance_level)
     payload_members = names[2:]
     expected = [p.name for p in desc.payloads]
+    seen: set[str] = set()
+    todo = []
     for i, spec in enumerate(desc.payloads):
+        if spec.name in seen:
+            continue  # reported once below; a payload is read once however often it is listed
+        seen.add(spec.name)
         m = archive.get(spec.name)
         if m is None:
             rep.findings.append(Finding(ERROR, f"Could not find file object for payload '{spec.name}'."))
             continue
         if i < len(payload_members) and payload_members[i] != spec.name:
             rep.findings.append(Finding(WARNING, f"payload {spec.name!r} is not in <payloads> order in the archive"))
-        rep.payloads.append(verify_payload(spec, arlib.iter_member(f, m), m.size, limits))
+        todo.append((spec, m))
+    # a payload listed twice is reported by validate_descriptor
+    # read in archive order (a stream from a bundle is never rewound), through one tree: ESXi extracts every
+    # payload of a VIB into the same root, so a link in one payload redirects a file in the next
+    tree = LinkTree()
+    results = {}
+    for spec, m in sorted(todo, key=lambda t: t[1].offset):
+        results[spec.name] = verify_payload(spec, arlib.iter_member(f, m), m.size, limits, tree)
+    rep.payloads += [results[spec.name] for spec, _ in todo]
     for extra in (n for n in payload_members if n not in expected):
         rep.findings.append(Finding(WARNING, f"ar member {extra!r} is not a payload named in descriptor.xml"))
+    if desc.acceptance_level == "community":
+        _redirect_findings(rep)
     _file_list_findings(rep, list(desc.file_list))
     if not desc.live_install_allowed:
         rep.findings.append(Finding(INFO, "live install not allowed: the host needs a reboot after install"))
@@ -207,6 +223,19 @@ def _file_list_findings(rep: InspectReport, file_list: list[str]) -> None:
         rep.findings.append(Finding(ERROR, f"file-list names files no payload contains: {', '.join(missing[:5])}"))
     if extra:
         rep.findings.append(Finding(ERROR, f"payloads contain files missing from file-list: {', '.join(extra[:5])}"))
+
+
+def _redirect_findings(rep: InspectReport) -> None:
+    """Members that symlinks before them send somewhere else: the extensibility rules apply to where they land."""
+    moved = [(e.path, e.resolved) for p in rep.payloads for e in p.entries
+             if e.kind != "dir" and e.resolved and e.resolved != e.path]
+    bad = [(a, b) for a, b in moved if extensibility_violations([b])]
+    if bad:
+        shown = ", ".join(f"{a} (lands in {b})" for a, b in bad[:5]) + (
+            f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+        rep.findings.append(Finding(WARNING, "community VIB breaks the extensibility rules through symlinks (install "
+                                             "needs -f; [VibValidationError] ... violates extensibility rule "
+                                             f"checks): {shown}"))
 
 
 def file_size(f: BinaryIO) -> int:
