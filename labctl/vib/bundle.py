@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tempfile
+import struct
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from labctl.vib.descriptor import Descriptor, emit_descriptor, parse_xml
+from labctl.vib.descriptor import Descriptor, emit_descriptor, parse_xml, plain_number
 from labctl.vib.findings import ERROR, WARNING, Finding, VibFormatError
 from labctl.vib.payload import DEFAULT_LIMITS, Limits, check_path
 
 MAX_ZIP_ENTRIES = 1000
-MAX_METADATA = 32 * 1024 * 1024
+MAX_CENTRAL_DIRECTORY = 1024 * 1024  # bytes; 1000 entries with 1000-character names fit
+MAX_METADATA = 16 * 1024 * 1024
 MAX_VIB_IN_ZIP = 4 * 1024**3
+MAX_ZIP_RATIO = 100  # inflated/compressed for one entry, once it inflates past ZIP_RATIO_FLOOR
+ZIP_RATIO_FLOOR = 1024 * 1024
 COPY = 1024 * 1024
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
 
 
 # ---------------------------------------------------------------- writing
@@ -154,6 +160,44 @@ def write_bundle(out: Path, v: BundleVib, release_date: str, *, vendor_code: str
 # ---------------------------------------------------------------- reading
 
 
+def check_zip_directory(f: BinaryIO, what: str) -> None:
+    """Refuse a zip whose central directory is too large before zipfile reads it into memory: the entry counts
+    and the directory's size from the end record (and the zip64 one), found exactly the way zipfile finds them
+    (the last 22 bytes, else the last EOCD signature in the final 64 KiB; zip64 records right before it)."""
+    f.seek(0, 2)
+    size = f.tell()
+    tail_len = min(size, 22 + 65536)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    if tail[-22:-18] == _EOCD and tail[-2:] == b"\0\0":
+        at = len(tail) - 22
+    else:
+        at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < 22:
+        raise VibFormatError(f"{what}: not a zip file (no end-of-central-directory record)")
+    _, _, _, n_disk, n_total, cd_size, _, _ = struct.unpack("<4sHHHHIIH", tail[at : at + 22])
+    n = max(n_disk, n_total)
+    eocd_pos = size - tail_len + at
+    if eocd_pos >= 76:
+        f.seek(eocd_pos - 76)
+        rec = f.read(76)
+        if rec[56:60] == _EOCD64_LOCATOR and rec[:4] == _EOCD64:  # zipfile then takes the counts from here
+            n64_disk, n64_total, cd64_size = struct.unpack("<QQQ", rec[24:48])
+            n, cd_size = max(n64_disk, n64_total), cd64_size
+    if n > MAX_ZIP_ENTRIES:
+        raise VibFormatError(f"{what}: the zip's central directory lists {n} entries; refusing more than "
+                             f"{MAX_ZIP_ENTRIES}")
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        raise VibFormatError(f"{what}: the zip's central directory is {cd_size} bytes; refusing more than "
+                             f"{MAX_CENTRAL_DIRECTORY}")
+
+
+def _open_zip(f: BinaryIO, what: str) -> zipfile.ZipFile:
+    check_zip_directory(f, what)
+    f.seek(0)
+    return zipfile.ZipFile(f)
+
+
 def _safe_infos(z: zipfile.ZipFile, what: str) -> list[zipfile.ZipInfo]:
     infos = z.infolist()
     if len(infos) > MAX_ZIP_ENTRIES:
@@ -164,6 +208,12 @@ def _safe_infos(z: zipfile.ZipFile, what: str) -> list[zipfile.ZipInfo]:
         if zi.filename in seen:
             raise VibFormatError(f"{what}: duplicate entry {zi.filename!r}")
         seen.add(zi.filename)
+        if zi.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise VibFormatError(f"{what}: {zi.filename!r} uses compression method {zi.compress_type}; offline "
+                                 "bundles use stored or deflated entries")
+        if zi.file_size > ZIP_RATIO_FLOOR and zi.file_size > MAX_ZIP_RATIO * max(zi.compress_size, 1):
+            raise VibFormatError(f"{what}: {zi.filename!r} would inflate {zi.compress_size} bytes to "
+                                 f"{zi.file_size} (above {MAX_ZIP_RATIO}:1, zip bomb cap)")
     return infos
 
 
@@ -177,15 +227,26 @@ def _read_small(z: zipfile.ZipFile, zi: zipfile.ZipInfo, cap: int, what: str) ->
     return data
 
 
+def _hash_entry(z: zipfile.ZipFile, zi: zipfile.ZipInfo) -> tuple[int, str]:
+    """One streaming pass over an entry: its size and sha-256 (zipfile checks the CRC at the end)."""
+    h = hashlib.sha256()
+    n = 0
+    with z.open(zi) as src:
+        while b := src.read(COPY):
+            n += len(b)
+            h.update(b)
+    return n, h.hexdigest()
+
+
 def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits: Limits = DEFAULT_LIMITS):
     from labctl.vib.inspect import InspectReport, inspect_vib
 
     rep = InspectReport(label, kind="bundle")
     try:
-        z = zipfile.ZipFile(f)
+        z = _open_zip(f, "bundle")
         infos = _safe_infos(z, "bundle")
     except (zipfile.BadZipFile, VibFormatError, ValueError) as e:
-        rep.findings.append(Finding(ERROR, f"not a readable offline bundle: {e}"))
+        rep.findings.append(Finding(ERROR, f"not a readable offline bundle: {getattr(e, 'message', e)}"))
         return rep
     with z:
         names = {zi.filename: zi for zi in infos}
@@ -207,8 +268,8 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
                 rep.findings.append(Finding(ERROR, f"bundle has no {md_name} (named by vendor-index.xml)"))
             else:
                 meta = _read_metadata(_read_small(z, names[md_name], MAX_METADATA, "bundle"), info, rep.findings)
-        except VibFormatError as e:
-            rep.findings.append(Finding(ERROR, e.message))
+        except (VibFormatError, zipfile.BadZipFile) as e:
+            rep.findings.append(Finding(ERROR, getattr(e, "message", None) or f"bundle: {e}"))
         rep.bundle = info
         vib_entries = [zi for zi in infos if zi.filename.endswith(".vib") and not zi.is_dir()]
         if not vib_entries:
@@ -217,30 +278,23 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
             if zi.file_size > MAX_VIB_IN_ZIP:
                 rep.findings.append(Finding(ERROR, f"{zi.filename}: {zi.file_size} bytes is too large"))
                 continue
-            with tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024) as tmp:  # disk only past 64 MB
-                h = hashlib.sha256()
-                n = 0
-                try:
-                    with z.open(zi) as src:
-                        while b := src.read(COPY):
-                            n += len(b)
-                            if n > zi.file_size or n > MAX_VIB_IN_ZIP:
-                                raise VibFormatError(f"{zi.filename}: decompresses past its declared size")
-                            h.update(b)
-                            tmp.write(b)
-                except (VibFormatError, zipfile.BadZipFile, OSError) as e:
-                    rep.findings.append(Finding(ERROR, f"{zi.filename}: {e}"))
-                    continue
-                tmp.flush()
-                vr = inspect_vib(tmp, f"{label}!{zi.filename}", ca_pem=ca_pem, limits=limits, total_size=n)
+            # Nothing is inflated to disk: the VIB is read straight from the zip, once to hash it, then by
+            # inspect_vib (in archive order, so the entry stream only rewinds for the small descriptor reads)
+            try:
+                n, digest = _hash_entry(z, zi)
+                with z.open(zi) as src:
+                    vr = inspect_vib(src, f"{label}!{zi.filename}", ca_pem=ca_pem, limits=limits, total_size=n)
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                rep.findings.append(Finding(ERROR, f"{zi.filename}: {e}"))
+                continue
             m = meta.pop(zi.filename, None)
             if m is None:
                 vr.findings.append(Finding(WARNING, f"{zi.filename} is not listed in metadata.zip"))
             else:
                 if m.get("size") is not None and m["size"] != n:
                     vr.findings.append(Finding(ERROR, f"metadata packedSize {m['size']} != {n} bytes"))
-                if m.get("sha256") and m["sha256"] != h.hexdigest():
-                    vr.findings.append(Finding(ERROR, f"metadata sha-256 {m['sha256']} != {h.hexdigest()}"))
+                if m.get("sha256") and m["sha256"] != digest:
+                    vr.findings.append(Finding(ERROR, f"metadata sha-256 {m['sha256']} != {digest}"))
                 if m.get("vib_id") and vr.vib_id and m["vib_id"] != vr.vib_id:
                     vr.findings.append(Finding(ERROR, f"metadata names {m['vib_id']}, the VIB is {vr.vib_id}"))
             rep.vibs.append(vr)
@@ -255,7 +309,7 @@ def _read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str
     """relativePath -> {vib_id, size, sha256} from metadata.zip's vmware.xml (and vibs/*.xml)."""
     out: dict[str, dict] = {}
     try:
-        mz = zipfile.ZipFile(io.BytesIO(data))
+        mz = _open_zip(io.BytesIO(data), "metadata.zip")
     except zipfile.BadZipFile as e:
         raise VibFormatError(f"metadata.zip is not a zip: {e}") from None
     with mz:
@@ -268,10 +322,9 @@ def _read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str
                     rel = (v.findtext("vibFile/relativePath") or "").strip()
                     if not rel:
                         continue
-                    size = (v.findtext("vibFile/packedSize") or "").strip()
                     out[rel] = {
                         "vib_id": (v.findtext("vibID") or "").strip() or None,
-                        "size": int(size) if size.isdigit() else None,
+                        "size": _packed_size(v.findtext("vibFile/packedSize"), rel, findings),
                         "sha256": (v.findtext("vibFile/checksum/checksum") or "").strip().lower() or None,
                     }
         for name, zi in infos.items():
@@ -279,10 +332,19 @@ def _read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str
                 v = parse_xml(_read_small(mz, zi, 1 << 20, "metadata.zip"), name)
                 rel = (v.findtext("relative-path") or "").strip()
                 if rel and rel not in out:
-                    size = (v.findtext("packed-size") or "").strip()
                     chk = v.find("checksum")
-                    out[rel] = {"vib_id": None, "size": int(size) if size.isdigit() else None,
+                    out[rel] = {"vib_id": None, "size": _packed_size(v.findtext("packed-size"), rel, findings),
                                 "sha256": (chk.text or "").strip().lower() if chk is not None else None}
         if not out:
             findings.append(Finding(ERROR, "metadata.zip lists no VIBs"))
     return out
+
+
+def _packed_size(text: str | None, rel: str, findings: list[Finding]) -> int | None:
+    if text is None or not text.strip():
+        return None
+    n = plain_number(text)
+    if n is None:
+        shown = repr(text[:24] + "…") if len(text) > 24 else repr(text)
+        findings.append(Finding(ERROR, f"metadata.zip: packedSize {shown} of {rel} is not a plain decimal number"))
+    return n
