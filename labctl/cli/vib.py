@@ -98,7 +98,18 @@ def _inspect(args, env) -> ExitStatus:
         except OSError as e:
             raise UsageError(f"cannot read CA {args.ca}: {e.strerror}") from None
     limits = Limits() if args.max_uncompressed is None else Limits(max_total=args.max_uncompressed)
-    rep = inspect_path(path, ca_pem=ca, limits=limits)
+    try:
+        rep = inspect_path(path, ca_pem=ca, limits=limits)
+    except Exception as e:
+        if not args.json or isinstance(e, UsageError):
+            raise
+        # --json always prints JSON; a bug is still a bug (exit 3), but the caller gets a parseable verdict
+        env.out(json.dumps({"path": str(path), "kind": "unknown", "kind_label": KIND_LABELS["unknown"],
+                            "vib_id": None, "ok": False, "payloads": [], "findings": [
+                                {"severity": "error", "message": f"internal error while inspecting: "
+                                                                 f"{type(e).__name__}: {e} (a bug in labctl; "
+                                                                 "please report it)"}]}, indent=2))
+        return ExitStatus.FAILED
     if args.json:
         env.out(json.dumps(rep.to_json(), indent=2))
     else:
@@ -107,6 +118,18 @@ def _inspect(args, env) -> ExitStatus:
 
 
 def _print_report(rep, env, labels, indent: str = "") -> None:
+    """Every line goes through printable(): descriptor text, member names and the messages quoting them are
+    untrusted (a summary with newlines could otherwise forge 'signature: valid' and 'result: ok' lines)."""
+    from labctl.vib.findings import printable
+
+    class _Out:
+        def out(self, text: str = "") -> None:
+            env.out(printable(text))
+
+    _report_lines(rep, _Out(), labels, indent)
+
+
+def _report_lines(rep, env, labels, indent: str = "") -> None:
     env.out(f"{indent}{rep.path}")
     env.out(f"{indent}  kind:     {labels.get(rep.kind, rep.kind)}")
     if rep.vib_id:
@@ -143,7 +166,7 @@ def _print_report(rep, env, labels, indent: str = "") -> None:
         for f in p.findings:
             env.out(f"{indent}  {f.severity}: {f.message}")
     for v in rep.vibs:
-        _print_report(v, env, labels, indent + "  ")
+        _report_lines(v, env, labels, indent + "  ")
     if not indent:
         errs = len(rep.all_errors())
         env.out("result: " + ("ok" if not errs else f"{errs} error(s)"))

@@ -73,7 +73,9 @@ def load_vib_info(path: Path) -> VibInfo:
     rep = inspect_path(path)
     errs = rep.all_errors()
     if errs:
-        raise LabctlError(f"{path} is not a valid VIB: {errs[0].message}", status=ExitStatus.USAGE,
+        from labctl.vib.findings import printable
+
+        raise LabctlError(f"{path} is not a valid VIB: {printable(errs[0].message)}", status=ExitStatus.USAGE,
                           hint=f"labctl vib inspect {path}")
     if rep.kind == "bundle":
         members = tuple(_info_from_report(path, v) for v in rep.vibs)
