@@ -412,8 +412,10 @@ def read_rpm(f: BinaryIO, member: arlib.ArMember, limits: Limits) -> PayloadRepo
             if bad is not None:
                 raise VibFormatError(f"{what}: RPM DIRINDEXES entry {bad} is past DIRNAMES ({len(dirs)} entries)")
             names = [dirs[i] + b for i, b in zip(idx, bases)]
-        rep.findings.append(Finding(INFO, f"{what}: RPM {hdr.get(1000)}-{hdr.get(1001)}-{hdr.get(1002)} "
-                                          f"({len(names or [])} file(s))"))
+        nvr = [_tag(hdr, t, str, what, label) for t, label in ((1000, "NAME"), (1001, "VERSION"), (1002, "RELEASE"))]
+        if not all(nvr):
+            raise VibFormatError(f"{what}: RPM header has no NAME, VERSION or RELEASE")
+        rep.findings.append(Finding(INFO, f"{what}: RPM {'-'.join(nvr)} ({len(names or [])} file(s))"))
         for n in names or []:
             check_path(str(n).lstrip("/"), what)
     except VibFormatError as e:

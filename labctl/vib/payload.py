@@ -516,7 +516,8 @@ def list_tar(reader: GunzipReader, what: str, limits: Limits, findings: list[Fin
             linkname = ""
         where = tree.add(path, kind, linkname, what)
         _mode_findings(path, mode, what, findings)
-        entries.append(Entry(path, kind, size, mode, linkname, where))
+        if path:  # not './' itself
+            entries.append(Entry(path, kind, size, mode, linkname, where))
         _skip(reader, size + (-size % TAR_BLOCK), what)
         pos += size + (-size % TAR_BLOCK)
     tree.check_final(what)

@@ -6,8 +6,9 @@ import gzip
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
-import zipfile
 
 import pytest
 
@@ -16,6 +17,7 @@ from labctl.vib.descriptor import parse_descriptor
 from labctl.vib.findings import VibFormatError
 from labctl.vib.payload import GunzipReader, Limits
 
+from .hostile_corpus import _ti
 from .vibhelpers import ar_bytes, ar_header, descriptor, tgz, vib, vmtar
 
 
@@ -67,30 +69,9 @@ def test_ar_bad_sizes(run_cli, tmp_path, size, needle):
     _one(_errors(run_cli, tmp_path, data), needle)
 
 
-def test_ar_duplicate_names(run_cli, tmp_path):
-    d = descriptor("p1", GOOD, ["etc/vmware/firewall/a.xml"])
-    data = ar_bytes([(b"descriptor.xml", d), (b"sig.pkcs7", b""), (b"p1", GOOD), (b"p1", GOOD)])
-    _one(_errors(run_cli, tmp_path, data), "duplicate member name 'p1'")
-
-
-def test_ar_empty_name(run_cli, tmp_path):
-    _one(_errors(run_cli, tmp_path, ar_bytes([(b"", b"x")])), "empty name")
-
-
 @pytest.mark.parametrize("name", [b"../etc/passwd", b"a/b", b"..", b"/etc"])
 def test_ar_slash_or_dotdot_names(run_cli, tmp_path, name):
     _one(_errors(run_cli, tmp_path, ar_bytes([(name, b"x")])), "unsafe member name")
-
-
-def test_ar_gnu_long_name_with_slash_refused(run_cli, tmp_path):
-    table = b"../../evil/x/\n"
-    data = MAGIC + ar_header(b"//", len(table)) + table + ar_header(b"/0", 1) + b"x\n"
-    _one(_errors(run_cli, tmp_path, data), "unsafe member name")
-
-
-def test_ar_too_many_members(run_cli, tmp_path):
-    data = ar_bytes([(f"m{i}".encode(), b"xx") for i in range(100)])
-    _one(_errors(run_cli, tmp_path, data), "more than 64 members")
 
 
 def test_ar_trailing_garbage(run_cli, tmp_path):
@@ -124,13 +105,6 @@ def test_ar_reader_accepts_gnu_and_pad(tmp_path):
 # ---- descriptor XML
 
 
-def test_xml_entity_bomb(run_cli, tmp_path):
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE vib [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
-            b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><vib version="5.0"><name>&c;</name></vib>')
-    _one(_errors(run_cli, tmp_path, ar_bytes([(b"descriptor.xml", bomb), (b"sig.pkcs7", b"")])),
-         "entity-expansion bomb or XXE")
-
-
 def test_xml_xxe(run_cli, tmp_path):
     xxe = (b'<?xml version="1.0"?><!DOCTYPE vib [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
            b'<vib version="5.0"><name>&x;</name></vib>')
@@ -147,33 +121,6 @@ def test_xml_malformed_and_oversized():
 
 
 # ---- tar payloads
-
-
-def _ti(name, type_=tarfile.REGTYPE, link="", mode=0o644):
-    ti = tarfile.TarInfo(name)
-    ti.type = type_
-    ti.linkname = link
-    ti.mode = mode
-    return ti
-
-
-@pytest.mark.parametrize(
-    "entry,needle",
-    [
-        (_ti("/etc/passwd"), "absolute path"),
-        (_ti("opt/../../etc/passwd"), "contains '..'"),
-        (_ti("opt/x", tarfile.SYMTYPE, "/etc/shadow"), "absolute path"),
-        (_ti("opt/x", tarfile.SYMTYPE, "../../etc/shadow"), "outside the payload"),
-        (_ti("opt/x", tarfile.LNKTYPE, "../etc/shadow"), "outside the payload"),
-        (_ti("opt/dev", tarfile.CHRTYPE), "device node"),
-        (_ti("opt/blk", tarfile.BLKTYPE), "device node"),
-        (_ti("opt/fifo", tarfile.FIFOTYPE), "FIFO"),
-        (_ti("opt\\win"), "backslash"),
-    ],
-)
-def test_tar_unsafe_members(run_cli, tmp_path, entry, needle):
-    payload = tgz([entry])
-    _one(_errors(run_cli, tmp_path, vib(payload, ["opt/x"])), needle)
 
 
 def test_tar_setuid_flagged(run_cli, tmp_path):
@@ -220,13 +167,6 @@ def test_gzip_bomb_total_cap():
         r.drain()
 
 
-def test_gzip_bomb_ratio_cap(run_cli, tmp_path):
-    # 40 MB of zeros compress ~1000:1: above the 200:1 cap once past 16 MB; refused while streaming
-    bomb = gzip.compress(b"\0" * (40 * 1024 * 1024), compresslevel=9)
-    assert len(bomb) < 100_000
-    _one(_errors(run_cli, tmp_path, vib(bomb, ["opt/x"])), "compression ratio above 200:1")
-
-
 def test_gzip_bomb_total_cap_from_cli(run_cli, tmp_path):
     payload = tgz([("opt/x", os.urandom(300_000))])
     p = tmp_path / "big.vib"
@@ -246,12 +186,6 @@ def test_vmtar_good(run_cli, tmp_path):
     assert json.loads(r.out)["payloads"][0]["files"] == ["opt/a"]
 
 
-@pytest.mark.parametrize("offset,needle", [(10**6, "past the end"), (0, "overlaps the header table")])
-def test_vmtar_offsets_out_of_bounds(run_cli, tmp_path, offset, needle):
-    data = vib(vmtar([("opt/a", b"hello")], bad_offset=offset), ["opt/a"], ptype="vgz")
-    _one(_errors(run_cli, tmp_path, data), needle)
-
-
 def test_vmtar_absolute_path(run_cli, tmp_path):
     _one(_errors(run_cli, tmp_path, vib(vmtar([("/etc/passwd", b"x")]), ["opt/a"], ptype="vgz")), "absolute path")
 
@@ -259,14 +193,66 @@ def test_vmtar_absolute_path(run_cli, tmp_path):
 # ---- bundles
 
 
-def test_bundle_zip_slip_and_missing_vib(run_cli, tmp_path):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("../../evil.vib", b"x")
-    _one(_errors(run_cli, tmp_path, buf.getvalue(), "b.zip"), "contains '..'")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("index.xml", b"<vendorList/>")
-    msgs = _errors(run_cli, tmp_path, buf.getvalue(), "c.zip")
-    _one(msgs, "no vendor-index.xml")
-    _one(msgs, "contains no .vib")
+
+
+# ---- the tar reader against archives real tools write (long names, PAX, links, './')
+
+
+def _list(payload_gz: bytes):
+    from labctl.vib.payload import DEFAULT_LIMITS, list_tar
+
+    findings = []
+    entries = list_tar(GunzipReader([payload_gz]), "payload 'p'", DEFAULT_LIMITS, findings)
+    return entries, findings
+
+
+@pytest.mark.skipif(not shutil.which("tar"), reason="GNU tar not installed")
+@pytest.mark.parametrize("fmt", ["gnu", "posix", "ustar", "v7"])
+def test_tar_reader_reads_what_gnu_tar_writes(tmp_path, fmt):
+    src = tmp_path / "src"
+    deep = "opt/" + "/".join(["d" * 40] * 3) if fmt not in ("v7",) else "opt/dd"
+    (src / deep).mkdir(parents=True)
+    (src / deep / "file.txt").write_text("hello")
+    (src / "opt" / "link").symlink_to("dd" if fmt == "v7" else "d" * 40)
+    out = tmp_path / "p.tgz"
+    subprocess.run(["tar", f"--format={fmt}", "-czf", str(out), "-C", str(src), "."], check=True)
+    listed = subprocess.run(["tar", "-tzf", str(out)], capture_output=True, text=True, check=True).stdout.split()
+    entries, findings = _list(out.read_bytes())
+    names = [p.removeprefix("./").rstrip("/") for p in listed]
+    assert sorted(e.path for e in entries) == sorted(n for n in names if n)
+    assert {e.kind for e in entries} == {"dir", "file", "symlink"}
+    link = next(e for e in entries if e.kind == "symlink")
+    assert link.resolved == "opt/link" and link.link.startswith("d")
+    if fmt == "posix":
+        assert any("PAX headers present" in f.message for f in findings)
+
+
+def test_tar_reader_python_pax_and_gnu_long_names():
+    long = "opt/" + "x" * 150 + "/f"
+    for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+            ti = tarfile.TarInfo(long)
+            ti.size = 3
+            tf.addfile(ti, io.BytesIO(b"abc"))
+            ln = tarfile.TarInfo("opt/l")
+            ln.type, ln.linkname = tarfile.SYMTYPE, "x" * 150
+            tf.addfile(ln)
+        entries, _ = _list(gzip.compress(buf.getvalue()))
+        assert [(e.path, e.kind, e.size, e.link) for e in entries] == [
+            (long, "file", 3, ""), ("opt/l", "symlink", 0, "x" * 150)]
+
+
+def test_link_tree_resolves_through_earlier_links():
+    from labctl.vib.payload import LinkTree
+
+    t = LinkTree()
+    t.add("opt/l", "symlink", "../usr/bin", "p")
+    assert t.add("opt/l/evil", "file", "", "p") == "usr/bin/evil"
+    t.add("opt/a", "symlink", "..", "p")
+    with pytest.raises(VibFormatError, match="resolves outside"):
+        t.add("opt/b", "symlink", "a/..", "p")
+    with pytest.raises(VibFormatError, match="duplicate member 'usr/bin/evil'"):
+        t.add("usr/bin/evil", "file", "", "p")
+    t.add("opt/d", "dir", "", "p")
+    assert t.add("opt/d", "dir", "", "p") == "opt/d"  # a directory twice is harmless

@@ -7,6 +7,7 @@ import hashlib
 import io
 import struct
 import tarfile
+import zlib
 
 from labctl.vib.ar import MAGIC
 
@@ -58,12 +59,29 @@ def vmtar(files: list[tuple[str, bytes]], *, bad_offset: int | None = None) -> b
     return gzip.compress(b"".join(headers) + b"\0" * 512 + bytes(data), mtime=0)
 
 
+def gunzip_hashes(payload: bytes) -> tuple[str, str]:
+    """sha-256 and sha-1 of the decompressed payload, streamed (hostile payloads inflate to hundreds of MB);
+    concatenated gzip members are followed, anything after the last one that is not gzip is ignored."""
+    h256, h1 = hashlib.sha256(), hashlib.sha1()
+    data = payload
+    while data:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            while data and not d.eof:
+                out = d.decompress(data, 1 << 20)
+                h256.update(out)
+                h1.update(out)
+                data = d.unconsumed_tail
+        except zlib.error:
+            break
+        data = d.unused_data
+    return h256.hexdigest(), h1.hexdigest()
+
+
 def descriptor(payload_name: str, payload: bytes, files: list[str], *, ptype: str = "tgz",
                acceptance: str = "community", extra: str = "") -> bytes:
     raw = hashlib.sha256(payload).hexdigest()
-    plain = gzip.decompress(payload)
-    g256 = hashlib.sha256(plain).hexdigest()
-    g1 = hashlib.sha1(plain).hexdigest()
+    g256, g1 = gunzip_hashes(payload)
     fl = "".join(f"<file>{f}</file>" for f in files)
     return (
         f'<vib version="5.0"><type>bootbank</type><name>t</name><version>1.0.0-1</version><vendor>lab</vendor>'

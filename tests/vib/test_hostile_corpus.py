@@ -1,0 +1,118 @@
+"""The generated hostile corpus (hostile_corpus.py), each file inspected in a child process: the verdict, the exit
+status, the child's peak RSS (VmHWM), its wall time, and what it wrote (wchar from /proc/self/io, minus its own
+stdout: at most the input's size, in practice nothing) — and nothing new anywhere in its scratch dir, which is also
+its cwd, HOME and TMPDIR."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .hostile_corpus import CASES, HIDDEN, Case, hidden_payload, trailing_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = r"""
+import json, os, sys
+from labctl.cli.main import main
+rc = main(sys.argv[1:])
+sys.stdout.flush()
+status = dict(ln.split(":", 1) for ln in open("/proc/self/status"))
+io_ = dict(ln.split(":", 1) for ln in open("/proc/self/io"))
+os.write(2, ("\nHOSTILE-STATS " + json.dumps({"rc": rc, "hwm_kb": int(status["VmHWM"].split()[0]),
+                                              "wchar": int(io_["wchar"])}) + "\n").encode())
+sys.exit(rc)
+"""
+
+
+def _tree(d: Path) -> dict[str, int]:
+    return {str(p.relative_to(d)): p.stat().st_size for p in sorted(d.rglob("*"))}
+
+
+def run_inspect(scratch: Path, path: Path, *args: str, timeout: float = 60) -> tuple[int, str, dict, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABCTL", "PYTHON"))}
+    env.update(HOME=str(scratch / "home"), TMPDIR=str(scratch / "tmp"), PYTHONDONTWRITEBYTECODE="1")
+    for sub in ("home", "tmp"):
+        (scratch / sub).mkdir(exist_ok=True)
+    before = _tree(scratch)
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", CHILD, "vib", "inspect", str(path), *args], cwd=scratch, env=env,
+                       capture_output=True, timeout=timeout)
+    elapsed = time.monotonic() - t0
+    err = p.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in err, err
+    stats = json.loads(err.rsplit("HOSTILE-STATS ", 1)[1])
+    assert _tree(scratch) == before, "inspect wrote into its scratch dir"
+    stats["written"] = stats["wchar"] - len(p.stdout) - len(err.rsplit("HOSTILE-STATS ", 1)[0].encode())
+    return p.returncode, p.stdout.decode("utf-8"), stats, elapsed
+
+
+def _findings(doc: dict) -> list[dict]:
+    out = list(doc.get("findings", []))
+    for p in doc.get("payloads", []):
+        out += p["findings"]
+    for v in doc.get("vibs", []):
+        out += _findings(v)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_case(tmp_path, case: Case):
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    made = case.make(gen)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    path = scratch / made.name
+    shutil.move(made, path)
+    size = path.stat().st_size
+    rc, out, stats, elapsed = run_inspect(scratch, path, "--json")
+    doc = json.loads(out)  # --json always prints JSON
+    found = [f for f in _findings(doc) if f["severity"] == case.severity and case.needle in f["message"]]
+    assert found, (case.needle, [f"{f['severity']}: {f['message']}" for f in _findings(doc)])
+    assert rc == case.status, (rc, _findings(doc))
+    assert doc["ok"] is (case.status == 0)
+    assert stats["hwm_kb"] < case.max_rss_mb * 1024, f"peak RSS {stats['hwm_kb']} kB"
+    assert stats["written"] <= max(size, 0) and stats["written"] <= 64 * 1024, f"wrote {stats['written']} bytes"
+    assert elapsed < case.max_seconds, f"{elapsed:.1f} s"
+    if case.human_check:
+        rc2, human, stats2, _ = run_inspect(scratch, path)
+        assert rc2 == case.status
+        case.human_check(human)
+
+
+# ---- the real consumer differs: GNU tar reads what Python's tarfile would have missed
+
+
+@pytest.mark.skipif(not shutil.which("tar"), reason="GNU tar not installed")
+def test_gnu_tar_extracts_what_hides_behind_a_bad_checksum(tmp_path):
+    import tarfile
+
+    (tmp_path / "p.tar").write_bytes(hidden_payload())
+    with tarfile.open(tmp_path / "p.tar") as tf:  # what the old inspector saw: one member, then "the end"
+        assert tf.getnames() == ["opt/x/a"]
+    p = subprocess.run(["tar", "-tvf", str(tmp_path / "p.tar")], capture_output=True, text=True)
+    assert "Skipping to next header" in p.stderr, p.stderr
+    assert HIDDEN in p.stdout and "usr/bin/evil" in p.stdout, p.stdout
+    assert "-rwsr-xr-x" in p.stdout  # the setuid file
+    (tmp_path / "x").mkdir()
+    subprocess.run(["tar", "-xf", str(tmp_path / "p.tar"), "-C", str(tmp_path / "x")], capture_output=True)
+    assert (tmp_path / "x" / "usr" / "bin" / "evil").is_file()
+
+
+@pytest.mark.skipif(not shutil.which("tar"), reason="GNU tar not installed")
+def test_gnu_tar_ignore_zeros_reads_past_the_end(tmp_path):
+    import tarfile
+
+    (tmp_path / "p.tar").write_bytes(trailing_payload())
+    with tarfile.open(tmp_path / "p.tar") as tf:
+        assert tf.getnames() == ["opt/x/a"]
+    p = subprocess.run(["tar", "-tvif", str(tmp_path / "p.tar")], capture_output=True, text=True)
+    assert "usr/bin/evil" in p.stdout, p.stdout
