@@ -155,7 +155,7 @@ def _report_lines(rep, env, labels, indent: str = "") -> None:
                          f"{'ok' if c['ok'] else 'MISMATCH'}" for c in p.checksums)
         env.out(f"{indent}  payload {p.name} ({p.type}, {p.size} bytes"
                 + (f", {p.uncompressed_size} uncompressed" if p.uncompressed_size is not None else "")
-                + f"): {sums or 'no checksums'}")
+                + f"): {sums or 'no checksum declared'}")
     if rep.bundle:
         b = rep.bundle
         env.out(f"{indent}  vendor: {b.get('vendor')}  platform: {b.get('platform_version')}  "

@@ -7,7 +7,8 @@ Layout:
   descriptor.py  descriptor.xml model: parse (defusedxml), emit in VMware's element order, validate
   payload.py     streaming gunzip with caps, checksums, tgz/vmtar listing with safety checks, tgz writer
   signing.py     CMS/PKCS7 detached signatures over descriptor.xml (cryptography; DER walk for verification)
-  esx4.py        ESX 4-era rpm/deb/cross VIBs (1.4.5 descriptor, RPM and deb members)
+  esx4.py        ESX 4-era rpm/deb/cross VIBs (esxupdate's descriptor.xml and layouts, RPM reader)
+  rpm.py         rpm v4 package writer (complete.rpm, short.rpm)
   bundle.py      offline bundle (depot zip) writer and reader
   build.py       stage dir -> .vib (+ bundle)
   inspect.py     .vib / bundle -> InspectReport (every checksum verified, findings with severity)

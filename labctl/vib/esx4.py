@@ -1,20 +1,31 @@
-"""ESX 4-era VIBs (vib.md section 0): the 1.4.5 descriptor and the rpm, deb and cross archive layouts.
+"""ESX 4-era VIBs (vib.md section 0): the descriptor.xml esxupdate reads and the rpm, deb and cross layouts.
 
-    rpm    descriptor.xml, complete.rpm[, sig.pkcs7]
-    deb    debian-binary ("2.0\\n"), control.tar.gz, data.tar.gz, descriptor.xml[, sig.pkcs7]
-    cross  debian-binary, control.tar.gz, data.tar.gz, descriptor.xml, short.rpm[, sig.pkcs7]
+    rpm    descriptor.xml, complete.rpm, sig.pkcs7
+    deb    debian-binary ("2.0\\n"), control.tar.gz, data.tar.gz, descriptor.xml, sig.pkcs7
+    cross  debian-binary, control.tar.gz, data.tar.gz, descriptor.xml, short.rpm, sig.pkcs7
 
-Rules: no duplicate members; descriptor.xml present; deb/cross start with debian-binary, control.tar.gz,
-data.tar.gz; rpm/cross hold exactly one `.rpm`; sig.pkcs7, if present, is the last member and signs every byte
-before it. No public ESX 4 descriptor sample is known, so the descriptor follows the element list of vib.md.
+The rules are those of ESX 4's own reader (esx45update `Vib.VibFile._parseVib`, shipped in VMware VIB Author
+5.0.0-847598, mirrored in tcely/docker-vibauthor): no duplicate members; descriptor.xml present; deb/cross start
+with debian-binary, control.tar.gz, data.tar.gz ("Vib is not Debian-compatible": the archive is also a .deb);
+rpm/cross hold exactly one `.rpm`; sig.pkcs7 is the last member ("Signature file not the last member") and signs
+every byte before it. labctl always writes sig.pkcs7, empty when unsigned (install with `esxupdate --nosigcheck`).
 
-RPMs are written as classic v3-lead packages with a header-style signature (SIZE, MD5, SHA1, PAYLOADSIZE) and a
-gzip'ed `newc` cpio payload with OLDFILENAMES, which every rpm 4.x reads; they are read back with the same checks.
+descriptor.xml follows esx45update `Descriptor.DescriptorFile` (same module), in its element order:
+
+    <descriptor version="3.0">
+      vibVersion (1.4.5) vibID name vendor version buildDate vibType
+      systemReqs: swPlatform@productLineID@version@locale*, hwPlatform@vendor@model*, maintenanceMode
+      postInstall: rebootRequired hostdRestart
+      [visorDestination] [pkgfile] [softwareTags: tag*]
+    </descriptor>
+
+The VIB ID is `<vibType>_<name>_<version>`; an rpm VIB's version carries the RPM's arch (`1.0.0-1@noarch`,
+esx45update `RPMVersion`). Summary, description and dependencies live in the package itself (the RPM header, the
+deb control file), not in descriptor.xml. Descriptors in labctl's earlier `<vib>` layout are still read.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import stat
@@ -39,39 +50,55 @@ from labctl.vib.payload import (
     _check_link,
     check_path,
     list_tar,
-    walk_stage,
     write_tgz,
 )
 
 VIB_VERSION = "1.4.5"
+DESCRIPTOR_VERSION = "3.0"  # esx45update Descriptor.DESCVER
 VIB_TYPES = {"esx4-rpm": "rpm", "esx4-deb": "deb", "esx4-cross": "cross"}
+PRODUCT_LINES = {"rpm": ["esx"], "deb": ["embeddedEsx"], "cross": ["esx", "embeddedEsx"]}
+DEFAULT_PLATFORM = "4.*"  # every ESX/ESXi 4 release; esx45update matches '*' field by field
 DEB_FIRST = ["debian-binary", "control.tar.gz", "data.tar.gz"]
 RPM_LEAD_MAGIC = b"\xed\xab\xee\xdb"
 RPM_HEADER_MAGIC = b"\x8e\xad\xe8\x01\x00\x00\x00\x00"
 MAX_RPM_HEADER = 16 * 1024 * 1024
+DEB_ARCH = "i386"
 
 
 @dataclass
 class Esx4Descriptor:
     vib_type: str
     name: str
-    version: str
+    version: str  # version-release, without the @arch suffix
     vendor: str
     summary: str = ""
     description: str = ""
-    release_date: str = ""
+    release_date: str = ""  # <buildDate>
     maintenance_mode: bool = False
     reboot_required: bool = False
     hostd_restart: bool = False
     product_lines: list[str] = field(default_factory=list)
+    platform_versions: list[str] = field(default_factory=list)  # one per product line, e.g. "4.*" or "4.1"
     software_tags: list[str] = field(default_factory=list)
     depends: list[Constraint] = field(default_factory=list)
     conflicts: list[Constraint] = field(default_factory=list)
     replaces: list[Constraint] = field(default_factory=list)
+    arch: str = ""  # rpm VIBs: the RPM's arch (version string `1.0.0-1@noarch`)
+    pkgfile: str = ""
+    declared_id: str = ""  # <vibID> as written
+
+    @property
+    def version_string(self) -> str:
+        return f"{self.version}@{self.arch}" if self.vib_type == "rpm" and self.arch else self.version
+
+    @property
+    def computed_id(self) -> str:
+        """esx45update VIB.idfromtnv: type, name and version joined with '_'."""
+        return f"{self.vib_type}_{self.name}_{self.version_string}"
 
     @property
     def vib_id(self) -> str:
-        return f"{self.vendor}_{self.vib_type}_{self.name}_{self.version}"
+        return self.declared_id or self.computed_id
 
     def to_json(self) -> dict:
         return {
@@ -79,47 +106,42 @@ class Esx4Descriptor:
             "vendor": self.vendor, "summary": self.summary, "description": self.description,
             "release_date": self.release_date, "maintenance_mode": self.maintenance_mode,
             "reboot_required": self.reboot_required, "hostd_restart": self.hostd_restart,
-            "product_lines": self.product_lines, "software_tags": self.software_tags,
+            "product_lines": self.product_lines, "platform_versions": self.platform_versions,
+            "software_tags": self.software_tags, "arch": self.arch or None, "pkgfile": self.pkgfile or None,
             "depends": [c.name for c in self.depends], "conflicts": [c.name for c in self.conflicts],
             "replaces": [c.name for c in self.replaces],
         }
 
 
-def _cons_xml(tag: str, items) -> str:
-    if not items:
-        return f"<{tag}/>"
-    out = []
-    for c in items:
-        a = f"name={quoteattr(c.name)}"
-        if c.relation:
-            a += f" relation={quoteattr(c.relation)} version={quoteattr(c.version or '')}"
-        out.append(f"<constraint {a}/>")
-    return f"<{tag}>{''.join(out)}</{tag}>"
-
-
 def emit_esx4(d: Esx4Descriptor) -> bytes:
+    """descriptor.xml as esx45update's DescriptorFile writes it (element order included)."""
     b = lambda v: "true" if v else "false"  # noqa: E731
-    plats = "".join(f'<swPlatform productLineID={quoteattr(p)} version="4.*" locale=""/>' for p in d.product_lines)
+    versions = d.platform_versions or [DEFAULT_PLATFORM] * len(d.product_lines)
+    plats = "".join(f"<swPlatform productLineID={quoteattr(p)} version={quoteattr(v)} locale=\"\"/>"
+                    for p, v in zip(d.product_lines, versions))
     tags = "".join(f"<tag>{escape(t)}</tag>" for t in d.software_tags)
     return (
-        f"<vib><vibVersion>{VIB_VERSION}</vibVersion><vibType>{d.vib_type}</vibType>"
-        f"<name>{escape(d.name)}</name><version>{escape(d.version)}</version><vendor>{escape(d.vendor)}</vendor>"
-        f"<summary>{escape(d.summary)}</summary><description>{escape(d.description)}</description>"
-        f"<releaseDate>{escape(d.release_date)}</releaseDate>"
-        f"<systemReqs><maintenanceMode>{b(d.maintenance_mode)}</maintenanceMode>{plats}</systemReqs>"
+        f'<descriptor version="{DESCRIPTOR_VERSION}"><vibVersion>{VIB_VERSION}</vibVersion>'
+        f"<vibID>{escape(d.vib_id)}</vibID><name>{escape(d.name)}</name><vendor>{escape(d.vendor)}</vendor>"
+        f"<version>{escape(d.version_string)}</version><buildDate>{escape(d.release_date)}</buildDate>"
+        f"<vibType>{d.vib_type}</vibType>"
+        f"<systemReqs>{plats}<maintenanceMode>{b(d.maintenance_mode)}</maintenanceMode></systemReqs>"
         f"<postInstall><rebootRequired>{b(d.reboot_required)}</rebootRequired>"
         f"<hostdRestart>{b(d.hostd_restart)}</hostdRestart></postInstall>"
-        + (f"<softwareTags>{tags}</softwareTags>" if tags else "<softwareTags/>")
-        + "<relationships>" + _cons_xml("depends", d.depends) + _cons_xml("conflicts", d.conflicts)
-        + _cons_xml("replaces", d.replaces) + "</relationships></vib>"
+        + (f"<pkgfile>{escape(d.pkgfile)}</pkgfile>" if d.pkgfile else "")
+        + (f"<softwareTags>{tags}</softwareTags>" if tags else "")
+        + "</descriptor>"
     ).encode()
 
 
 def parse_esx4(data: bytes) -> tuple[Esx4Descriptor, list[Finding]]:
     root = parse_xml(data)
     f: list[Finding] = []
-    if root.tag != "vib":
-        raise VibFormatError(f"descriptor.xml: root element is <{root.tag}>, expected <vib>")
+    if root.tag not in ("descriptor", "vib"):
+        raise VibFormatError(f"descriptor.xml: root element is <{root.tag}>, expected <descriptor>")
+    if root.tag == "vib":
+        f.append(Finding(INFO, "descriptor.xml has a <vib> root (labctl's earlier ESX 4 layout); esxupdate's "
+                               "own descriptors are <descriptor version=\"3.0\">"))
     vv = (root.findtext("vibVersion") or "").strip()
     if vv != VIB_VERSION:
         f.append(Finding(WARNING, f"vibVersion {vv!r}; ESX 4 VIBs use {VIB_VERSION}"))
@@ -134,143 +156,34 @@ def parse_esx4(data: bytes) -> tuple[Esx4Descriptor, list[Finding]]:
         return [Constraint(c.get("name", ""), c.get("relation"), c.get("version"))
                 for c in root.findall(f"relationships/{tag}/constraint")]
 
+    version, _, arch = t("version").partition("@")
+    plats = root.findall("systemReqs/swPlatform")
     d = Esx4Descriptor(
-        vib_type=t("vibType"), name=t("name"), version=t("version"), vendor=t("vendor"), summary=t("summary"),
-        description=t("description"), release_date=t("releaseDate"),
+        vib_type=t("vibType"), name=t("name"), version=version, vendor=t("vendor"), summary=t("summary"),
+        description=t("description"), release_date=t("buildDate") or t("releaseDate"),
         maintenance_mode=bl("systemReqs/maintenanceMode"), reboot_required=bl("postInstall/rebootRequired"),
         hostd_restart=bl("postInstall/hostdRestart"),
-        product_lines=[p.get("productLineID", "") for p in root.findall("systemReqs/swPlatform")],
+        product_lines=[p.get("productLineID", "") for p in plats],
+        platform_versions=[p.get("version", "") for p in plats],
         software_tags=[(x.text or "").strip() for x in root.findall("softwareTags/tag")],
         depends=cons("depends"), conflicts=cons("conflicts"), replaces=cons("replaces"),
+        arch=arch, pkgfile=t("pkgfile"), declared_id=t("vibID"),
     )
     if d.vib_type not in ("rpm", "deb", "cross", "meta"):
         f.append(Finding(ERROR, f"vibType {d.vib_type!r} is not rpm, deb, cross or meta"))
     for req in ("name", "version", "vendor"):
         if not getattr(d, req):
             f.append(Finding(ERROR, f"descriptor.xml has no <{req}>"))
+    if root.tag == "descriptor" and not d.declared_id:
+        f.append(Finding(ERROR, "descriptor.xml has no <vibID> (esxupdate: Could not parse valid VIB ID from XML "
+                                "data.)"))
+    elif d.declared_id and d.declared_id != d.computed_id:
+        f.append(Finding(WARNING, f"<vibID> {d.declared_id!r} is not <vibType>_<name>_<version> "
+                                  f"({d.computed_id!r})"))
     for p in d.product_lines:
         if p not in ("esx", "embeddedEsx"):
             f.append(Finding(WARNING, f"swPlatform productLineID {p!r} is not esx or embeddedEsx"))
     return d, f
-
-
-# ---------------------------------------------------------------- RPM writer
-
-
-def _rpm_header(entries: list[tuple[int, int, object]]) -> bytes:
-    """entries: (tag, type, value). Types: 3 INT16[], 4 INT32[], 6 STRING, 7 BIN, 8 STRING_ARRAY, 9 I18NSTRING."""
-    index = []
-    store = bytearray()
-    for tag, typ, value in sorted(entries, key=lambda e: e[0]):
-        if typ == 4:
-            store += b"\0" * (-len(store) % 4)
-            vals = list(value)  # type: ignore[call-overload]
-            data, count = struct.pack(f">{len(vals)}i", *vals), len(vals)
-        elif typ == 3:
-            store += b"\0" * (-len(store) % 2)
-            vals = list(value)  # type: ignore[call-overload]
-            data, count = struct.pack(f">{len(vals)}H", *vals), len(vals)
-        elif typ in (6, 9):
-            vals = [value] if isinstance(value, str) else list(value)  # type: ignore[arg-type]
-            data, count = b"".join(v.encode() + b"\0" for v in vals), len(vals)
-        elif typ == 8:
-            vals = list(value)  # type: ignore[call-overload]
-            data, count = b"".join(v.encode() + b"\0" for v in vals), len(vals)
-        elif typ == 7:
-            data, count = bytes(value), len(value)  # type: ignore[arg-type]
-        else:
-            raise ValueError(typ)
-        index.append(struct.pack(">iiii", tag, typ, len(store), count))
-        store += data
-    return RPM_HEADER_MAGIC + struct.pack(">ii", len(index), len(store)) + b"".join(index) + bytes(store)
-
-
-def _cpio_entry(name: str, mode: int, size: int, mtime: int, ino: int) -> bytes:
-    nm = name.encode() + b"\0"
-    h = b"070701" + b"".join(b"%08X" % v for v in (ino, mode, 0, 0, 1, mtime, size, 0, 0, 0, 0, len(nm), 0))
-    out = h + nm
-    return out + b"\0" * (-len(out) % 4)
-
-
-def write_rpm(out: Path, d: Esx4Descriptor, src: Path | None, mtime: int, arch: str = "noarch") -> int:
-    """An RPM of the tree at `src` (None: no files, for short.rpm), streamed; returns its size."""
-    files: list[tuple[str, Path | None, os.stat_result]] = []
-    if src is not None:
-        for rel, path, st in walk_stage(src):
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-                raise VibBuildError(f"{path}: ESX 4 rpm payloads hold files and directories only")
-            files.append((rel, path, st))
-    payload_tmp = out.with_name(out.name + ".cpio.gz")
-    md5s: list[str] = []
-    modes: list[int] = []
-    sizes: list[int] = []
-    usize = 0
-    with open(payload_tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                                        compresslevel=6) as gz:
-        for ino, (rel, path, st) in enumerate(files, 1):
-            if stat.S_ISDIR(st.st_mode):
-                mode, size = stat.S_IFDIR | 0o755, 0
-            else:
-                mode, size = stat.S_IFREG | (0o755 if st.st_mode & 0o111 else 0o644), st.st_size
-            h = _cpio_entry("./" + rel, mode, size, mtime, ino)
-            gz.write(h)
-            usize += len(h)
-            md5 = hashlib.md5()
-            if size:
-                with open(path, "rb") as fh:  # type: ignore[arg-type]
-                    while b := fh.read(1 << 20):
-                        md5.update(b)
-                        gz.write(b)
-                pad = b"\0" * (-size % 4)
-                gz.write(pad)
-                usize += size + len(pad)
-            md5s.append(md5.hexdigest() if stat.S_ISREG(mode) else "")
-            modes.append(mode)
-            sizes.append(size)
-        trailer = _cpio_entry("TRAILER!!!", 0, 0, 0, 0)
-        gz.write(trailer)
-        usize += len(trailer)
-    n = len(files)
-    version, _, release = d.version.partition("-")
-    header = _rpm_header([
-        (100, 8, ["C"]),
-        (1000, 6, d.name), (1001, 6, version), (1002, 6, release or "1"),
-        (1004, 9, d.summary or d.name), (1005, 9, d.description or d.summary or d.name),
-        (1006, 4, [mtime]), (1009, 4, [sum(sizes)]), (1011, 6, d.vendor), (1014, 6, "Proprietary"),
-        (1016, 9, "System Environment/Base"), (1021, 6, "linux"), (1022, 6, arch),
-        *(
-            [
-                (1027, 8, ["/" + rel for rel, _, _ in files]),
-                (1028, 4, sizes), (1030, 3, modes), (1033, 3, [0] * n), (1034, 4, [mtime] * n),
-                (1035, 8, md5s), (1036, 8, [""] * n), (1037, 4, [0] * n),
-                (1039, 8, ["root"] * n), (1040, 8, ["root"] * n),
-            ] if n else []
-        ),
-        (1064, 6, "4.4.2"), (1124, 6, "cpio"), (1125, 6, "gzip"), (1126, 6, "9"),
-    ])
-    md5 = hashlib.md5(header)
-    psize = payload_tmp.stat().st_size
-    with open(payload_tmp, "rb") as fh:
-        while b := fh.read(1 << 20):
-            md5.update(b)
-    sig = _rpm_header([
-        (269, 6, hashlib.sha1(header).hexdigest()),
-        (1000, 4, [len(header) + psize]),
-        (1004, 7, md5.digest()),
-        (1007, 4, [usize]),
-    ])
-    sig += b"\0" * (-len(sig) % 8)
-    lead = (RPM_LEAD_MAGIC + struct.pack(">BBhh", 3, 0, 0, 1) + f"{d.name}-{d.version}".encode()[:65].ljust(66, b"\0")
-            + struct.pack(">hh", 1, 5) + b"\0" * 16)
-    assert len(lead) == 96
-    try:
-        with open(out, "wb") as o, open(payload_tmp, "rb") as p:
-            o.write(lead + sig + header)
-            while b := p.read(1 << 20):
-                o.write(b)
-            return o.tell()
-    finally:
-        payload_tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- RPM reader
@@ -383,17 +296,29 @@ def read_rpm(f: BinaryIO, member: arlib.ArMember, limits: Limits) -> PayloadRepo
                 left -= len(b)
                 p += len(b)
 
-        reader = GunzipReader(chunks(), limits, what)
-        rep.entries = _list_cpio(reader, what, limits, rep.findings)
-        reader.drain()
-        rep.uncompressed_size = reader.size
+        if 63 not in hdr:
+            rep.findings.append(Finding(WARNING, f"{what}: RPM v3 header (no immutable region): rpm 4.16+ says "
+                                                 "'RPM v3 packages are deprecated', rpm 4.20+ refuses it"))
+        if pos == end:  # a header without payload: a cross VIB's short.rpm (esxupdate appends data.tar.gz)
+            for _ in chunks():
+                pass
+            rep.findings.append(Finding(INFO, f"{what}: header only (no payload); esxupdate builds the payload "
+                                              "from data.tar.gz"))
+        else:
+            reader = GunzipReader(chunks(), limits, what)
+            rep.entries = _list_cpio(reader, what, limits, rep.findings)
+            reader.drain()
+            rep.uncompressed_size = reader.size
         exp_md5 = _tag(sig, 1004, bytes, what, "signature MD5")
-        ok_md5 = exp_md5 is None or exp_md5 == md5.digest()
-        rep.checksums.append({"type": "md5", "verify_process": "rpm-header+payload",
-                              "expected": exp_md5.hex() if isinstance(exp_md5, bytes) else None,
-                              "actual": md5.hexdigest(), "ok": ok_md5})
-        if not ok_md5:
-            rep.findings.append(Finding(ERROR, f"{what}: RPM MD5 over header+payload does not match"))
+        if exp_md5 is None:
+            rep.findings.append(Finding(INFO, f"{what}: the RPM signature declares no MD5 over header+payload"))
+        else:
+            ok_md5 = exp_md5 == md5.digest()
+            rep.checksums.append({"type": "md5", "verify_process": "rpm-header+payload",
+                                  "expected": exp_md5.hex() if isinstance(exp_md5, bytes) else None,
+                                  "actual": md5.hexdigest(), "ok": ok_md5})
+            if not ok_md5:
+                rep.findings.append(Finding(ERROR, f"{what}: RPM MD5 over header+payload does not match"))
         exp_sha1 = _tag(sig, 269, str, what, "signature SHA1")
         if exp_sha1 is not None:
             ok = exp_sha1 == sha1.hexdigest()
@@ -520,7 +445,8 @@ def _inspect_esx4(f: BinaryIO, archive: arlib.ArArchive, rep, *, ca_pem: bytes |
         rep.findings.append(Finding(ERROR, "deb VIB holds an .rpm (a cross VIB would)"))
     if "sig.pkcs7" in names:
         if names[-1] != "sig.pkcs7":
-            rep.findings.append(Finding(ERROR, "sig.pkcs7 must be the last member (it signs every byte before it)"))
+            rep.findings.append(Finding(ERROR, "sig.pkcs7 must be the last member (it signs every byte before it; "
+                                               "esxupdate: Signature file not the last member)"))
         sig_m = archive.get("sig.pkcs7")
         assert sig_m is not None
         sig = arlib.read_member(f, sig_m, 256 * 1024)
@@ -539,11 +465,15 @@ def _inspect_esx4(f: BinaryIO, archive: arlib.ArArchive, rep, *, ca_pem: bytes |
             return h.digest()
 
         rep.signature = verify(sig, None, ca_pem, digest_fn=digest_fn)
-        from labctl.vib.inspect import _signature_findings
+        if rep.signature.present:
+            from labctl.vib.inspect import _signature_findings
 
-        _signature_findings(rep, "partner")
+            _signature_findings(rep, "partner")
+        else:
+            rep.findings.append(Finding(INFO, "unsigned (empty sig.pkcs7): install with esxupdate --nosigcheck"))
     else:
-        rep.findings.append(Finding(INFO, "unsigned (no sig.pkcs7): install with esxupdate --nosigcheck"))
+        rep.findings.append(Finding(WARNING, "no sig.pkcs7 member: every ESX 4 VIB has one (empty when unsigned); "
+                                             "esxupdate installs this one only with --nosigcheck"))
     if "debian-binary" in names:
         db = arlib.read_member(f, archive.get("debian-binary"), 64)  # type: ignore[arg-type]
         if db != b"2.0\n":
@@ -562,9 +492,11 @@ def _inspect_esx4(f: BinaryIO, archive: arlib.ArArchive, rep, *, ca_pem: bytes |
             pr.uncompressed_size = reader.size
         except VibFormatError as e:
             pr.findings.append(Finding(ERROR, e.message))
-        pr.checksums.append({"type": "sha-256", "verify_process": None, "expected": None,
-                             "actual": reader.raw_sha256.hexdigest(), "ok": not pr.findings or all(
-                                 x.severity != ERROR for x in pr.findings)})
+        # An ESX 4 descriptor declares no member checksums (only a signature covers the members): report the
+        # digest as computed, never as verified.
+        pr.raw_sha256 = reader.raw_sha256.hexdigest()
+        pr.findings.append(Finding(INFO, f"member {n!r}: no checksum declared in descriptor.xml (sha-256 of the "
+                                         f"member: {pr.raw_sha256})"))
         rep.payloads.append(pr)
     for n in rpms:
         m = archive.get(n)
@@ -575,44 +507,69 @@ def _inspect_esx4(f: BinaryIO, archive: arlib.ArArchive, rep, *, ca_pem: bytes |
 # ---------------------------------------------------------------- build
 
 
+def _deb_relations(items) -> str:
+    return ", ".join(c.name + (f" ({c.relation} {c.version})" if c.relation else "") for c in items)
+
+
+def _rpm_deps(items):
+    from labctl.vib.rpm import RpmDep
+
+    return tuple(RpmDep(c.name, c.relation, c.version) for c in items)
+
+
 def build_esx4(opts, desc: Descriptor, built: list[BuiltPayload], tmpdir: Path, extra: dict) -> tuple[int, str]:
     """Write an ESX 4 rpm/deb/cross VIB from the (already validated) descriptor and the single payload tree."""
+    from labctl.vib.build import release_epoch
+    from labctl.vib.rpm import RpmSpec, write_rpm
+
     vib_type = VIB_TYPES[opts.format]
     if len(built) != 1:
         raise VibBuildError(f"--format {opts.format}: ESX 4 VIBs carry one payload tree; the stage has "
                             f"{len(built)} ({', '.join(b.name for b in built)})")
-    from labctl.vib.build import release_epoch
-
+    plats = [p.version for p in desc.software_platforms]
+    if any(not (v == "4" or v.startswith("4.")) for v in plats):
+        raise VibBuildError(f"--format {opts.format} builds VIBs for ESX/ESXi 4; the platforms say "
+                            f"{', '.join(plats)}", hint="use 4.0, 4.1 or 4.* (or leave platforms out: 4.*)")
     mtime = release_epoch(desc.release_date)
     reboot = extra.get("reboot-required")
+    version, _, release = desc.version.partition("-")
+    spec = RpmSpec(name=desc.name, version=version, release=release or "1", summary=desc.summary,
+                   description=desc.description, vendor=desc.vendor, buildtime=mtime,
+                   requires=_rpm_deps(desc.depends), conflicts=_rpm_deps(desc.conflicts),
+                   obsoletes=_rpm_deps(desc.replaces))
+    product_lines = PRODUCT_LINES[vib_type]
     d4 = Esx4Descriptor(
         vib_type=vib_type, name=desc.name, version=desc.version, vendor=desc.vendor, summary=desc.summary,
         description=desc.description, release_date=desc.release_date,
         maintenance_mode=desc.maintenance_mode == "true",
         reboot_required=bool(reboot) if reboot is not None else not desc.live_install_allowed,
         hostd_restart=bool(extra.get("hostd-restart")),
-        product_lines={"rpm": ["esx"], "deb": ["embeddedEsx"], "cross": ["esx", "embeddedEsx"]}[vib_type],
+        product_lines=product_lines, platform_versions=[plats[0] if plats else DEFAULT_PLATFORM] * len(product_lines),
         software_tags=list(desc.software_tags), depends=list(desc.depends), conflicts=list(desc.conflicts),
-        replaces=list(desc.replaces),
+        replaces=list(desc.replaces), arch=spec.arch if vib_type == "rpm" else "",
+        pkgfile=spec.file_name if vib_type != "deb" else f"{desc.name}_{desc.version}_{DEB_ARCH}.deb",
     )
     src = opts.stage / "payloads" / built[0].name
     members: list[tuple[str, Path | bytes]] = []
     if vib_type in ("deb", "cross"):
         ctl_dir = tmpdir / "control"
         ctl_dir.mkdir()
-        version, _, release = desc.version.partition("-")
-        (ctl_dir / "control").write_text(
-            f"Package: {desc.name}\nVersion: {desc.version}\nArchitecture: i386\nMaintainer: {desc.vendor}\n"
-            f"Description: {desc.summary or desc.name}\n", encoding="utf-8")
+        fields = [("Package", desc.name), ("Version", desc.version), ("Architecture", DEB_ARCH),
+                  ("Maintainer", desc.vendor), ("Depends", _deb_relations(desc.depends)),
+                  ("Conflicts", _deb_relations(desc.conflicts)), ("Replaces", _deb_relations(desc.replaces))]
+        summary = (desc.summary or desc.name).replace("\n", " ")
+        body = "\n".join(f" {ln}" if ln.strip() else " ." for ln in desc.description.splitlines())
+        text = "".join(f"{k}: {v}\n" for k, v in fields if v) + f"Description: {summary}\n"
+        (ctl_dir / "control").write_text(text + (body + "\n" if body else ""), encoding="utf-8")
         write_tgz(ctl_dir, tmpdir / "control.tar.gz", "control", mtime)
         members += [("debian-binary", b"2.0\n"), ("control.tar.gz", tmpdir / "control.tar.gz"),
                     ("data.tar.gz", built[0].path)]
     members.append(("descriptor.xml", emit_esx4(d4)))
     if vib_type == "rpm":
-        write_rpm(tmpdir / "complete.rpm", d4, src, mtime)
+        write_rpm(tmpdir / "complete.rpm", spec, src)
         members.append(("complete.rpm", tmpdir / "complete.rpm"))
     elif vib_type == "cross":
-        write_rpm(tmpdir / "short.rpm", d4, None, mtime)
+        write_rpm(tmpdir / "short.rpm", spec, src, short=True)
         members.append(("short.rpm", tmpdir / "short.rpm"))
     tmp = tmpdir / "out.vib"
     with open(tmp, "w+b") as fh:
@@ -623,6 +580,7 @@ def build_esx4(opts, desc: Descriptor, built: list[BuiltPayload], tmpdir: Path, 
             else:
                 with open(data, "rb") as src_fh:
                     w.add_file(name, src_fh, data.stat().st_size)
+        sig = b""  # present in every VIB; empty when unsigned
         if opts.sign_key and opts.sign_cert:
             from labctl.vib.signing import sign
 
@@ -631,7 +589,7 @@ def build_esx4(opts, desc: Descriptor, built: list[BuiltPayload], tmpdir: Path, 
             signed = fh.read(n)  # ESX 4 signatures cover every byte before sig.pkcs7 (small VIBs only)
             sig = sign(signed, opts.sign_key, opts.sign_cert)
             fh.seek(n)
-            w.add_bytes("sig.pkcs7", sig)
+        w.add_bytes("sig.pkcs7", sig)
         size = fh.tell()
     os.replace(tmp, opts.output)
     return size, d4.vib_id

@@ -178,7 +178,7 @@ class PayloadReport:
             "type": self.type,
             "size": self.size,
             "uncompressed_size": self.uncompressed_size,
-            "checksums_ok": self.checksums_ok,
+            "checksums_ok": self.checksums_ok if self.checksums else None,  # None: nothing declared
             "checksums": self.checksums,
             "files": self.files,
             "findings": [f.to_json() for f in self.findings],

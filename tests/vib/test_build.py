@@ -158,37 +158,6 @@ def test_sign_needs_both(run_cli, tmp_path):
     assert r.status == 2 and "--sign and --cert go together" in r.err
 
 
-@pytest.mark.parametrize("fmt,kind", [("esx4-rpm", "esx4-rpm"), ("esx4-deb", "esx4-deb"),
-                                      ("esx4-cross", "esx4-cross")])
-def test_esx4_formats(run_cli, tmp_path, fmt, kind):
-    out = tmp_path / f"{fmt}.vib"
-    r = run_cli("vib", "build", str(EXAMPLE), "-o", str(out), "--format", fmt, "--release-date", DATE)
-    assert r.status == 0, r.err
-    status, doc = _inspect(run_cli, out)
-    assert status == 0, doc
-    assert doc["kind"] == kind
-    assert doc["descriptor"]["vib_type"] == fmt.split("-")[1]
-    with open(out, "rb") as fh:
-        names = read_ar(fh).names()
-    if fmt == "esx4-rpm":
-        assert names == ["descriptor.xml", "complete.rpm"]
-    elif fmt == "esx4-deb":
-        assert names == ["debian-binary", "control.tar.gz", "data.tar.gz", "descriptor.xml"]
-    else:
-        assert names == ["debian-binary", "control.tar.gz", "data.tar.gz", "descriptor.xml", "short.rpm"]
-    if fmt != "esx4-rpm" and shutil.which("dpkg-deb"):
-        p = subprocess.run(["dpkg-deb", "-c", str(out)], capture_output=True, text=True)
-        assert p.returncode == 0 and "etc/vmware/firewall/labtools.xml" in p.stdout
-    if fmt == "esx4-rpm" and shutil.which("rpm"):
-        with open(out, "rb") as fh:
-            a = read_ar(fh)
-            (tmp_path / "c.rpm").write_bytes(read_member(fh, a.get("complete.rpm"), 1 << 20))
-        p = subprocess.run(["rpm", "-qpl", str(tmp_path / "c.rpm")], capture_output=True, text=True)
-        assert "/etc/vmware/firewall/labtools.xml" in p.stdout, p.stderr
-        p = subprocess.run(["rpm", "-K", str(tmp_path / "c.rpm")], capture_output=True, text=True)
-        assert "digests OK" in p.stdout, p.stdout + p.stderr
-
-
 def test_esx4_signed_covers_all_bytes_before(run_cli, tmp_path):
     key, crt, ca = _ca_and_leaf(tmp_path)
     out = tmp_path / "x.vib"
