@@ -11,7 +11,7 @@ DESCRIPTION = "Build, inspect and deploy custom VIBs (ESXi 5+ and ESX 4 formats,
 EPILOG = """\
 examples:
   labctl vib build examples/vib/lab-tools -o build/lab-tools-1.0.0-1.vib
-  labctl vib build STAGE -o out.vib --bundle out.zip --release-date 2024-06-25T07:17:37+00:00
+  labctl vib build STAGE -o out.vib --bundle out.zip --platform 8.0 --release-date 2024-06-25T07:17:37+00:00
   labctl vib build STAGE -o out.vib --sign lab.key --cert lab.crt
   labctl vib build STAGE -o out.vib --format esx4-deb
   labctl vib inspect build/lab-tools-1.0.0-1.vib
@@ -43,6 +43,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--release-date", metavar="ISO8601",
                    help="release date (xsd:dateTime); fixes every timestamp, so output is reproducible "
                         "(default: the descriptor's, else SOURCE_DATE_EPOCH, else now)")
+    b.add_argument("--platform", action="append", default=[], metavar="VERSION",
+                   help="a release the VIB targets (8.0, 7.0.3, 8.*; repeatable): the descriptor's "
+                        "softwarePlatform and the bundle's platforms (a --bundle needs one)")
     b.add_argument("--sign", metavar="KEY", help="PEM private key: sign descriptor.xml (CMS, SHA-256)")
     b.add_argument("--cert", metavar="CERT", help="PEM certificate matching --sign")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -186,6 +189,7 @@ def _build(args, env) -> ExitStatus:
         sign_key=env.path(args.sign) if args.sign else None,
         sign_cert=env.path(args.cert) if args.cert else None,
         source_date_epoch=env.environ.get("SOURCE_DATE_EPOCH"),
+        platforms=tuple(args.platform),
     )
     result = build_vib(opts)
     if args.json:

@@ -54,6 +54,7 @@ class BuildOptions:
     sign_cert: Path | None = None
     source_date_epoch: str | None = None
     gzip_level: int = 6
+    platforms: tuple[str, ...] = ()  # --platform: the releases the VIB targets (8.0, 8.*, 7.0.3)
 
 
 @dataclass
@@ -113,6 +114,42 @@ def _choose_release_date(opts: BuildOptions, from_descriptor: str) -> str:
         except ValueError:
             raise VibBuildError(f"SOURCE_DATE_EPOCH={opts.source_date_epoch!r} is not an integer") from None
     return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+# ---------------------------------------------------------------- target platforms
+
+# esximage / esx45update Platforms.CheckSchema: "Version must be X.Y.Z where X, Y, and Z are numbers and X.Y is
+# required.  The last specified field (Y or Z) may be '*' to indicate match all versions."
+PLATFORM_RE = re.compile(r"^\d+\.(\*|\d+(\.(\*|\d+))?)$")
+
+
+def check_platform(version: str, fmt: str) -> str | None:
+    """Why `version` is not a release this format can target, or None. Known releases: topology.versions."""
+    from labctl.topology.versions import SUPPORTED
+
+    if not PLATFORM_RE.match(version):
+        return (f"platform {version!r}: X.Y, X.Y.Z or X.* (e.g. 8.0, 7.0.3, 8.*); the last field may be '*'")
+    major, _, rest = version.partition(".")
+    minor = rest.split(".")[0]
+    esx4 = fmt != "esxi"
+    known = sorted({r for r in SUPPORTED["esxi"] + SUPPORTED["esx"] if (r[0] == 4) == esx4 and r >= (4, 0)})
+    names = ", ".join(f"{a}.{b}" for a, b in known)
+    if minor == "*":
+        ok = any(a == int(major) for a, _ in known)
+    else:
+        ok = (int(major), int(minor)) in known
+    if not ok:
+        what = "ESX/ESXi 4 releases" if esx4 else "ESXi 5+ releases"
+        return f"platform {version!r} is not one of the {what} labctl knows ({names})"
+    return None
+
+
+def _target_platforms(opts: BuildOptions, base: Descriptor) -> tuple[SoftwarePlatform, ...]:
+    plats = tuple(SoftwarePlatform(v, "", "embeddedEsx") for v in opts.platforms) or base.software_platforms
+    problems = [why for p in plats if (why := check_platform(p.version, opts.format))]
+    if problems:
+        raise VibBuildError("\n  ".join(problems), hint="e.g. --platform 8.0 (repeat it for several releases)")
+    return plats
 
 
 # ---------------------------------------------------------------- descriptor.yaml
@@ -278,7 +315,11 @@ def build_vib(opts: BuildOptions) -> BuildResult:
         raise VibBuildError(f"{stage}: not a directory", hint="give a stage directory (descriptor.yaml + payloads/)")
     base, extra = load_stage_descriptor(stage)
     release = _choose_release_date(opts, "" if opts.release_date else base.release_date)
-    base = replace(base, release_date=release)
+    base = replace(base, release_date=release, software_platforms=_target_platforms(opts, base))
+    if opts.bundle and opts.format == "esxi" and not base.software_platforms:
+        raise VibBuildError("an offline bundle names the releases it is for (vendor-index.xml <version>, the "
+                            "bulletin's <platforms>), and this VIB names none",
+                            hint="add --platform 8.0 (once per release), or platforms: in descriptor.yaml")
     dirs = payload_dirs(stage, extra.get("payloads"))
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=".vib-build-", dir=opts.output.parent))

@@ -79,6 +79,19 @@ def _platforms(d: Descriptor, tag: str) -> str:
     )
 
 
+def _relations(d: Descriptor) -> str:
+    """vmware.xml's <relationships>, like the descriptor's (VMware's fling bundle lists its depends there)."""
+    out = []
+    for tag, items in (("depends", d.depends), ("conflicts", d.conflicts), ("replaces", d.replaces),
+                       ("provides", d.provides), ("compatibleWith", d.compatible_with)):
+        el = "provide" if tag == "provides" else "constraint"
+        cs = "".join(f"<{el} name={quoteattr(c.name)}"
+                     + (f" relation={quoteattr(c.relation)}" if c.relation else "")
+                     + (f" version={quoteattr(c.version)}" if c.version else "") + "/>" for c in items)
+        out.append(f"<{tag}>{cs}</{tag}>" if cs else f"<{tag}/>")
+    return "".join(out)
+
+
 def _vmware_xml(v: BundleVib, release_date: str, bulletin_id: str) -> tuple[bytes, bytes]:
     d = v.descriptor
     vib = (
@@ -88,9 +101,11 @@ def _vmware_xml(v: BundleVib, release_date: str, bulletin_id: str) -> tuple[byte
         f"<summary>{escape(d.summary)}</summary>"
         f"<systemReqs><maintenanceMode>{escape(d.maintenance_mode)}</maintenanceMode>"
         f"{_platforms(d, 'swPlatform')}</systemReqs>"
-        "<relationships><depends/><conflicts/><replaces/><provides/><compatibleWith/></relationships>"
+        f"<relationships>{_relations(d)}</relationships>"
         f"<postInstall><rebootRequired>{'false' if d.live_install_allowed else 'true'}</rebootRequired>"
         "<hostdRestart>false</hostdRestart></postInstall>"
+        + ("<softwareTags>" + "".join(f"<tag>{escape(t)}</tag>" for t in d.software_tags) + "</softwareTags>"
+           if d.software_tags else "") +
         f"<vibFile><sourceUrl></sourceUrl><relativePath>{escape(v.relative_path)}</relativePath>"
         f"<packedSize>{v.size}</packedSize><checksum><checksumType>sha-256</checksumType>"
         f"<checksum>{v.sha256}</checksum></checksum></vibFile></vib>"
@@ -117,7 +132,13 @@ def write_bundle(out: Path, v: BundleVib, release_date: str, *, vendor_code: str
     d = v.descriptor
     when = _zip_time(release_date)
     code = (vendor_code or "".join(c for c in d.vendor.upper() if c.isalnum())[:3] or "LAB")
-    version = platform_version or (d.software_platforms[0].version if d.software_platforms else "")
+    # One <metadata> per release the VIB targets, all naming the same metadata.zip (as VMware's bundles and
+    # V-Front's vib2zip do); <version> is the platform's version: 8.0 in VMware's fling bundle, 8.* in
+    # customfirewall-offline-bundle.zip.
+    versions = [platform_version] if platform_version else list(dict.fromkeys(p.version
+                                                                              for p in d.software_platforms))
+    if not versions:
+        raise ValueError("an offline bundle needs the VIB's target platforms (softwarePlatform)")
     index = (
         "<vendorList><vendor>"
         f"<name>{escape(d.vendor)}</name><code>{escape(code)}</code><indexfile>vendor-index.xml</indexfile>"
@@ -126,9 +147,11 @@ def write_bundle(out: Path, v: BundleVib, release_date: str, *, vendor_code: str
         "</vendor></vendorList>\n"
     ).encode()
     vendor_index = (
-        "<metaList><metadata><productId>embeddedEsx</productId>"
-        f"<version>{escape(version)}</version><locale></locale><url>metadata.zip</url>"
-        "<channelName>default</channelName></metadata></metaList>\n"
+        "<metaList>" + "".join(
+            "<metadata><productId>embeddedEsx</productId>"
+            f"<version>{escape(v)}</version><locale></locale><url>metadata.zip</url>"
+            "<channelName>default</channelName></metadata>" for v in versions)
+        + "</metaList>\n"
     ).encode()
     bulletin_id = f"{d.vendor}-{d.name}_{d.version}"
     vmware_xml, bulletin_xml = _vmware_xml(v, release_date, bulletin_id)
@@ -263,7 +286,12 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
             if "vendor-index.xml" in names:
                 vi = parse_xml(_read_small(z, names["vendor-index.xml"], 1 << 20, "bundle"), "vendor-index.xml")
                 md_name = (vi.findtext("metadata/url") or "metadata.zip").strip()
-                info["platform_version"] = (vi.findtext("metadata/version") or "").strip() or None
+                versions = [(m.findtext("version") or "").strip() for m in vi.findall("metadata")]
+                info["platform_version"] = versions[0] if versions and versions[0] else None
+                info["platform_versions"] = [x for x in versions if x]
+                if not info["platform_versions"]:
+                    rep.findings.append(Finding(WARNING, "vendor-index.xml names no platform <version> (real "
+                                                         "bundles do: 8.0, 8.*)"))
             if md_name not in names:
                 rep.findings.append(Finding(ERROR, f"bundle has no {md_name} (named by vendor-index.xml)"))
             else:
@@ -318,6 +346,9 @@ def _read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str
             root = parse_xml(_read_small(mz, infos["vmware.xml"], 8 << 20, "metadata.zip"), "vmware.xml")
             for b in root.iter("bulletin"):
                 info["bulletins"].append((b.findtext("id") or "").strip())
+                if not b.findall("platforms/softwarePlatform"):
+                    findings.append(Finding(WARNING, f"bulletin {(b.findtext('id') or '').strip()!r} lists no "
+                                                     "<platforms>/<softwarePlatform> (real bundles do)"))
                 for v in b.iter("vib"):
                     rel = (v.findtext("vibFile/relativePath") or "").strip()
                     if not rel:

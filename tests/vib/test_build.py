@@ -62,12 +62,12 @@ def test_reproducible_bytes(run_cli, tmp_path):
     stage = tmp_path / "stage"
     shutil.copytree(EXAMPLE, stage)
     a, b, c = tmp_path / "a.vib", tmp_path / "b.vib", tmp_path / "c.vib"
-    assert run_cli("vib", "build", str(stage), "-o", str(a), "--release-date", DATE, "--bundle",
+    assert run_cli("vib", "build", str(stage), "-o", str(a), "--release-date", DATE, "--platform", "8.0", "--bundle",
                    str(tmp_path / "a.zip")).status == 0
     # touch every file: mtimes on disk must not leak into the output
     for p in stage.rglob("*"):
         os.utime(p, (1_000_000_000, 1_000_000_000))
-    assert run_cli("vib", "build", str(stage), "-o", str(b), "--release-date", DATE, "--bundle",
+    assert run_cli("vib", "build", str(stage), "-o", str(b), "--release-date", DATE, "--platform", "8.0", "--bundle",
                    str(tmp_path / "b.zip")).status == 0
     assert a.read_bytes() == b.read_bytes()
     assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
@@ -84,8 +84,8 @@ def test_source_date_epoch(run_cli, tmp_path):
 
 def test_bundle_round_trip(run_cli, tmp_path):
     out, zip_ = tmp_path / "x.vib", tmp_path / "x.zip"
-    assert run_cli("vib", "build", str(EXAMPLE), "-o", str(out), "--bundle", str(zip_), "--release-date",
-                   DATE).status == 0
+    assert run_cli("vib", "build", str(EXAMPLE), "-o", str(out), "--bundle", str(zip_), "--platform", "8.0",
+                   "--release-date", DATE).status == 0
     status, doc = _inspect(run_cli, zip_)
     assert status == 0, doc
     assert doc["kind"] == "bundle"

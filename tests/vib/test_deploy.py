@@ -220,7 +220,7 @@ def test_deploy_offline_bundle(lab):
     topo, settings, sims, servers, tmp = lab
     stage = tmp / "stage-bundle"
     shutil.copytree(EXAMPLE, stage)
-    build_vib(BuildOptions(stage, tmp / "b.vib", bundle=tmp / "b.zip", release_date=DATE))
+    build_vib(BuildOptions(stage, tmp / "b.vib", bundle=tmp / "b.zip", release_date=DATE, platforms=("7.0",)))
     info = load_vib_info(tmp / "b.zip")
     assert info.kind == "bundle" and [m.vib_id for m in info.vibs] == ["labctl_bootbank_lab-tools_1.0.0-1"]
     conns, targets = _open(topo, settings, ["esxi7", "esx4"])
