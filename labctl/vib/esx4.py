@@ -189,7 +189,7 @@ def parse_esx4(data: bytes) -> tuple[Esx4Descriptor, list[Finding]]:
 # ---------------------------------------------------------------- RPM reader
 
 
-RPM_TAGS_READ = {269, 1000, 1001, 1002, 1004, 1007, 1027, 1116, 1117, 1118}  # the tags inspect uses
+RPM_TAGS_READ = {63, 269, 1000, 1001, 1002, 1004, 1007, 1027, 1116, 1117, 1118}  # the tags inspect uses (63: v4 region)
 RPM_TYPE_SIZES = {0: 0, 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 1, 9: 1}
 
 

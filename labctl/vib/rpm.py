@@ -95,8 +95,9 @@ class RpmResult:
     payload_size: int = 0  # uncompressed cpio bytes
 
 
-def header(entries: list[tuple[int, int, object]], region: int) -> bytes:
-    """One header structure with an immutable region over all its tags. entries: (tag, type, value)."""
+def header(entries: list[tuple[int, int, object]], region: int | None) -> bytes:
+    """One header structure with an immutable region over all its tags (region None: the legacy v3 form, which
+    the tests use to show what rpm says about it). entries: (tag, type, value)."""
     index, store = [], bytearray()
     for tag, typ, value in sorted(entries, key=lambda e: e[0]):
         if typ == INT32:
@@ -121,6 +122,8 @@ def header(entries: list[tuple[int, int, object]], region: int) -> bytes:
         store += data
     # The region tag comes first in the index; its value is the trailer, the last 16 bytes of the store: an index
     # entry (same tag, BIN, offset -16 * number of index entries, count 16) saying how far the region reaches.
+    if region is None:
+        return HEADER_MAGIC + struct.pack(">ii", len(index), len(store)) + b"".join(index) + bytes(store)
     n = len(index) + 1
     trailer = struct.pack(">iiii", region, BIN, -16 * n, 16)
     index.insert(0, struct.pack(">iiii", region, BIN, len(store), 16))

@@ -277,3 +277,31 @@ def test_earlier_vib_root_still_read(run_cli, tmp_path):
                              b"<name>x</name><version>1.0-1</version><vendor>v</vendor></descriptor>")
     assert [f.message for f in findings if f.severity == "error"] == [
         "descriptor.xml has no <vibID> (esxupdate: Could not parse valid VIB ID from XML data.)"]
+
+
+def test_v3_header_is_what_rpm_deprecates(run_cli, tmp_path):
+    """The same package without the immutable region (the v3 form labctl used to write): the real rpm warns, and
+    so does inspect; labctl's own build does neither (test_complete_rpm_with_real_rpm)."""
+    import hashlib
+
+    from labctl.vib import rpm as r
+    from tests.vib.vibhelpers import ar_bytes
+
+    rpm = _need("rpm")
+    spec = r.RpmSpec("old", "1.0", "1", "s", "d", "v", 1719299857)
+    hdr = r.header([(1000, r.STRING, "old"), (1001, r.STRING, "1.0"), (1002, r.STRING, "1"),
+                    (1004, r.I18NSTRING, "s"), (1022, r.STRING, "noarch"), (1021, r.STRING, "linux")], None)
+    payload = gzip.compress(r._cpio("TRAILER!!!", 0, 0, 0, 0), mtime=0)
+    sig = r.header([(r.SIG_SHA1, r.STRING, hashlib.sha1(hdr).hexdigest()),
+                    (r.SIG_MD5, r.BIN, hashlib.md5(hdr + payload).digest())], None)
+    pkg = r._lead(spec) + sig + b"\0" * (-len(sig) % 8) + hdr + payload
+    (tmp_path / "old.rpm").write_bytes(pkg)
+    q = _run(rpm, "-qp", str(tmp_path / "old.rpm"))
+    assert "RPM v3 packages are deprecated" in q.stderr, q.stderr
+    desc = (b'<descriptor version="3.0"><vibVersion>1.4.5</vibVersion><vibID>rpm_old_1.0-1@noarch</vibID>'
+            b"<name>old</name><vendor>v</vendor><version>1.0-1@noarch</version><vibType>rpm</vibType></descriptor>")
+    (tmp_path / "old.vib").write_bytes(ar_bytes([(b"descriptor.xml", desc), (b"complete.rpm", pkg),
+                                                 (b"sig.pkcs7", b"")]))
+    doc = json.loads(run_cli("vib", "inspect", str(tmp_path / "old.vib"), "--json").out)
+    msgs = [f["message"] for p in doc["payloads"] for f in p["findings"] if f["severity"] == "warning"]
+    assert any("RPM v3 header (no immutable region)" in m for m in msgs), doc
