@@ -125,6 +125,8 @@ def test_sim_maps_hosts_to_loopback_endpoints(run_cli, tmp_path):
     assert host["ansible_host"] == "127.0.0.1" and host["ansible_port"] == 40123
     assert host["ansible_ssh_common_args"] == (
         f"-o UserKnownHostsFile={d / 'known_hosts'} -o StrictHostKeyChecking=yes"
+        " -o KexAlgorithms=+diffie-hellman-group14-sha1 -o HostKeyAlgorithms=+ssh-rsa"
+        " -o PubkeyAcceptedAlgorithms=+ssh-rsa"
     )
 
 
@@ -194,3 +196,14 @@ def test_ansible_reads_yaml_and_ini_identically(run_cli, tmp_path, lab):
     hostvars = listed[0]["_meta"]["hostvars"]
     for h in t.esx_hosts:
         assert hostvars[h.name]["ansible_host"] == h.address
+
+
+@pytest.mark.parametrize(
+    "flavor, version, legacy",
+    [("esx", "3.5u5", True), ("esx", "4.1", True), ("esxi", "4.1u3", True), ("esxi", "5.0", False),
+     ("esxi", "8.0u3", False), ("esx", "9.0", False)],
+)
+def test_legacy_openssh_options_per_release(flavor, version, legacy):
+    from labctl.remote.hosts import LEGACY_OPENSSH_OPTIONS, openssh_options
+
+    assert openssh_options(flavor, version) == (LEGACY_OPENSSH_OPTIONS if legacy else ())

@@ -21,7 +21,9 @@ Print the lab's hosts for other tools: an ansible inventory (YAML, or INI with -
 Groups: `esx` (ESX classic) and `esxi`, one group per cluster (`cluster_<name>`), `vms` for the other VMs, all
 under a group named after the lab. Host variables: ansible_host / ansible_port / ansible_user (the address
 labctl dials: access_ip, else the management IP), the SSH key file and jump host when set, flavour, version,
-management and VMkernel addresses. Passwords are never printed: ansible gets a lookup of the environment
+management and VMkernel addresses. ESX 3.5/4.x and ESXi 4.x hosts get the legacy algorithm options a current
+OpenSSH client needs for them (SHA-1 key exchange, ssh-rsa host keys and user-key signatures) in
+ansible_ssh_common_args. Passwords are never printed: ansible gets a lookup of the environment
 variable named by the topology (ssh.password_env), JSON gets that variable's name.
 
 With --sim the addresses are the simulated lab's loopback endpoints (127.0.0.1:port from endpoints.json),
@@ -47,6 +49,7 @@ class InventoryHost:
     key_file: str | None = None
     jump: str | None = None
     known_hosts: str | None = None  # --sim: the simulator's pinned host keys
+    ssh_options: tuple[str, ...] = ()  # OpenSSH `-o` values this host needs (legacy algorithms on ESX 3.5/4.x)
     facts: dict = field(default_factory=dict, compare=False)  # flavour, version, management/vmkernel IPs ...
 
 
@@ -98,6 +101,7 @@ def _ansible_vars(h: InventoryHost) -> dict:
         ssh_args.append(f"-o ProxyJump={h.jump}")
     if h.known_hosts:
         ssh_args.append(f"-o UserKnownHostsFile={h.known_hosts} -o StrictHostKeyChecking=yes")
+    ssh_args += [f"-o {opt}" for opt in h.ssh_options]
     if ssh_args:
         out["ansible_ssh_common_args"] = " ".join(ssh_args)
     out.update(h.facts)
@@ -196,6 +200,8 @@ def to_json(inv: Inventory) -> str:
         }
         if h.known_hosts:
             entry["known_hosts"] = h.known_hosts
+        if h.ssh_options:
+            entry["ssh_options"] = list(h.ssh_options)
         entry.update(h.facts)
         hosts.append(entry)
     doc = {
@@ -219,6 +225,8 @@ class SimEndpoints:
 
 
 def from_topology(t, sim: SimEndpoints | None = None) -> Inventory:
+    from labctl.remote.hosts import openssh_options
+
     hosts: list[InventoryHost] = []
     for h in t.esx_hosts:
         facts = {
@@ -240,9 +248,11 @@ def from_topology(t, sim: SimEndpoints | None = None) -> Inventory:
             address, port = sim.hosts[h.name]
             key_file, jump, known = sim.identity_file or key_file, None, sim.known_hosts
             facts["esx_real_address"] = h.address
+        v = h.version_info
         hosts.append(
             InventoryHost(
-                h.name, h.flavor, address, port, h.ssh.user, h.ssh.password_env, key_file, jump, known, facts
+                h.name, h.flavor, address, port, h.ssh.user, h.ssh.password_env, key_file, jump, known,
+                openssh_options(h.flavor, (v.major, v.minor, v.update)), facts
             )
         )
     for vm in t.vms:

@@ -177,8 +177,11 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
         env.out(f"known_hosts {emap.known_hosts}, client key {emap.identity_file}")
         first = next(iter(emap.hosts.values()), None)
         if first is not None:
+            from labctl.remote.hosts import openssh_options
+
+            legacy = "".join(f" -o {o}" for o in openssh_options(first.flavor, first.version))
             env.out(f"by hand: ssh -i {emap.identity_file} -o UserKnownHostsFile={emap.known_hosts} "
-                    f"-p {first.port} root@127.0.0.1")
+                    f"-o StrictHostKeyChecking=yes{legacy} -p {first.port} root@127.0.0.1")
         env.out(f"use it: labctl macs scan {args.file} --sim" + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
     for n in notes:
         env.err(f"note: {n}")

@@ -73,3 +73,30 @@ def targets_from_topology(topology: Topology, names: list[str] | None = None) ->
             raise UsageError(f"unknown host(s): {', '.join(unknown)}", hint=f"hosts in this lab: {', '.join(sorted(known))}")
         hosts = [h for h in hosts if h.name in names]
     return [target_from_host(h) for h in hosts]
+
+
+# ESX classic's service console runs OpenSSH 4.x and ESXi 4.x runs dropbear: SHA-1 key exchange, ssh-rsa host keys
+# and ssh-rsa (SHA-1) user-key signatures only. OpenSSH 8.8+ (and so Ansible's ssh connection) disables all three by
+# default and stops with "no matching key exchange method found", then "no matching host key type found", then
+# "Permission denied (publickey,...)". labctl's own client (paramiko 3.x) still speaks them; other tools need these.
+LEGACY_OPENSSH_OPTIONS = (
+    "KexAlgorithms=+diffie-hellman-group14-sha1",
+    "HostKeyAlgorithms=+ssh-rsa",
+    "PubkeyAcceptedAlgorithms=+ssh-rsa",
+)
+
+
+def needs_legacy_ssh(flavor: str, version: tuple[int, ...]) -> bool:
+    """True for hosts whose sshd speaks only SHA-1 key exchange and ssh-rsa: ESX classic (3.x/4.x) and ESXi before
+    5.0. (ESX 9.x is called ESX again but is ESXi underneath: its sshd is current.)"""
+    return flavor in ("esx", "esxi") and tuple(version[:1]) < (5,)
+
+
+def openssh_options(flavor: str, version: tuple[int, ...] | str) -> tuple[str, ...]:
+    """The `-o` values a current OpenSSH client needs for this host (empty when it needs none)."""
+    if isinstance(version, str):
+        try:
+            version = Platform.parse(flavor, version).version
+        except ValueError:
+            return ()
+    return LEGACY_OPENSSH_OPTIONS if needs_legacy_ssh(flavor, version) else ()

@@ -1,0 +1,159 @@
+"""The real OpenSSH client and real Ansible against simulated ESX 3.5 hosts on loopback.
+
+ESX 3.5/4.x speak only SHA-1 key exchange, ssh-rsa host keys and ssh-rsa signatures, which OpenSSH 8.8+ turns off.
+The `ssh` line that `labctl sim up` prints and the inventory `labctl inventory --sim` writes must carry the options
+that turn them back on; without them the same client fails exactly as it fails against a real ESX 3.5 host.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl.sim import lab
+from labctl.sim.endpoints import load_endpoints
+
+SSH = "/usr/bin/ssh"
+LEGACY = ("KexAlgorithms=+diffie-hellman-group14-sha1", "HostKeyAlgorithms=+ssh-rsa",
+          "PubkeyAcceptedAlgorithms=+ssh-rsa")
+
+
+def _need(tool: str) -> str:
+    if "/" in tool:
+        path = tool if os.path.exists(tool) else None
+    else:  # ansible-core is a test extra: its scripts sit beside this interpreter, on PATH or not
+        beside = Path(sys.executable).parent / tool
+        path = str(beside) if beside.exists() else shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is missing: .ci/run installs it")
+        pytest.skip(f"{tool} not installed")
+    return path
+
+
+@pytest.fixture
+def lab35(tmp_path, run_cli):
+    """`labctl sim up` of an ESX 3.5 pair plus one ESXi 6.7 host; stopped by PID at the end, also on failure."""
+    topo = tmp_path / "lab.yaml"
+    topo.write_text(f"""\
+lab: real-clients
+workstation: {{version: "15.5", vm_dir: {tmp_path / "vms"}}}
+networks:
+  - {{name: lan, type: lan-segment, subnet: 192.168.69.0/24}}
+esx_hosts:
+  - {{name: esx1, flavor: esx, version: "3.5u5", cpus: 2, memory_mb: 2048, disk_gb: 16, nics: [lan],
+     management: {{network: lan, ip: 192.168.69.11}}}}
+  - {{name: esx2, linked_clone_of: esx1, management: {{network: lan, ip: 192.168.69.12}}}}
+  - {{name: esxi67, flavor: esxi, version: "6.7u3", cpus: 2, memory_mb: 4096, disk_gb: 16, nics: [lan],
+     management: {{network: lan, ip: 192.168.69.21}}}}
+ssh: {{user: root, password_env: LAB_ESX_PASSWORD}}
+""")
+    d = tmp_path / "sim"
+    environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LAB_ESX_PASSWORD": "esx-Pass-1"}
+    r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=environ)
+    try:
+        assert r.status == 0, r.err
+        yield topo, d, r.out
+    finally:
+        lab.down(d)
+
+
+def _ssh(argv: list[str], command: str) -> subprocess.CompletedProcess:
+    # -F /dev/null: the user's ~/.ssh/config must not decide the outcome; BatchMode: never prompt
+    return subprocess.run([SSH, "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *argv[1:],
+                           command], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for a in argv:
+        if a in options and out and out[-1] == "-o":
+            out.pop()
+            continue
+        out.append(a)
+    return out
+
+
+def test_the_printed_ssh_line_works_with_openssh_and_fails_without_the_legacy_options(lab35):
+    _need(SSH)
+    _, d, printed = lab35
+    line = next(ln for ln in printed.splitlines() if ln.startswith("by hand: "))
+    argv = shlex.split(line.removeprefix("by hand: "))
+    assert argv[0] == "ssh" and all(f"-o {o}" in line for o in LEGACY)
+    assert load_endpoints(d).hosts["esx1"].port == int(argv[argv.index("-p") + 1])
+
+    ok = _ssh(argv, "vmware -v")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("VMware ESX Server 3.5.0 build-")
+
+    # what a real ESX 3.5 host answers a current client, one refusal after the other
+    bare = _ssh(_without(argv, LEGACY), "vmware -v")
+    assert bare.returncode == 255 and "no matching key exchange method found" in bare.stderr
+    kex_only = _ssh(_without(argv, LEGACY[1:]), "vmware -v")
+    assert kex_only.returncode == 255 and "no matching host key type found" in kex_only.stderr
+    no_pubkey = _ssh(_without(argv, LEGACY[2:]), "vmware -v")
+    assert no_pubkey.returncode == 255 and "Permission denied (publickey,password)" in no_pubkey.stderr
+
+
+def test_inventory_options_only_where_needed_and_plain_openssh_for_esxi67(lab35, run_cli):
+    _need(SSH)
+    topo, d, _ = lab35
+    r = run_cli("inventory", str(topo), "--sim", "--sim-dir", str(d))
+    groups = yaml.safe_load(r.out)["all"]["children"]["lab_real_clients"]["children"]
+    esx1, esxi67 = groups["esx"]["hosts"]["esx1"], groups["esxi"]["hosts"]["esxi67"]
+    assert all(f"-o {o}" in esx1["ansible_ssh_common_args"] for o in LEGACY)
+    assert "Algorithms" not in esxi67["ansible_ssh_common_args"]
+    # an ESXi 6.7 host needs nothing extra from a current client
+    argv = ["ssh", *shlex.split(esxi67["ansible_ssh_common_args"]), "-i", esxi67["ansible_ssh_private_key_file"],
+            "-p", str(esxi67["ansible_port"]), f"root@{esxi67['ansible_host']}"]
+    done = _ssh(argv, "vmware -v")
+    assert done.returncode == 0 and done.stdout.startswith("VMware ESXi 6.7.0"), done.stderr
+
+
+def _ansible(inventory, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    exe = _need("ansible")
+    cfg = tmp_path / "ansible.cfg"  # an empty config: no user or system ansible.cfg decides the outcome
+    cfg.write_text("[defaults]\n")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "ANSIBLE_CONFIG": str(cfg),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        # no ControlPersist master left running after the test; the inventory's own arguments still apply
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPersist=no",
+        "ANSIBLE_SSH_EXECUTABLE": SSH,
+        "ANSIBLE_TIMEOUT": "20",
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    return subprocess.run([exe, "-i", str(inventory), "esx", "-m", "raw", "-a", "vmware -v", "-f", "2", *extra],
+                          capture_output=True, text=True, timeout=240, env=env, stdin=subprocess.DEVNULL)
+
+
+def test_ansible_raw_reaches_esx35_through_the_inventory_and_not_without_its_options(lab35, run_cli, tmp_path):
+    _need(SSH)
+    topo, d, _ = lab35
+    inventory = tmp_path / "hosts.yml"
+    r = run_cli("inventory", str(topo), "--sim", "--sim-dir", str(d), "-o", str(inventory))
+    assert r.status == 0, r.err
+
+    done = _ansible(inventory, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("VMware ESX Server 3.5.0 build-") == 2  # esx1 and its linked clone esx2
+    assert "esx1 | CHANGED | rc=0" in done.stdout and "esx2 | CHANGED | rc=0" in done.stdout
+
+    # the same inventory with the legacy options taken out: both hosts unreachable, as real ESX 3.5 hosts would be
+    hosts = yaml.safe_load(inventory.read_text())["all"]["children"]["lab_real_clients"]["children"]["esx"]["hosts"]
+    common = hosts["esx1"]["ansible_ssh_common_args"]
+    for o in LEGACY:
+        common = common.replace(f" -o {o}", "")
+    refused = _ansible(inventory, tmp_path, "-e", f"ansible_ssh_common_args='{common}'")
+    assert refused.returncode == 4, refused.stdout + refused.stderr  # 4: hosts unreachable
+    assert refused.stdout.count("UNREACHABLE!") == 2
+    assert "no matching key exchange method found" in refused.stdout
