@@ -158,3 +158,18 @@ def test_esx_conf_keys_of_a_fresh_esxi():
     assert conf["/adv/Net/FollowHardwareMac"] == "0"
     assert conf["/adv/Net/ManagementIface"] == "vmk0"
     assert re.fullmatch(r"00:50:56:5[0-9a-f](:[0-9a-f]{2}){2}", conf["/net/pnic/child[0000]/virtualMac"])
+
+
+def test_vmknic_list_esxi4_has_the_columns_of_a_real_41_capture():
+    """No IP Family, no TSO MSS: the layout of a nested ESXi 4.x on Workstation (capture squeezed by its author, so
+    the columns and values are compared, not the spacing)."""
+    real = (DATA.parent.parent / "remote" / "facts" / "vmknic_list_5" / "esxi4_workstation_nested.txt").read_text()
+    h = local_host("esxi", "4.1", macs=("00:0c:29:2c:54:17",), ip="10.0.1.128", netmask="255.255.255.0")
+    h.state.vmknics[0].portgroup = "Management Network"
+    out = _run(h, "esxcfg-vmknic -l")
+    assert [ln.replace("_", " ").split() for ln in out.splitlines()] == \
+        [ln.replace("Port_Group", "Port Group").replace("IP_Address", "IP Address").split()
+         for ln in real.splitlines()]
+    from labctl.remote.facts.vmknic import VmknicList5
+
+    assert VmknicList5().parse(out) == VmknicList5().parse(real)

@@ -276,6 +276,10 @@ def service(inv: Invocation) -> Result:
 
 VMKNIC_COLS_35 = [("Interface", 11), ("Port Group", 20), ("IP Address", 16), ("Netmask", 16), ("MAC Address", 18),
                   ("MTU", 8), ("TSO MSS", 10), ("Enabled", 0)]  # [L]
+# ESX(i) 4.x: no IP Family (IPv6 off) and no TSO MSS column, as in the real captures in
+# tests/remote/facts/vmknic_list_5/esxi4_*.txt (their whitespace was squeezed: the widths are 5.x's)
+VMKNIC_COLS_4 = [("Interface", 11), ("Port Group", 20), ("IP Address", 16), ("Netmask", 16), ("Broadcast", 16),
+                 ("MAC Address", 18), ("MTU", 8), ("Enabled", 8), ("Type", 0)]
 VMKNIC_COLS_5 = [("Interface", 11), ("Port Group/DVPort", 20), ("IP Family", 10), ("IP Address", 25),
                  ("Netmask", 16), ("Broadcast", 16), ("MAC Address", 18), ("MTU", 8), ("TSO MSS", 10),
                  ("Enabled", 8), ("Type", 0)]
@@ -288,6 +292,11 @@ def vmknic_list(st: S.HostState) -> str:
     if st.release < (4, 0):
         rows = [[i.name, i.portgroup, i.ip, i.netmask, i.mac, str(i.mtu), "65535", _b(i.enabled)] for i in st.vmknics]
         return fixed(VMKNIC_COLS_35, rows)
+    if st.release < (5, 0):
+        rows = [[i.name, i.portgroup, *((i.ip, i.netmask, i.broadcast) if i.ip else ("N/A",) * 3), i.mac,
+                 str(i.mtu), _b(i.enabled), ("DHCP" if i.dhcp else "STATIC") if i.ip else "NONE"]
+                for i in st.vmknics]
+        return fixed(VMKNIC_COLS_4, rows)
     six = st.release >= (6, 0)
     rows = []
     for i in st.vmknics:
