@@ -95,6 +95,35 @@ def disabled_algorithms(st: Any) -> dict[str, list[str]]:
     return out
 
 
+# ---------------------------------------------------------------- the identification string
+
+# What the real sshd of each era sends first (not paramiko's "SSH-2.0-paramiko_x.y"). ESX classic's service console
+# is Red Hat based (3.5: RHEL 3, whose OpenSSH is 3.6.1p2; 4.x: RHEL 5.2, OpenSSH 4.3p2, which announces itself as
+# "OpenSSH_4.3"); ESXi 4.x runs dropbear [L]; ESXi 5+ runs VMware's OpenSSH build, which drops the "pN" suffix: a
+# captured ESXi 6.7 U3 host answers "SSH-2.0-OpenSSH_8.3" (docs/simulator.md, "Checked against real captures").
+# Versions without a capture are the OpenSSH of that release's era [L].
+BANNERS = (  # (flavor, first release it applies to, identification string), newest first per flavor
+    ("esx", (4, 0), "SSH-2.0-OpenSSH_4.3"),
+    ("esx", (3, 0), "SSH-2.0-OpenSSH_3.6.1p2"),
+    ("esxi", (8, 0), "SSH-2.0-OpenSSH_9.3"),
+    ("esxi", (7, 0), "SSH-2.0-OpenSSH_8.4"),
+    ("esxi", (6, 7), "SSH-2.0-OpenSSH_8.3"),
+    ("esxi", (6, 5), "SSH-2.0-OpenSSH_7.4"),
+    ("esxi", (6, 0), "SSH-2.0-OpenSSH_6.6.1"),
+    ("esxi", (5, 0), "SSH-2.0-OpenSSH_5.6"),
+    ("esxi", (3, 0), "SSH-2.0-dropbear_0.52"),
+    ("linux", (0, 0), "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"),
+)
+
+
+def ssh_banner(st: Any) -> str:
+    """The identification string this host's sshd sends."""
+    for flavor, since, banner in BANNERS:
+        if st.flavor == flavor and st.release >= since:
+            return banner
+    return "SSH-2.0-OpenSSH_9.3"
+
+
 # ---------------------------------------------------------------- host keys
 
 
@@ -339,7 +368,10 @@ class HostServer:
             sock.close()
             return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # like sshd; avoids 40 ms Nagle stalls
-        t = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms(host.state))
+        # OpenSSH 4.x and dropbear know nothing of the strict-kex extension (Terrapin, 2023): do not offer it
+        legacy = host.state.flavor != "linux" and (not host.state.is_esxi or host.state.release < (5, 0))
+        t = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms(host.state), strict_kex=not legacy)
+        t.local_version = ssh_banner(host.state)
         for key in self.keys.values():
             t.add_server_key(key)
         if host.state.sftp:

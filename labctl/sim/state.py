@@ -394,15 +394,28 @@ def _default_advanced(flavor: str, release: tuple[int, int]) -> dict[str, AdvOpt
     return opts
 
 
+def nic_model(flavor: str, release: tuple[int, int]) -> dict:
+    """What ESX(i) sees of the Workstation vNIC labctl renders (topology.versions.nic_device): vmxnet3 for ESXi 7+
+    (which has no e1000 driver), claimed by the native nvmxnet3 driver, as a real nested 7.x/8.x/9.x host shows
+    (`esxcli network nic list`: "nvmxnet3 ... 10000 ... VMware Inc. vmxnet3 Virtual Ethernet Controller"); an
+    e1000 (82545EM) before that."""
+    if flavor == "esxi" and release >= (7, 0):
+        return {"driver": "nvmxnet3", "speed": 10000, "description": "VMware Inc. vmxnet3 Virtual Ethernet Controller"}
+    return {}
+
+
 def _base_vibs(version: str, release: tuple[int, int]) -> list[Vib]:
     if release < (5, 0):
         return []
     v = f"{version}-0.0.0"
-    return [
-        Vib("esx-base", v, summary="ESXi base system"),
-        Vib("esx-tboot", v, summary="ESXi Tboot"),
-        Vib("net-e1000", f"8.0.3.1-2vmw.{release[0]}{release[1]}0.0.0", summary="e1000 driver"),
-    ]
+    vibs = [Vib("esx-base", v, summary="ESXi base system"), Vib("esx-tboot", v, summary="ESXi Tboot")]
+    if release < (7, 0):  # the e1000 driver VIB went with vmklinux in 7.0; the vNIC there is vmxnet3
+        vibs.append(Vib("net-e1000", f"8.0.3.1-2vmw.{release[0]}{release[1]}0.0.0", summary="e1000 driver"))
+    else:
+        # a real ESX 9.0 host lists "nvmxnet3  2.0.0.31-16vmw.900.0.24755229  VMW  VMwareCertified" (no net-e1000)
+        vibs.append(Vib("nvmxnet3", f"2.0.0.31-16vmw.{release[0]}{release[1]}0.0.0", vendor="VMW",
+                        summary="VMware vmxnet3 native driver"))
+    return vibs
 
 
 def fresh_install(
@@ -433,8 +446,8 @@ def fresh_install(
     release = parse_version(version)[:2]
     st = HostState(name=name, flavor=flavor, version=version, hostname=hostname or name,
                    ssh_address=ssh_address or ip, gateway=gateway, root_password_hash=root_password_hash)
-    st.nics = [Nic(f"vmnic{i}" if flavor != "linux" else f"eth{i}", mac.lower(), pci=f"0000:02:{i + 1:02x}.0")
-               for i, mac in enumerate(nic_macs)]
+    st.nics = [Nic(f"vmnic{i}" if flavor != "linux" else f"eth{i}", mac.lower(), pci=f"0000:02:{i + 1:02x}.0",
+                   **nic_model(flavor, release)) for i, mac in enumerate(nic_macs)]
     st.dirs = ["/", "/etc", "/tmp", "/root", "/var", "/var/log", "/bin", "/sbin"]
     if flavor == "linux":
         st.vswifs = [NetIf("eth0", "", st.nics[0].mac, ip, netmask)]

@@ -173,3 +173,40 @@ def test_vmknic_list_esxi4_has_the_columns_of_a_real_41_capture():
     from labctl.remote.facts.vmknic import VmknicList5
 
     assert VmknicList5().parse(out) == VmknicList5().parse(real)
+
+
+@pytest.mark.parametrize("version", ["7.0u3", "8.0u2", "8.0u3"])
+def test_esxi7_plus_nics_are_vmxnet3_with_nvmxnet3_as_real_hosts_show(version):
+    h = local_host("esxi", version, macs=("00:50:56:9f:78:3b",))
+    h.state.nics[0].mtu = 9000
+    nics = _run(h, "esxcfg-nics -l")
+    assert nics == _sample("esxcfg_nics_l_90_vmxnet3.txt")
+    h.state.nics[0].mac, h.state.nics[0].mtu = "00:50:56:b3:6c:01", 1500
+    real = _sample("esxcli_nic_list_90_vmxnet3.txt").splitlines()
+    got = _run(h, "esxcli network nic list").splitlines()
+    assert (got[0], got[2]) == (real[0], real[2])
+    vibs = {v.name: v for v in h.state.vibs}
+    assert "net-e1000" not in vibs and vibs["nvmxnet3"].vendor == "VMW"
+
+
+def test_esxi6_keeps_the_e1000():
+    h = local_host("esxi", "6.7")
+    assert h.state.nics[0].driver == "e1000" and "net-e1000" in {v.name for v in h.state.vibs}
+
+
+@pytest.mark.parametrize("flavor, version, expected", [
+    # real captures: VMkernel ... x86_64 GNU/Linux (BusyBox uname on 5.5), x86_64 x86_64 x86_64 ESXi from 6.5 on
+    ("esxi", "5.5", "VMkernel {h} 5.5.0 #1 SMP Release build-{b} {d} x86_64 GNU/Linux"),
+    ("esxi", "6.7", "VMkernel {h} 6.7.0 #1 SMP Release build-{b} {d} x86_64 x86_64 x86_64 ESXi"),
+    ("esxi", "8.0u2", "VMkernel {h} 8.0.2 #1 SMP Release build-{b} {d} x86_64 x86_64 x86_64 ESXi"),
+    ("esx", "4.1", "Linux {h} 2.6.18-164.ESX #1 SMP {d} x86_64 x86_64 x86_64 GNU/Linux"),
+])
+def test_uname_a_has_the_fields_of_real_hosts(flavor, version, expected):
+    from labctl.sim.commands.system import BUILD_DATES, build_number
+
+    h = local_host(flavor, version)
+    b = str(build_number(h.state))
+    out = _run(h, "uname -a").rstrip("\n")
+    d = BUILD_DATES.get(b, "Jan  1 2020 00:00:00") if flavor == "esxi" else out.split(" #1 SMP ")[1].rsplit(" x86_64", 3)[0]
+    assert out == expected.format(h=h.state.hostname, b=b, d=d)
+    assert _run(h, "uname -m") == "x86_64\n"

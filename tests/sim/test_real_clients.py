@@ -96,10 +96,34 @@ def test_the_printed_ssh_line_works_with_openssh_and_fails_without_the_legacy_op
     # what a real ESX 3.5 host answers a current client, one refusal after the other
     bare = _ssh(_without(argv, LEGACY), "vmware -v")
     assert bare.returncode == 255 and "no matching key exchange method found" in bare.stderr
+    assert "kex-strict" not in bare.stderr  # OpenSSH 3.x/4.x never offered the strict-kex extension
     kex_only = _ssh(_without(argv, LEGACY[1:]), "vmware -v")
     assert kex_only.returncode == 255 and "no matching host key type found" in kex_only.stderr
     no_pubkey = _ssh(_without(argv, LEGACY[2:]), "vmware -v")
     assert no_pubkey.returncode == 255 and "Permission denied (publickey,password)" in no_pubkey.stderr
+
+
+def _identification(port: int) -> str:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        return s.makefile("rb").readline().decode().rstrip("\r\n")
+
+
+def test_each_host_sends_its_real_sshd_identification_and_openssh_accepts_it(lab35):
+    _need(SSH)
+    _, d, _ = lab35
+    emap = load_endpoints(d)
+    assert _identification(emap.hosts["esx1"].port) == "SSH-2.0-OpenSSH_3.6.1p2"  # ESX 3.5: RHEL 3's OpenSSH
+    assert _identification(emap.hosts["esxi67"].port) == "SSH-2.0-OpenSSH_8.3"  # captured on an ESXi 6.7 U3 host
+    # the real client reads it and applies its compatibility rules for that server version
+    done = subprocess.run([SSH, "-F", "/dev/null", "-v", "-o", "BatchMode=yes", "-o",
+                           f"UserKnownHostsFile={emap.known_hosts}", "-i", str(emap.identity_file),
+                           *[a for o in LEGACY for a in ("-o", o)], "-p", str(emap.hosts["esx1"].port),
+                           "root@127.0.0.1", "true"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert "Remote protocol version 2.0, remote software version OpenSSH_3.6.1p2" in done.stderr
 
 
 def test_inventory_options_only_where_needed_and_plain_openssh_for_esxi67(lab35, run_cli):

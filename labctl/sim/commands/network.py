@@ -451,8 +451,12 @@ def esxcfg_nics(inv: Invocation) -> Result:
     if inv.args != ["-l"]:
         return Result(1, "", "sim: only esxcfg-nics -l is modelled by the simulator\n")
     st = inv.state
-    cols = [("Name", 8), ("PCI", 14), ("Driver", 12), ("Link", 5), ("Speed", 10), ("Duplex", 7),
-            ("MAC Address", 18), ("MTU", 7), ("Description", 0)]  # column widths [L]
+    if st.is_esxi and st.release >= (7, 0):  # widths of a real nested ESX 9.0 host (ogelbric/VCF9-notes)
+        cols = [("Name", 8), ("PCI", 13), ("Driver", 12), ("Link", 5), ("Speed", 11), ("Duplex", 7),
+                ("MAC Address", 18), ("MTU", 7), ("Description", 0)]
+    else:
+        cols = [("Name", 8), ("PCI", 14), ("Driver", 12), ("Link", 5), ("Speed", 10), ("Duplex", 7),
+                ("MAC Address", 18), ("MTU", 7), ("Description", 0)]  # column widths [L]
     rows = [[n.name, n.pci if st.release >= (4, 0) else n.pci[5:], n.driver, "Up" if n.link_up else "Down",
              f"{n.speed}Mbps", "Full", n.mac, str(n.mtu), n.description] for n in st.nics]
     return Result(0, fixed(cols, rows))

@@ -75,27 +75,45 @@ def hostname(inv: Invocation) -> Result:
     return Result(1, "", "sim: setting the hostname with `hostname` is not modelled (esxcli system hostname set)\n")
 
 
+# Build dates as real hosts print them in `uname -v` (captures in public posts and code: see
+# docs/simulator.md "Checked against real captures"); a build without a known date keeps a placeholder.
+BUILD_DATES = {
+    "1331820": "Sep 18 2013 23:08:31", "3248547": "Nov 17 2015 21:38:51", "8294253": "Apr 17 2018 19:05:39",
+    "10719125": "Nov  4 2018 15:44:22", "8169922": "Apr  3 2018 14:48:22", "16324942": "Jun  2 2020 10:08:07",
+    "20328353": "Sep 27 2023 19:41:06", "22380479": "Sep  4 2023 15:00:49",
+}
+
+
 @command("uname")
 def uname(inv: Invocation) -> Result:
+    """`uname` per era. ESXi 6.5+ (VMware's uname): `-a` = s n r v m p i o, e.g. "VMkernel esxi 6.7.0 #1 SMP Release
+    build-8169922 Apr  3 2018 14:48:22 x86_64 x86_64 x86_64 ESXi"; ESXi 5.x (BusyBox): s n r v m o with "GNU/Linux"
+    ("... build-3248547 Nov 17 2015 21:38:51 x86_64 GNU/Linux"); ESX classic (GNU coreutils): s n r v m p i o."""
     st = inv.state
     build = build_number(st)
     if st.is_esxi:
-        fields = {"s": "VMkernel", "n": st.hostname, "r": version_triplet(st),
-                  "v": f"#1 SMP Release build-{build} Jan  1 2020 00:00:00", "m": "x86_64", "o": "ESXi"}
+        v = f"#1 SMP Release build-{build} {BUILD_DATES.get(str(build), 'Jan  1 2020 00:00:00')}"
+        fields = {"s": "VMkernel", "n": st.hostname, "r": version_triplet(st), "v": v, "m": "x86_64"}
+        if st.release >= (6, 5):
+            fields |= {"p": "x86_64", "i": "x86_64", "o": "ESXi"}
+        else:  # BusyBox uname: no processor/platform fields in -a
+            fields |= {"p": "unknown", "i": "unknown", "o": "GNU/Linux"}
     elif st.is_classic:
-        rel = "2.4.21-57.ELvmnix" if st.release < (4, 0) else "2.6.18-164.ESX"
-        fields = {"s": "Linux", "n": st.hostname, "r": rel, "v": "#1 SMP Tue Oct 27 22:15:34 PDT 2009",
-                  "m": "i686" if st.release < (4, 0) else "x86_64", "o": "GNU/Linux"}
+        four = st.release >= (4, 0)  # the ESX 4 service console is 64-bit (RHEL 5.2 based); 3.5's is i686 (RHEL 3)
+        fields = {"s": "Linux", "n": st.hostname, "r": "2.6.18-164.ESX" if four else "2.4.21-57.ELvmnix",
+                  "v": "#1 SMP Tue Oct 27 22:15:34 PDT 2009", "m": "x86_64" if four else "i686",
+                  "p": "x86_64" if four else "i686", "i": "x86_64" if four else "i386", "o": "GNU/Linux"}
     else:
         fields = {"s": "Linux", "n": st.hostname, "r": "6.1.0-sim", "v": "#1 SMP Debian", "m": "x86_64",
-                  "o": "GNU/Linux"}
+                  "p": "unknown", "i": "unknown", "o": "GNU/Linux"}
     flags = "".join(a[1:] for a in inv.args if a.startswith("-")) or "s"
-    if "a" in flags:
-        flags = "snrvmo"
-    order = [k for k in "snrvmo" if k in flags]
-    bad = set(flags) - set("snrvmoa")
+    bad = set(flags) - set("snrvmpioa")
     if bad:
         return Result(1, "", f"uname: invalid option -- '{sorted(bad)[0]}'\n")
+    if "a" in flags:  # -a leaves out processor and platform when they are unknown (GNU and BusyBox alike)
+        order = [k for k in "snrvmpio" if not (k in "pi" and fields[k] == "unknown")]
+    else:
+        order = [k for k in "snrvmpio" if k in flags]
     return Result(0, " ".join(fields[k] for k in order) + "\n")
 
 
