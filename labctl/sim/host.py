@@ -277,7 +277,8 @@ class SimHost:
 
         found = C.lookup(argv, self.state)
         if found is None:
-            _write(io.err, f"sh: {argv[0]}: not found\n")
+            _write(io.err, f"bash: {argv[0]}: command not found\n" if self.state.is_classic  # bash, not ash
+                   else f"sh: {argv[0]}: not found\n")
             return 127
         cmd, n = found
         lat = self.command_latency(argv[0])

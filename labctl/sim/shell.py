@@ -592,6 +592,12 @@ class Interp:
         self.dispatch = dispatch
         self.cwd = cwd
 
+    @property
+    def _bash(self) -> bool:
+        """ESX classic's service console runs bash (Red Hat), ESXi BusyBox ash: their messages differ."""
+        st = getattr(self.host, "state", None)
+        return bool(getattr(st, "is_classic", False))
+
     # ---- entry points
     def run(self, text: str) -> int:
         try:
@@ -776,7 +782,7 @@ class Interp:
         if builtin is not None:
             return builtin(self, argv, io)
         if self.dispatch is None:
-            self._err(f"sh: {name}: not found\n", io)
+            self._err(f"bash: {name}: command not found\n" if self._bash else f"sh: {name}: not found\n", io)
             return 127
         return self.dispatch(self, argv, io)
 
@@ -809,7 +815,8 @@ class Interp:
                     continue
                 with self.host.lock:
                     if not self.host.fs.is_file(path):
-                        raise _RedirFailed(f"sh: can't open '{target}': No such file or directory\n")
+                        raise _RedirFailed(f"bash: {target}: No such file or directory\n" if self._bash
+                                           else f"sh: can't open '{target}': No such file or directory\n")
                     data = self.host.fs.read(path)
                 out.fds[r.fd] = BytesReader(data)
             else:
@@ -827,7 +834,8 @@ class Interp:
                 if not append or not self.host.fs.is_file(path):
                     self.host.fs.write(path, b"")
             except FsError:
-                raise _RedirFailed(f"sh: can't create {target}: nonexistent directory\n") from None
+                raise _RedirFailed(f"bash: {target}: No such file or directory\n" if self._bash
+                                   else f"sh: can't create {target}: nonexistent directory\n") from None
         return FileWriter(self.host, path)
 
     def _path(self, p: str) -> str:

@@ -210,3 +210,53 @@ def test_uname_a_has_the_fields_of_real_hosts(flavor, version, expected):
     d = BUILD_DATES.get(b, "Jan  1 2020 00:00:00") if flavor == "esxi" else out.split(" #1 SMP ")[1].rsplit(" x86_64", 3)[0]
     assert out == expected.format(h=h.state.hostname, b=b, d=d)
     assert _run(h, "uname -m") == "x86_64\n"
+
+
+# ESX classic's service console is Red Hat (3.5: RHEL 3; 4.x: RHEL 5.2 per VMware's "Changes to the ESX Service
+# Console for ESX 4.0") with bash and GNU coreutils 4.5/5.x. The texts are coreutils' own format strings at v4.5.3
+# and v5.92 (src/cat.c `error (0, errno, "%s", infile)`, remove.c "cannot remove %s" / "cannot remove directory %s",
+# touch.c "cannot touch %s", mkdir "cannot create directory %s", each quote()d `like this' in the C locale; ls.c
+# reports a missing operand as `"%s", quotearg_colon (name)` until 6.0 made it "cannot access"); ESXi's are
+# BusyBox's ("can't open 'X'").
+GNU_VS_BUSYBOX = [
+    ("cat /nope", "cat: /nope: No such file or directory", "cat: can't open '/nope': No such file or directory"),
+    ("rm /nope", "rm: cannot remove `/nope': No such file or directory",
+     "rm: can't remove '/nope': No such file or directory"),
+    ("rm /etc", "rm: cannot remove directory `/etc': Is a directory", "rm: can't remove '/etc': Is a directory"),
+    ("touch /a/b", "touch: cannot touch `/a/b': No such file or directory", "touch: /a/b: No such file or directory"),
+    ("mkdir /a/b", "mkdir: cannot create directory `/a/b': No such file or directory",
+     "mkdir: can't create directory '/a/b': No such file or directory"),
+    ("ls /nope", "ls: /nope: No such file or directory", "ls: /nope: No such file or directory"),
+    ("md5sum /nope", "md5sum: /nope: No such file or directory", "md5sum: can't open '/nope': No such file or directory"),
+    ("sed -i s/a/b/ /nope", "sed: can't read /nope: No such file or directory",
+     "sed: can't open '/nope': No such file or directory"),
+    ("nosuchcmd", "bash: nosuchcmd: command not found", "sh: nosuchcmd: not found"),
+    ("cat < /nope", "bash: /nope: No such file or directory", "sh: can't open '/nope': No such file or directory"),
+]
+
+
+@pytest.mark.parametrize("cmd, gnu, busybox", GNU_VS_BUSYBOX)
+@pytest.mark.parametrize("flavor, version", [("esx", "3.5u5"), ("esx", "4.1"), ("esxi", "4.1"), ("esxi", "8.0u2")])
+def test_service_console_speaks_gnu_and_esxi_busybox(flavor, version, cmd, gnu, busybox):
+    code, out, err = local_host(flavor, version).run(cmd)
+    assert code != 0 and out == ""
+    assert err == (gnu if flavor == "esx" else busybox) + "\n"
+
+
+def test_esx35_has_esxupdate_for_bundles_and_no_vib_option():
+    """ESX 3.5's esxupdate (man page: `esxupdate <Bundle Spec> [OPTIONS] update`, `esxupdate [-l] query`) manages
+    bundles; `--vib` arrived with ESX 4's VIB format."""
+    h = local_host("esx", "3.5u5")
+    assert h.run("esxupdate query") == (0, "Installed software bundles:\n", "")
+    code, out, err = h.run("esxupdate --vib=/tmp/x.vib update")
+    assert code == 2 and err == "esxupdate: error: no such option: --vib\n" and out.startswith("Usage: esxupdate")
+    assert local_host("esxi", "5.0").run("esxupdate query")[0] == 127
+
+
+def test_ifcfg_vswif0_keys_in_the_order_of_a_real_vi3_file():
+    """A real VI3 service console's ifcfg-vswif0 (a notes post in the code index, host "VI3"):
+    DEVICE, MACADDR, PORTGROUP, BOOTPROTO, BROADCAST, IPADDR, NETMASK, ONBOOT."""
+    st = make_state("esx", "3.5u5")
+    keys = [ln.split("=", 1)[0] for ln in st.files[S.IFCFG_VSWIF0].splitlines()]
+    assert keys == ["DEVICE", "MACADDR", "PORTGROUP", "BOOTPROTO", "BROADCAST", "IPADDR", "NETMASK", "ONBOOT"]
+    assert "PORTGROUP=Service Console" in st.files[S.IFCFG_VSWIF0]

@@ -1,5 +1,11 @@
-"""BusyBox-style utilities over the simulated filesystem: cat, echo, printf, test/[, grep, sed, sleep, rm, touch,
-mkdir, ls, cp, mv, head, tail, wc, md5sum/sha1sum/sha256sum, date."""
+"""Utilities over the simulated filesystem: cat, echo, printf, test/[, grep, sed, sleep, rm, touch, mkdir, ls, cp,
+mv, head, tail, wc, md5sum/sha1sum/sha256sum, date.
+
+ESXi has BusyBox; ESX classic's service console is Red Hat (3.5: RHEL 3, 4.x: RHEL 5.2) with GNU coreutils 4.5/5.x,
+GNU sed and grep, whose error messages differ: `cat: X: No such file or directory` (BusyBox `cat: can't open 'X'`),
+rm/touch/mkdir quote with `X' ("rm: cannot remove `X': ..."), `sed: can't read X`, `md5sum: X: ...`. The GNU texts
+are coreutils' own (src/cat.c, remove.c, touch.c, mkdir.c at v4.5.3 and v5.92, lib/quote.c's locale quoting in the C
+locale); docs/simulator.md lists the sources."""
 
 from __future__ import annotations
 
@@ -15,6 +21,11 @@ def _p(inv: Invocation, path: str) -> str:
     return norm(path, inv.cwd)
 
 
+def _gnu(inv: Invocation) -> bool:
+    """True on ESX classic: GNU coreutils messages, not BusyBox ones."""
+    return inv.state.is_classic
+
+
 def _read_inputs(inv: Invocation, files: list[str], name: str) -> tuple[list[tuple[str, bytes]], str, int]:
     """(label, content) for each file or stdin, errors, status."""
     out, err, st = [], "", 0
@@ -26,7 +37,8 @@ def _read_inputs(inv: Invocation, files: list[str], name: str) -> tuple[list[tup
             with inv.host.lock:
                 out.append((f, inv.fs.read(_p(inv, f))))
         except FsError:
-            err += f"{name}: {f}: No such file or directory\n"
+            err += (f"sed: can't read {f}: No such file or directory\n" if name == "sed" and _gnu(inv)
+                    else f"{name}: {f}: No such file or directory\n")
             st = 2 if name == "grep" else 1
     return out, err, st
 
@@ -62,7 +74,9 @@ def cat(inv: Invocation) -> Result:
                 data = inv.fs.read(_p(inv, f))
         except FsError:
             if inv.fs.is_dir(_p(inv, f)):
-                err += "cat: read error: Is a directory\n"
+                err += f"cat: {f}: Is a directory\n" if _gnu(inv) else "cat: read error: Is a directory\n"
+            elif _gnu(inv):
+                err += f"cat: {f}: No such file or directory\n"
             else:
                 err += f"cat: can't open '{f}': No such file or directory\n"
             st = 1
@@ -425,7 +439,8 @@ def sed(inv: Invocation) -> Result:
         for f in files:
             p = _p(inv, f)
             if not inv.fs.is_file(p):
-                return Result(1, "", f"sed: can't open '{f}': No such file or directory\n")
+                return Result(1, "", f"sed: can't read {f}: No such file or directory\n" if _gnu(inv)
+                              else f"sed: can't open '{f}': No such file or directory\n")
             inv.fs.write(p, _sed_apply(cmds, inv.fs.read_text(p), quiet))
         return Result(0)
     inputs, err, st = _read_inputs(inv, files, "sed")
@@ -465,7 +480,11 @@ def rm(inv: Invocation) -> Result:
         except FsError as e:
             if force and "No such file" in str(e):
                 continue
-            err += f"rm: {e}\n"
+            if _gnu(inv):
+                err += (f"rm: cannot remove directory `{f}': Is a directory\n" if inv.fs.is_dir(p)
+                        else f"rm: cannot remove `{f}': No such file or directory\n")
+            else:
+                err += f"rm: {e}\n"
             st = 1
     return Result(st, "", err)
 
@@ -478,7 +497,8 @@ def touch(inv: Invocation) -> Result:
             try:
                 inv.fs.write(p, b"")
             except FsError:
-                return Result(1, "", f"touch: {f}: No such file or directory\n")
+                return Result(1, "", f"touch: cannot touch `{f}': No such file or directory\n" if _gnu(inv)
+                              else f"touch: {f}: No such file or directory\n")
     return Result(0)
 
 
@@ -489,6 +509,9 @@ def mkdir(inv: Invocation) -> Result:
         try:
             inv.fs.mkdir(_p(inv, f), parents=parents)
         except FsError as e:
+            if _gnu(inv):
+                why = "File exists" if "exists" in str(e) else "No such file or directory"
+                return Result(1, "", f"mkdir: cannot create directory `{f}': {why}\n")
             return Result(1, "", f"mkdir: {e}\n")
     return Result(0)
 
@@ -619,7 +642,8 @@ def _digest(algo: str):
                         else:
                             h.update(inv.fs.read(p))
                 except FsError:
-                    err += f"{algo}sum: can't open '{f}': No such file or directory\n"
+                    err += (f"{algo}sum: {f}: No such file or directory\n" if _gnu(inv)
+                            else f"{algo}sum: can't open '{f}': No such file or directory\n")
                     st = 1
                     continue
             out.append(f"{h.hexdigest()}  {f}\n")

@@ -622,8 +622,40 @@ Options:
 """
 
 
-@command("esxupdate", when=_esx4)
+def _esxupdate_host(st) -> bool:
+    """ESX classic has had esxupdate since 3.x (ESX Server 3 Patch Management Guide; the 3.5 man page: `esxupdate
+    <Bundle Spec> [OPTIONS] update`, `esxupdate [-l] query`); ESXi 4.x has it for VIBs; ESXi 5+ uses esxcli."""
+    return st.flavor == "esx" or _esx4(st)
+
+
+ESXUPDATE_USAGE_35 = """Usage: esxupdate <Bundle Spec> [OPTIONS] update
+       esxupdate <Bundle Spec> [--explain] scan
+       esxupdate [-l] query
+       esxupdate [-l] info bundleID [bundleID2..]
+"""
+
+
+def _esxupdate_35(inv: Invocation) -> Result:
+    """ESX 3.x: bundles from a depot (-d) or a bundle zip, no VIBs (the VIB format came with 4.0)."""
+    args = list(inv.args)
+    unknown = next((a for a in args if a.startswith("--") and a.split("=")[0] not in
+                    ("--explain", "--depot", "--bundle", "--nosigcheck", "--noreboot")), None)
+    if unknown:
+        return Result(2, ESXUPDATE_USAGE_35, f"esxupdate: error: no such option: {unknown.split('=')[0]}\n")
+    words = [a for a in args if not a.startswith("-")]
+    if words[-1:] == ["query"]:
+        lines = ["Installed software bundles:"] + [f"{v.name:<24} {v.install_date:<19} {v.summary}"
+                                                   for v in inv.state.vibs]
+        return Result(0, "\n".join(lines) + "\n", "")
+    if not words or words[-1] not in ("update", "scan", "info"):
+        return Result(2, ESXUPDATE_USAGE_35, "")
+    return Result(1, "", f"sim: esxupdate {words[-1]} of ESX 3.x bundles is not modelled by the simulator\n")
+
+
+@command("esxupdate", when=_esxupdate_host)
 def esxupdate(inv: Invocation) -> Result:
+    if inv.state.release < (4, 0):
+        return _esxupdate_35(inv)
     spec = {"bundle": ("b", True), "vib": (None, True), "nosigcheck": (None, False),
             "maintenancemode": (None, False), "help": ("h", False)}
     try:
