@@ -13,7 +13,11 @@ Run on the golden ESXi host before its linked clones are made: sets /Net/FollowH
 each clone's own vNIC MAC at boot), removes /system/uuid from esx.conf (each clone generates its own) and runs
 /sbin/auto-backup.sh so both survive the next boot. The host itself is not rebooted: shut it down and clone it.
 Verifies by reading the setting and esx.conf back. ESX classic hosts are repaired after cloning with
-`labctl macs fix` instead."""
+`labctl macs fix` instead.
+
+ESXi 7.0 U2 and later write esx.conf from their ConfigStore, /system/uuid included, on every configuration change
+(VMware KB 84349): change nothing on the host between prep-template and shutting it down, or run prep-template
+again. docs/uuid.md has the evidence per release."""
 
 EPILOG = """\
 examples:
@@ -69,6 +73,9 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     elif ok:
         env.out(f"{args.host}: FollowHardwareMac=1, /system/uuid cleared, saved with auto-backup.sh — ready to clone "
                 "(shut it down first)")
+        if macs.uuid_in_configstore(target.platform):
+            env.out(f"note: {args.host} runs ESXi 7.0 U2 or later: any configuration change before the shutdown "
+                    "writes /system/uuid back (VMware KB 84349); run prep-template again after one")
     if not ok:
         env.err(f"labctl: {args.host}: read-back disagrees: FollowHardwareMac={scan.follow_hardware_mac}, "
                 f"esx.conf /system/uuid={conf_uuid!r}")

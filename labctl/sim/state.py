@@ -356,7 +356,16 @@ def sync_esx_conf(state: HostState) -> None:
     for path, opt in state.advanced.items():
         value = str(opt.int_value) if opt.type == "integer" else opt.string_value
         text = conf_set(text, f"/adv{path}", value)
+    if uuid_in_configstore(state) and state.system_uuid:
+        # ESXi 7.0 U2+: esx.conf is written from the ConfigStore, /system/uuid included, so a /system/uuid line
+        # removed by hand comes back with the next configuration change (VMware KB 84349; docs/uuid.md)
+        text = conf_set(text, "/system/uuid", state.system_uuid)
     state.files[ESX_CONF] = text
+
+
+def uuid_in_configstore(state: HostState) -> bool:
+    """ESXi 7.0 U2 moved host configuration into the ConfigStore; esx.conf became a view written from it."""
+    return state.flavor != "linux" and tuple(state.version_info) >= (7, 0, 2)  # (ESX classic ended at 4.1)
 
 
 def write_pnic_conf(state: HostState) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from labctl.remote import command as C
 from labctl.remote.facts.base import Platform
 from labctl.remote.facts.esxconf import EsxConf
@@ -145,8 +147,9 @@ def test_esxi_default_plan_is_follow_hardware_with_new_uuid():
     assert "reboot" in cmds[3]
     after = HostScan("esxi2", ESXI8, "vmk0", (Iface("vmk0", "vmk", "00:50:56:02:00:02"),), {}, "new-uuid")
     assert changes[0].verify(after) == []
-    assert changes[0].verify(scans[1]) == ["vmk0 is 00:50:56:02:00:01, not 00:50:56:02:00:02",
-                                           f"/system/uuid is still {scans[1].uuid}"]
+    problems = changes[0].verify(scans[1])
+    assert problems[0] == "vmk0 is 00:50:56:02:00:01, not 00:50:56:02:00:02"
+    assert problems[1].startswith(f"/system/uuid is still {scans[1].uuid} (ESXi 7.0 U2+") and "KB 84349" in problems[1]
 
 
 def test_esxi_recreate_strategy_uses_unique_static_macs_and_a_uuid_reboot():
@@ -198,3 +201,26 @@ def test_prep_template_commands():
         "sed -i '/^\\/system\\/uuid/d' /etc/vmware/esx.conf",
         "/sbin/auto-backup.sh",
     ]
+
+
+@pytest.mark.parametrize("platform, configstore", [
+    (ESX35, False), (Platform("esxi", (4, 1, 0)), False), (Platform("esxi", (6, 7, 3)), False),
+    (Platform("esxi", (7, 0, 1)), False), (Platform("esxi", (7, 0, 2)), True), (ESXI8, True),
+])
+def test_uuid_removal_is_the_last_esx_conf_write_before_the_reboot_on_every_release(platform, configstore):
+    """On ESXi 7.0 U2+ every configuration change writes /system/uuid back from the ConfigStore (KB 84349): only
+    auto-backup.sh and the reboot may follow the removal. Earlier releases tolerate either order; labctl uses one."""
+    from labctl.remote.operations.macs import uuid_in_configstore
+
+    assert uuid_in_configstore(platform) is configstore
+    follow = None if platform.classic else ("vmk0", "00:50:56:02:00:01", "00:50:56:02:00:02")
+    conf = (ConfMac("vmk1", "/net/vmkernelnic/child[0001]/mac", "00:50:56:7a:00:01", "00:50:56:00:00:07"),)
+    change = RebootChange("h", platform, follow, conf, clear_uuid=True, old_uuid="u")
+    cmds = change.commands()
+    at = cmds.index("sed -i '/^\\/system\\/uuid/d' /etc/vmware/esx.conf")
+    assert all("esxcli" not in c and "esxcfg" not in c and "vmknic" not in c for c in cmds[at + 1:])
+    assert cmds[at + 1:-1] == ([] if platform.classic else ["/sbin/auto-backup.sh"]) and "reboot" in cmds[-1]
+    assert ("KB 84349" in change.describe()) is configstore
+    if not platform.classic:
+        prep = prep_template_commands(platform)
+        assert prep[-2:] == ["sed -i '/^\\/system\\/uuid/d' /etc/vmware/esx.conf", "/sbin/auto-backup.sh"]

@@ -214,3 +214,39 @@ def test_local_sh_runs_at_the_end_of_each_boot_when_backed_up():
     assert h.fs.read_text("/tmp/boots") == "ran\n"
     assert "boot_scripts_pending" not in h.state.extra
     assert not local_host("esxi", "5.0").fs.is_file("/etc/rc.local.d/local.sh")
+
+
+SED_UUID = "sed -i '/^\\/system\\/uuid/d' /etc/vmware/esx.conf"
+
+
+@pytest.mark.parametrize("version, kept_after_a_later_change", [
+    ("6.7", False), ("7.0u1", False), ("7.0u2", True), ("8.0u2", True),
+])
+def test_uuid_regeneration_per_release(version, kept_after_a_later_change):
+    """Removing /system/uuid from esx.conf, saving and rebooting gives a new UUID on every release when nothing
+    changes the configuration in between (labctl's order). On 7.0 U2+ a configuration change after the removal
+    writes it back from the ConfigStore, so the host keeps its UUID (KB 84349, as packer-maas#35's firstboot saw:
+    it removed the line, then configured the network)."""
+    h = local_host("esxi", version)
+    old = h.state.system_uuid
+    for cmd in ("esxcli system settings advanced set -o /Net/FollowHardwareMac -i 1", SED_UUID, "/sbin/auto-backup.sh"):
+        assert h.run(cmd)[0] == 0
+    reboot(h)
+    assert h.run("esxcli system uuid get")[1].strip() not in ("", old)
+
+    h = local_host("esxi", version)
+    old = h.state.system_uuid
+    for cmd in (SED_UUID, "esxcli system settings advanced set -o /Net/FollowHardwareMac -i 1", "/sbin/auto-backup.sh"):
+        assert h.run(cmd)[0] == 0
+    assert ("/system/uuid" in h.state.files[S.ESX_CONF]) is kept_after_a_later_change
+    reboot(h)
+    assert (h.run("esxcli system uuid get")[1].strip() == old) is kept_after_a_later_change
+
+
+def test_esx_classic_uuid_regenerates_at_boot_without_a_backup():
+    h = local_host("esx", "3.5u5")
+    old = h.state.system_uuid
+    assert h.run(SED_UUID)[0] == 0
+    reboot(h)
+    assert h.state.system_uuid != old
+    assert S.conf_get(h.state.files[S.ESX_CONF], "/system/uuid") == h.state.system_uuid

@@ -399,7 +399,9 @@ class RebootChange:
 
     - `follow_hardware`: ESXi vmk0 — /Net/FollowHardwareMac=1, so vmk0 takes vmnic0's MAC (`new_mac`) at boot.
     - `conf_macs`: vmk MACs edited in esx.conf (ESX classic and ESXi 4.x, whose esxcfg-vmknic has no -M).
-    - `clear_uuid`: /system/uuid removed from esx.conf; the host generates a new one at boot.
+    - `clear_uuid`: /system/uuid removed from esx.conf; the host generates a new one at boot. On ESXi 7.0 U2 and later
+      esx.conf is written from the ConfigStore, /system/uuid included, by every configuration change: the removal
+      must be the last esx.conf write before the reboot (VMware KB 84349; docs/uuid.md), which `commands` keeps.
     ESXi: auto-backup.sh saves /etc first (otherwise the edits are lost at boot). The host's network identity
     (addresses, port groups) is untouched, so it comes back where it was; labctl verifies by reading back.
     """
@@ -422,6 +424,8 @@ class RebootChange:
         parts += [f"{m.interface} {m.old_mac} -> {m.new_mac} (esx.conf)" for m in self.conf_macs]
         if self.clear_uuid:
             parts.append(f"/system/uuid {self.old_uuid} -> a new one")
+            if uuid_in_configstore(self.platform):
+                parts.append("nothing else may change the host's configuration before the reboot (KB 84349)")
         return f"{self.host}: " + ", ".join(parts) + " (reboot)"
 
     def commands(self) -> list[str]:
@@ -434,7 +438,7 @@ class RebootChange:
         # esx.conf edits after any esxcli call (hostd rewrites its keys on every configuration change)
         for m in self.conf_macs:
             cmds.append(C.sh(C.sed_replace_line(m.key, f'{m.key} = "{m.new_mac}"', ESX_CONF)))
-        if self.clear_uuid:
+        if self.clear_uuid:  # the last esx.conf write before auto-backup.sh and the reboot (7.0 U2+: KB 84349)
             cmds.append(C.sh(C.sed_delete_lines("/system/uuid", ESX_CONF)))
         if not self.platform.classic:
             cmds.append(C.sh(["/sbin/auto-backup.sh"]))
@@ -452,11 +456,20 @@ class RebootChange:
             if iface is None or iface.mac != mac:
                 problems.append(f"{name} is {iface.mac if iface else 'missing'}, not {mac}")
         if self.clear_uuid and (not scan.uuid or scan.uuid == self.old_uuid):
-            problems.append(f"/system/uuid is still {scan.uuid}")
+            problems.append(f"/system/uuid is still {scan.uuid}" + (
+                " (ESXi 7.0 U2+ keeps it in the ConfigStore when esx.conf was rewritten after the removal, KB 84349;"
+                " if it persists, install this host instead of cloning it: docs/uuid.md)"
+                if uuid_in_configstore(self.platform) else ""))
         return problems
 
 
 Change = MacChange | RebootChange
+
+
+def uuid_in_configstore(platform: Platform) -> bool:
+    """ESXi 7.0 U2 and later keep /system/uuid in the ConfigStore and write it back into esx.conf with every
+    configuration change; before that (ESX classic, ESXi 4.0 – 7.0 U1) esx.conf is where it lives."""
+    return tuple(platform.version) >= (7, 0, 2)  # (ESX classic ended at 4.1)
 
 
 def _reboot_command() -> str:
