@@ -54,7 +54,7 @@ def check_password(stored: str, password: str) -> bool:
 # its ECDSA host key). ESX classic and ESXi before 5.0 ran OpenSSH 4.x (or dropbear): SHA-1 key exchange, ssh-rsa
 # host keys and signatures, hmac-sha1 — the simulator offers only those, so labctl's client is tested against what
 # such hosts really speak (it is why labctl stays on paramiko 3.x, which still implements them). ESXi 5.x-7.x
-# get paramiko's defaults.
+# and the Linux jump host (a current OpenSSH) get paramiko's defaults.
 FIPS = {
     "kex": {"ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521"},
     "ciphers": {"aes128-ctr", "aes192-ctr", "aes256-ctr"},
@@ -80,7 +80,7 @@ def disabled_algorithms(st: Any) -> dict[str, list[str]]:
 
     if st.is_esxi and st.release >= (8, 0):
         allowed = FIPS
-    elif not st.is_esxi or st.release < (5, 0):
+    elif st.flavor != "linux" and (not st.is_esxi or st.release < (5, 0)):
         allowed = LEGACY
     else:
         return {}

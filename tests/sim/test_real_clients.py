@@ -181,3 +181,45 @@ def test_ansible_raw_reaches_esx35_through_the_inventory_and_not_without_its_opt
     assert refused.returncode == 4, refused.stdout + refused.stderr  # 4: hosts unreachable
     assert refused.stdout.count("UNREACHABLE!") == 2
     assert "no matching key exchange method found" in refused.stdout
+
+
+def test_openssh_through_the_jump_host_with_the_legacy_options_on_the_last_hop_only(tmp_path, run_cli):
+    """A lab behind `ssh.jump`: ProxyJump starts a second ssh for the jump host, which does not get the `-o`
+    options, so the jump host (a current OpenSSH on Linux) must need none, while the ESX 3.5 hop needs them all."""
+    _need(SSH)
+    topo = tmp_path / "lab.yaml"
+    topo.write_text(f"""\
+lab: real-clients-jump
+workstation: {{version: "7.1", vm_dir: {tmp_path / "vms"}}}
+networks:
+  - {{name: lan, type: lan-segment, subnet: 192.168.69.0/24}}
+esx_hosts:
+  - {{name: esx1, flavor: esx, version: "3.5u5", cpus: 2, memory_mb: 2048, disk_gb: 16, nics: [lan],
+     management: {{network: lan, ip: 192.168.69.11}}}}
+ssh: {{user: root, jump: "labuser@192.168.69.5"}}
+""")
+    d = tmp_path / "sim"
+    environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=environ)
+    try:
+        assert r.status == 0, r.err
+        emap = load_endpoints(d)
+        jport, port = emap.jump.port, emap.hosts["esx1"].port
+        cfg = tmp_path / "ssh_config"  # the jump is reached on loopback; the ESX host by its lab address, through it
+        cfg.write_text(f"Host jump\n  HostName 127.0.0.1\n  Port {jport}\n  User labuser\n"
+                       f"  HostKeyAlias [127.0.0.1]:{jport}\n"
+                       f"Host *\n  IdentityFile {emap.identity_file}\n  UserKnownHostsFile {emap.known_hosts}\n"
+                       "  StrictHostKeyChecking yes\n  BatchMode yes\n  IdentitiesOnly yes\n")
+        base = [SSH, "-F", str(cfg), "-J", "jump", "-o", f"HostKeyAlias=[127.0.0.1]:{port}", "root@192.168.69.11"]
+        run = lambda argv: subprocess.run(argv, capture_output=True, text=True, timeout=60,  # noqa: E731
+                                          stdin=subprocess.DEVNULL)
+        direct = run([SSH, "-F", str(cfg), "jump", "true"])
+        assert direct.returncode == 0, direct.stderr  # no legacy options needed for the jump host
+        legacy = [a for o in LEGACY for a in ("-o", o)]
+        done = run(base[:1] + legacy + base[1:] + ["vmware -v"])
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("VMware ESX Server 3.5.0 build-")
+        refused = run(base + ["vmware -v"])
+        assert refused.returncode == 255 and "no matching key exchange method found" in refused.stderr
+    finally:
+        lab.down(d)
