@@ -250,6 +250,53 @@ def _read_small(z: zipfile.ZipFile, zi: zipfile.ZipInfo, cap: int, what: str) ->
     return data
 
 
+class ZipEntryReader(io.RawIOBase):
+    """A seekable view of one zip entry for inspect_vib, without inflating it anywhere: a forward seek reads and
+    drops 1 MiB at a time (zipfile's own seek reads 16 MiB at once), a backward seek reopens the entry."""
+
+    def __init__(self, z: zipfile.ZipFile, zi: zipfile.ZipInfo):
+        super().__init__()
+        self._z, self._zi = z, zi
+        self._f = z.open(zi)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        target = {0: offset, 1: self._pos + offset, 2: self._zi.file_size + offset}[whence]
+        if target < self._pos:
+            self._f.close()
+            self._f = self._z.open(self._zi)
+            self._pos = 0
+        while self._pos < target:
+            b = self._f.read(min(COPY, target - self._pos))
+            if not b:
+                break
+            self._pos += len(b)
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._f.read(n)
+        self._pos += len(b)
+        return b
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 def _hash_entry(z: zipfile.ZipFile, zi: zipfile.ZipInfo) -> tuple[int, str]:
     """One streaming pass over an entry: its size and sha-256 (zipfile checks the CRC at the end)."""
     h = hashlib.sha256()
@@ -310,7 +357,7 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
             # inspect_vib (in archive order, so the entry stream only rewinds for the small descriptor reads)
             try:
                 n, digest = _hash_entry(z, zi)
-                with z.open(zi) as src:
+                with ZipEntryReader(z, zi) as src:
                     vr = inspect_vib(src, f"{label}!{zi.filename}", ca_pem=ca_pem, limits=limits, total_size=n)
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 rep.findings.append(Finding(ERROR, f"{zi.filename}: {e}"))

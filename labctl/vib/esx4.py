@@ -307,7 +307,9 @@ def read_rpm(f: BinaryIO, member: arlib.ArMember, limits: Limits) -> PayloadRepo
         else:
             reader = GunzipReader(chunks(), limits, what)
             rep.entries = _list_cpio(reader, what, limits, rep.findings)
-            reader.drain()
+            while b := reader.read(1 << 20):  # after TRAILER!!! only padding: cpio -i would read on past it
+                if b.strip(b"\0"):
+                    raise VibFormatError(f"{what}: data after the cpio trailer")
             rep.uncompressed_size = reader.size
         exp_md5 = _tag(sig, 1004, bytes, what, "signature MD5")
         if exp_md5 is None:

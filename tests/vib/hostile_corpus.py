@@ -272,6 +272,12 @@ def _small_cpio() -> bytes:
     return gz(cpio_newc("./opt/a", 0o100644, 2) + b"hi\0\0" + cpio_newc("TRAILER!!!", 0, 0))
 
 
+def make_rpm_data_after_trailer(d: Path) -> Path:
+    hidden = cpio_newc("./usr/bin/evil", 0o104755, 1) + b"x\0\0\0" + cpio_newc("TRAILER!!!", 0, 0)
+    body = gz(cpio_newc("./opt/a", 0o100644, 2) + b"hi\0\0" + cpio_newc("TRAILER!!!", 0, 0) + hidden)
+    return _write(d / "rpm-data-after-trailer.vib", esx4_rpm_vib(rpm_bytes(body)))
+
+
 def make_rpm_size_count_zero(d: Path) -> Path:
     return _write(d / "rpm-sig-size-count-0.vib",
                   esx4_rpm_vib(rpm_bytes(_small_cpio(), sig_entries=[(1000, 4, 0, b"\0\0\0\0")])))
@@ -591,6 +597,7 @@ CASES = [
     Case("dir-with-data", make_dir_with_data, 1, "bytes of data"),
     Case("duplicate-member", make_duplicate_member, 1, "duplicate member 'opt/x/a'"),
     Case("ambiguous-prefix", make_ambiguous_prefix, 1, "disagree on its name"),
+    Case("rpm-data-after-trailer", make_rpm_data_after_trailer, 1, "data after the cpio trailer"),
     # 2. CPU
     Case("pax-million-digits", make_pax_million_digits, 1, "refusing more than 65536", max_seconds=10),
     Case("pax-60k-digits", make_pax_60k_digits, 1, "malformed PAX header record", max_seconds=10),

@@ -256,3 +256,34 @@ def test_link_tree_resolves_through_earlier_links():
         t.add("usr/bin/evil", "file", "", "p")
     t.add("opt/d", "dir", "", "p")
     assert t.add("opt/d", "dir", "", "p") == "opt/d"  # a directory twice is harmless
+
+
+@pytest.mark.skipif(not shutil.which("rpmbuild"), reason="rpmbuild not installed")
+def test_inspect_reads_an_rpm_that_rpmbuild_wrote(tmp_path):
+    """A real rpm v4 (BASENAMES/DIRNAMES/DIRINDEXES, gzip cpio payload, a symlink) inside an ESX 4 rpm VIB."""
+    from labctl.vib.inspect import inspect_path
+
+    from .hostile_corpus import esx4_rpm_vib
+
+    (tmp_path / "src" / "opt" / "lab").mkdir(parents=True)
+    (tmp_path / "src" / "opt" / "lab" / "a.txt").write_text("hi\n")
+    (tmp_path / "src" / "opt" / "lab" / "l").symlink_to("a.txt")
+    spec = tmp_path / "t.spec"
+    spec.write_text(
+        "Name: labtest\nVersion: 1.0\nRelease: 1\nSummary: t\nLicense: MIT\nBuildArch: noarch\n"
+        "%define _binary_payload w9.gzdio\n%define _build_id_links none\n%description\nt\n"
+        "%install\nmkdir -p %{buildroot}/opt/lab\ncp -a " + str(tmp_path / "src" / "opt" / "lab") + "/. "
+        "%{buildroot}/opt/lab/\n%files\n/opt/lab\n")
+    p = subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {tmp_path / 'top'}", "--define",
+                        f"_rpmdir {tmp_path / 'out'}", str(spec)], capture_output=True, text=True,
+                       env={**os.environ, "HOME": str(tmp_path)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    (rpm,) = (tmp_path / "out" / "noarch").glob("*.rpm")
+    (tmp_path / "x.vib").write_bytes(esx4_rpm_vib(rpm.read_bytes()))
+    rep = inspect_path(tmp_path / "x.vib")
+    assert rep.ok, [f.message for f in rep.all_errors()]
+    (payload,) = rep.payloads
+    assert [(e.path, e.kind, e.link) for e in payload.entries] == [
+        ("opt/lab", "dir", ""), ("opt/lab/a.txt", "file", ""), ("opt/lab/l", "symlink", "a.txt")]
+    assert all(c["ok"] for c in payload.checksums) and len(payload.checksums) == 2
+    assert any("RPM labtest-1.0-1 (3 file(s))" in f.message for f in payload.findings)
