@@ -14,6 +14,7 @@ import stat
 import struct
 import tarfile  # writing only; untrusted tar is parsed by list_tar
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -196,8 +197,9 @@ def check_path(path: str, what: str) -> str:
         raise VibFormatError(f"{what}: member {path!r} contains '..'")
     if any("\0" in p for p in parts):
         raise VibFormatError(f"{what}: member {path!r} contains NUL")
-    if len(path) > MAX_PATH:
-        raise VibFormatError(f"{what}: member path of {len(path)} characters is longer than {MAX_PATH}")
+    if len(path) > MAX_PATH or len(parts) > MAX_DEPTH:
+        raise VibFormatError(f"{what}: member path of {len(path)} characters, {len(parts)} deep, is longer than "
+                             f"{MAX_PATH} or deeper than {MAX_DEPTH}")
     return "/".join(parts)
 
 
@@ -228,14 +230,23 @@ class LinkTree:
     def __init__(self) -> None:
         self.links: dict[str, tuple[str, str]] = {}  # resolved link path -> (resolved parent, target text)
         self.kinds: dict[str, str] = {}  # resolved path -> kind
+        self.steps = 0
+        self.name_bytes = 0
 
     def resolve(self, path: str, what: str, *, follow_last: bool, shown: str | None = None) -> str:
+        """Where `path` lands: components walked left to right, '..' popping, each symlink replaced by its
+        parent plus its target. Every step counts against one budget for the whole tree, so the work stays
+        linear in the archive however links and long paths are combined."""
         shown = shown or path
-        stack: list[str] = []
-        queue = path.split("/")
+        stack: list[str] = []  # stack[i]: the resolved path of the first i+1 components
+        queue = deque(path.split("/"))
         hops = 0
         while queue:
-            p = queue.pop(0)
+            self.steps += 1
+            if self.steps > MAX_RESOLVE_STEPS:
+                raise VibFormatError(f"{what}: resolving the members' paths through their symlinks takes more "
+                                     f"than {MAX_RESOLVE_STEPS} steps")
+            p = queue.popleft()
             if p in ("", "."):
                 continue
             if p == "..":
@@ -243,22 +254,32 @@ class LinkTree:
                     raise VibFormatError(f"{what}: {shown!r} resolves outside the payload through its symlinks")
                 stack.pop()
                 continue
-            stack.append(p)
-            cur = "/".join(stack)
+            cur = f"{stack[-1]}/{p}" if stack else p
+            if len(cur) > MAX_PATH or len(stack) >= MAX_DEPTH:
+                raise VibFormatError(f"{what}: {shown!r} resolves to a path deeper than {MAX_DEPTH} or longer "
+                                     f"than {MAX_PATH} characters")
+            stack.append(cur)
             if cur in self.links and (queue or follow_last):
                 hops += 1
                 if hops > MAX_LINK_HOPS:
                     raise VibFormatError(f"{what}: {shown!r} goes through more than {MAX_LINK_HOPS} symlinks "
                                          "(a loop)")
                 parent, target = self.links[cur]
-                stack = parent.split("/") if parent else []
-                queue = target.split("/") + queue
+                stack = []
+                for part in parent.split("/") if parent else ():
+                    stack.append(f"{stack[-1]}/{part}" if stack else part)
+                self.steps += len(stack)
+                queue.extendleft(reversed(target.split("/")))
             elif queue and self.kinds.get(cur) in ("file", "hardlink"):
                 raise VibFormatError(f"{what}: {shown!r} has the file {cur!r} as a directory")
-        return "/".join(stack)
+        return stack[-1] if stack else ""
 
     def add(self, path: str, kind: str, link: str, what: str) -> str:
         """Record a member (path already normalised by check_path); return where it lands."""
+        self.name_bytes += len(path) + len(link)
+        if self.name_bytes > MAX_NAME_BYTES:
+            raise VibFormatError(f"{what}: the members' paths and link targets add up to more than "
+                                 f"{MAX_NAME_BYTES} characters")
         if not path:
             if kind == "dir":
                 return ""  # './' itself
@@ -276,6 +297,7 @@ class LinkTree:
             self.links[where] = (parent, link)
         elif kind == "hardlink":
             self.resolve(link, what, follow_last=False, shown=f"{path} => {link}")
+        where = path if where == path else where  # one string kept, not two equal ones
         self.kinds[where] = kind
         return where
 
@@ -304,6 +326,9 @@ MAX_LONGNAME = 4096  # GNU 'L'/'K' data (PATH_MAX)
 MAX_PAX = 64 * 1024  # one PAX extended header's data
 MAX_PATH = 4096
 MAX_LINK_HOPS = 40  # Linux's limit before ELOOP
+MAX_DEPTH = 128  # path components (real VIBs go about 10 deep)
+MAX_RESOLVE_STEPS = 4_000_000  # path components walked per VIB (100,000 members of 40 components)
+MAX_NAME_BYTES = 8 * 1024 * 1024  # all member paths and link targets of one VIB (what inspect keeps in memory)
 MAX_NUMBER_DIGITS = 20
 _REG, _HARD, _SYM, _CHR, _BLK, _DIR, _FIFO, _CONT = b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
 _POSIX_MAGIC = b"ustar\x0000"

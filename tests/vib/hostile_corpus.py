@@ -205,6 +205,16 @@ def make_longname_300mb(d: Path) -> Path:
     return _huge_ext(d, "gnu-longname-300mb.vib", b"L")
 
 
+def make_long_names_budget(d: Path) -> Path:
+    """3000 members with 4000-character names (GNU long names): 12 M characters to keep in memory."""
+    parts = []
+    for i in range(3000):
+        name = f"opt/{i:05d}/" + "n" * 3990
+        parts.append(tar_member("././@LongLink", name.encode(), typeflag=b"L") + tar_member(name[:99], b""))
+    # tar_member names the member by its first 99 characters; the long-name header before it gives the rest
+    return _write(d / "long-names-budget.vib", _vib_tar(b"".join(parts) + tar_end(), ["opt/x"]))
+
+
 def make_payload_listed_2000_times(d: Path) -> Path:
     """A 20 MB payload listed 2000 times: read once per listing, that is 40 GB to inflate."""
     payload = gz(tar_block(b"opt/x/a", 20 * MB)) + gz_repeat(low_ratio_chunk(), 20) + gz(tar_end())
@@ -449,6 +459,15 @@ def make_link_redirect_across_payloads(d: Path) -> Path:
                   ar_bytes([(b"descriptor.xml", desc.encode()), (b"sig.pkcs7", b""), (b"p1", p1), (b"p2", p2)]))
 
 
+def make_link_resolution_budget(d: Path) -> Path:
+    """A link whose target is 2000 './' components, then 2100 files through it: 4.2 million steps to resolve."""
+    target = "./" * 2000 + "x"
+    parts = [tar_member("././@LongLink", target.encode(), typeflag=b"K"),
+             tar_member("opt/l", typeflag=b"2", link="x"), tar_member("opt/x", typeflag=b"5")]
+    parts += [tar_member(f"opt/l/f{i}", b"") for i in range(2100)]
+    return _write(d / "link-resolution-budget.vib", _vib_tar(b"".join(parts) + tar_end(), ["opt/l"]))
+
+
 def make_file_as_directory(d: Path) -> Path:
     data = tar_member("opt/f", b"x") + tar_member("opt/f/g", b"y") + tar_end()
     return _write(d / "file-as-directory.vib", _vib_tar(data, ["opt/f", "opt/f/g"]))
@@ -602,6 +621,7 @@ CASES = [
     Case("pax-million-digits", make_pax_million_digits, 1, "refusing more than 65536", max_seconds=10),
     Case("pax-60k-digits", make_pax_60k_digits, 1, "malformed PAX header record", max_seconds=10),
     Case("pax-size-5000-digits", make_pax_size_override, 1, "is not a plain number", max_seconds=10),
+    Case("long-names-budget", make_long_names_budget, 1, "add up to more than 8388608 characters"),
     Case("payload-listed-2000-times", make_payload_listed_2000_times, 1, "'p1' (2000 times)", max_seconds=10),
     Case("rpm-string-count-bomb", make_rpm_string_count_bomb, 1, "RPM header has no NAME", max_seconds=10),
     # 3. memory and temporary storage
@@ -619,6 +639,7 @@ CASES = [
          "opt/l/evil (lands in usr/bin/evil)", severity="warning"),
     Case("link-redirect-across-payloads", make_link_redirect_across_payloads, 0,
          "opt/l/evil (lands in usr/bin/evil)", severity="warning"),
+    Case("link-resolution-budget", make_link_resolution_budget, 1, "more than 4000000 steps"),
     Case("file-as-directory", make_file_as_directory, 1, "has the file 'opt/f' as a directory"),
     # 5. malformed numbers
     Case("size-superscript", make_size_superscript, 1, "size '²' is not a plain decimal number"),
