@@ -131,7 +131,7 @@ def test_a_large_real_vib_and_its_bundle_stay_bounded(tmp_path, run_cli):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     r = run_cli("vib", "build", str(stage), "-o", str(scratch / "big.vib"), "--bundle", str(scratch / "big.zip"),
-                "--release-date", "2024-01-01T00:00:00Z")
+                "--platform", "8.0", "--release-date", "2024-01-01T00:00:00Z")
     assert r.status == 0, r.err
     for name in ("big.vib", "big.zip"):
         rc, out, stats, _ = run_inspect(scratch, scratch / name, "--json")
