@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 def bench_sim(n: int, flavor: str, version: str) -> str:
     from labctl.sim.lab import HostSpec, LabSpec, down
     from labctl.workstation import clonecfg
-    from labctl.workstation.simdriver import LabHosts, SimDriver
+    from labctl.sim.workstation import LabHosts, SimDriver
 
     hosts = tuple(
         HostSpec(
@@ -94,7 +94,7 @@ def bench_sim(n: int, flavor: str, version: str) -> str:
 
 
 def bench_checks() -> str:
-    from labctl.cli.env import Env
+    from labctl.env import Env
     from labctl.cli.main import main
 
     with tempfile.TemporaryDirectory() as d:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.cli.env import Env
+from labctl.env import Env
 from labctl.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent

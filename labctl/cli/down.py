@@ -37,13 +37,9 @@ def lab_and_driver(args, env):
     if args.sim:
         sim_dir = default_sim_dir(topo.lab, env.environ, env.path(args.sim_dir) if args.sim_dir else None)
         topo = rebase(topo, sim_dir / "vms")
-        from labctl.workstation.simdriver import sim_workstation
+    from labctl.plan.backends import workstation
 
-        drv = sim_workstation(topo, sim_dir, environ=env.environ)
-    else:
-        from labctl.workstation.driver import workstation_driver
-
-        drv = workstation_driver(env.environ)
+    drv = workstation(topo, env, sim_dir=sim_dir)
     return topo, drv, sim_dir
 
 

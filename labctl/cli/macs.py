@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from labctl.cli.env import Env
+from labctl.env import Env
 from labctl.errors import ExitStatus, UsageError
 
 DESCRIPTION = """\
@@ -68,7 +68,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
-    from labctl.remote.lab import open_lab
+    from labctl.plan.backends import open_lab
     from labctl.remote.operations import macs
     from labctl.topology import load_topology
 

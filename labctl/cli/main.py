@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from labctl import __version__
-from labctl.cli.env import Env
+from labctl.env import Env
 from labctl.errors import ExitStatus, LabctlError
 
 # name -> (module, one-line summary). The summary is shown by `labctl --help` without importing the module.

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from labctl.cli.env import Env
-from labctl.cli.vcenter import add_connection_args, connect, emit, load, prompt_for, sim_directory
+from labctl.env import Env
+from labctl.cli.vcenter import add_connection_args, connect, emit, load
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -34,19 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def ssh_settings(topo, args: argparse.Namespace, env: Env):
     """labctl.remote ConnectSettings: the lab's known_hosts, or the simulated lab's endpoints, key and known_hosts."""
-    from labctl.remote.connection import ConnectSettings
+    from labctl.plan.backends import ssh_settings
 
-    if not args.sim:
-        return ConnectSettings(known_hosts=topo.known_hosts, environ=env.environ, prompt=prompt_for(env),
-                               ssh_config=Path(env.environ.get("HOME", "~")).expanduser() / ".ssh" / "config")
-    from labctl.sim.endpoints import load_endpoints
-
-    d = sim_directory(topo, args.sim_dir, env)
-    endpoints = load_endpoints(d)
-    identity = Path(getattr(endpoints, "identity_file", None) or d / "id_ed25519")
-    known = Path(getattr(endpoints, "known_hosts", None) or d / "known_hosts")
-    return ConnectSettings(known_hosts=known, endpoints=endpoints, environ=env.environ,
-                           identity_files=(identity,) if identity.exists() else (), ssh_config=None)
+    return ssh_settings(topo, env, sim=args.sim, sim_dir=args.sim_dir)
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from labctl.errors import ExitStatus, UsageError
 
 if TYPE_CHECKING:
-    from labctl.cli.env import Env
+    from labctl.env import Env
 
 DESCRIPTION = """\
 Run the topology's ESX/ESXi hosts as simulated hosts: real SSH servers on 127.0.0.1 that answer the commands

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from labctl.cli.env import Env
+from labctl.env import Env
 from labctl.errors import EnvironmentProblem, ExitStatus, LabctlError, UsageError
 
 DESCRIPTION = """\
@@ -103,18 +103,6 @@ def sim_vcenter(topo: Any, args: argparse.Namespace, env: Env) -> tuple[dict[str
     return entry, password, d
 
 
-def prompt_for(env: Env):
-    if not env.stdin_isatty:
-        return None
-
-    def _prompt(text: str) -> str:
-        import getpass
-
-        return getpass.getpass(text, stream=env.stderr)
-
-    return _prompt
-
-
 def connect(topo: Any, args: argparse.Namespace, env: Env):
     """(client, target, sim_dir or None) for the command's options."""
     from labctl.vsphere import adapter
@@ -132,7 +120,7 @@ def connect(topo: Any, args: argparse.Namespace, env: Env):
         raise UsageError("--sim-dir goes with --sim")
     target = resolve_target(settings=adapter.vcenter_settings(topo), environ=env.environ,
                             override_url=args.vcenter, sim_vcenter=sim_entry, sim_password=sim_password,
-                            insecure=args.insecure, thumbprint=args.thumbprint, prompt=prompt_for(env))
+                            insecure=args.insecure, thumbprint=args.thumbprint, prompt=env.secret_prompt())
     if args.sim and target.host not in ("127.0.0.1", "::1", "localhost"):
         raise UsageError(f"--sim points at {target.display}, not a loopback simulator")
     client = VSphereClient.connect(target)

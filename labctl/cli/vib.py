@@ -207,6 +207,26 @@ def _build(args, env) -> ExitStatus:
 
 
 def _deploy(args, env) -> ExitStatus:
-    from labctl.vib.deploy import deploy_from_cli
+    from labctl.plan.backends import open_lab
+    from labctl.topology import load_topology
+    from labctl.vib.deploy import DeployOptions, _topology_allows, deploy, load_vib_info, render_report
 
-    return deploy_from_cli(args, env)
+    topology = load_topology(env.path(args.lab))
+    vib = load_vib_info(env.path(args.file))
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
+    if hosts:
+        unknown = [h for h in hosts if h not in {e.name for e in topology.esx_hosts}]
+        if unknown:
+            raise UsageError(f"--hosts: {', '.join(unknown)} not in {topology.lab}",
+                             hint="hosts: " + ", ".join(e.name for e in topology.esx_hosts))
+    lab, targets = open_lab(topology, env, hosts=hosts, sim=args.sim, sim_dir=args.sim_dir)
+    opts = DeployOptions(allow_community=args.allow_community or _topology_allows(topology, vib),
+                         reboot=args.reboot, force=args.force)
+    with lab:
+        report = deploy(lab, targets, vib, opts)
+    if args.json:
+        env.out(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in render_report(report):
+            env.out(line)
+    return report.status

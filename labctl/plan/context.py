@@ -6,9 +6,10 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from labctl.env import Env
     from labctl.plan.progress import Progress
     from labctl.topology import Topology
 
@@ -40,7 +41,7 @@ def rebase(topo: Topology, vm_dir: Path) -> Topology:
 @dataclass
 class Context:
     topology: Topology  # rebased into the sim dir when simulating
-    env: Any  # labctl.cli.env.Env
+    env: Env  # the outside world: streams, environ, cwd, secret prompts
     options: Options
     progress: Progress
     apply: bool  # False: plan only, change nothing

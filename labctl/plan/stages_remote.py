@@ -14,7 +14,7 @@ class _Lab:
     """The run's SSH connections (opened lazily, one per host) and the hosts' targets."""
 
     def __init__(self, ctx: Context):
-        from labctl.remote.lab import open_lab
+        from labctl.plan.backends import open_lab
 
         self.conns, self.targets = open_lab(
             ctx.topology, ctx.env, sim=bool(ctx.sim_dir), sim_dir=str(ctx.sim_dir) if ctx.sim_dir else None,
@@ -182,11 +182,9 @@ def vcenter(ctx: Context, rep: StageReport) -> None:
 
             ensure_datastore_dirs(Path(sim_entry["workdir"]), [d.name for d in nfs_specs(topo)])
         known.append(ctx.sim_dir / "known_hosts")
-    from labctl.cli.vcenter import prompt_for
-
     target = resolve_target(settings=vcenter_settings(topo), environ=ctx.env.environ,
                             override_url=ctx.options.vcenter_url, sim_vcenter=sim_entry, sim_password=sim_password,
-                            insecure=ctx.options.insecure, thumbprint=None, prompt=prompt_for(ctx.env))
+                            insecure=ctx.options.insecure, thumbprint=None, prompt=ctx.env.secret_prompt())
     if ctx.sim_dir and target.host not in ("127.0.0.1", "::1", "localhost"):
         raise LabctlError(f"--sim points at {target.display}, not a loopback simulator")
     ctx.progress.host("vcenter", "connecting")

@@ -10,21 +10,10 @@ from labctl.plan.model import StageReport
 
 
 def driver(ctx: Context):
-    def make():
-        if ctx.sim_dir:
-            from labctl.workstation.simdriver import LabHosts, SimDriver, sim_workstation
+    from labctl.plan.backends import workstation
 
-            if not ctx.apply:  # planning reads only: do not create the simulated Workstation's directory
-                from labctl.sim.lab import spec_from_topology
-
-                return SimDriver(ctx.sim_dir, LabHosts(ctx.sim_dir, spec_from_topology(ctx.topology),
-                                                       environ=ctx.env.environ))
-            return sim_workstation(ctx.topology, ctx.sim_dir, environ=ctx.env.environ)
-        from labctl.workstation.driver import workstation_driver
-
-        return workstation_driver(ctx.env.environ)
-
-    return ctx.once("driver", make)
+    # planning reads only: the simulated Workstation's directory is not created
+    return ctx.once("driver", lambda: workstation(ctx.topology, ctx.env, sim_dir=ctx.sim_dir, create=ctx.apply))
 
 
 def vms(ctx: Context, rep: StageReport) -> None:

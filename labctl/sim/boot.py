@@ -97,3 +97,21 @@ def boot(st: S.HostState) -> None:
     if hostname is not None and hostname.string_value:
         st.hostname = hostname.string_value.split(".")[0]
     S.sync_esx_conf(st)
+
+
+def clone(source: S.HostState, name: str, *, nic_macs: list[str], hostname_unchanged: bool = True) -> S.HostState:
+    """A Workstation linked clone of `source`'s disk: same esx.conf, ifcfg, uuid, vmk MACs; new vNIC MACs.
+
+    The clone then boots (`boot`), which re-reads the disk. On ESXi the disk is what the last
+    `auto-backup.sh` saved; a hostname stays the source's (a clone is an identical copy) unless changed later.
+    """
+    st = S.from_dict(S.to_dict(source))
+    st.name = name
+    if st.is_esxi and st.persisted_etc is not None:
+        st.files = {p: c for p, c in st.files.items() if not p.startswith("/etc/")} | dict(st.persisted_etc)
+    macs = [m.lower() for m in nic_macs]
+    for i, nic in enumerate(st.nics):
+        nic.mac = macs[i] if i < len(macs) else S.random_mac("00:0c:29")
+    st.boot_count = 0
+    boot(st)
+    return st

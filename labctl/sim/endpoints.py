@@ -110,3 +110,21 @@ def write_endpoints(sim_dir: Path, emap: EndpointMap) -> Path:
     path = Path(sim_dir) / ENDPOINTS_FILE
     write_json_atomic(path, emap.to_dict())
     return path
+
+
+def ssh_settings(sim_dir: Path | str, *, environ: dict[str, str], prompt=None, trust_new_hosts: bool = False,
+                 **timeouts: float):
+    """How labctl's SSH client reaches this simulated lab (a `labctl.remote.connection.ConnectSettings`).
+
+    Every address goes through the endpoint map (an unmapped address is an error, never dialled); host keys are
+    the ones `labctl sim up` pinned in the sim dir's known_hosts; the sim's client key; ~/.ssh/config is ignored.
+    """
+    from labctl.remote.connection import ConnectSettings
+
+    d = Path(sim_dir)
+    ep = load_endpoints(d)
+    known = Path(ep.known_hosts or d / "known_hosts")
+    identity = Path(ep.identity_file) if ep.identity_file else None
+    return ConnectSettings(known_hosts=known, trust_new_hosts=trust_new_hosts, endpoints=ep,
+                           identity_files=(identity,) if identity else (), environ=environ, prompt=prompt,
+                           ssh_config=None, **timeouts)

@@ -4,7 +4,7 @@
     emap = up(sim_dir, spec, environ=os.environ, latency=0.0)
     status(sim_dir); down(sim_dir)
 
-- A host that is a linked clone of another gets a copy of the source's disk (`state.clone`), then the console
+- A host that is a linked clone of another gets a copy of the source's disk (`boot.clone`), then the console
   step a user does after cloning: its own management/VMkernel IPs and hostname. MACs and /system/uuid stay the
   source's: the duplicates appear as in a real lab.
 - States persist in `<sim dir>/hosts/<name>/`: a second `up` powers them on again — they boot, with the boot
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from labctl.errors import EnvironmentProblem, LabctlError, UsageError
 from labctl.sim import state as S
-from labctl.sim.boot import boot
+from labctl.sim.boot import boot, clone
 from labctl.sim.endpoints import Endpoint, EndpointMap, load_endpoints, write_endpoints
 from labctl.sim.faults import Control, FaultRule, write_control
 from labctl.sim.paths import host_dir
@@ -218,7 +218,7 @@ def prepare(sim: Path, spec: LabSpec, *, password: str | None = None, reset: boo
             st = S.load_state(hdir)
             boot(st)  # powering the VM on again: the boot rules apply (lost ESXi /etc edits, FollowHardwareMac...)
         elif h.clone_of and h.clone_of in names:
-            st = S.clone(states[h.clone_of], h.name, nic_macs=list(h.nic_macs))
+            st = clone(states[h.clone_of], h.name, nic_macs=list(h.nic_macs))
             customize_clone(st, h)
         else:
             st = _fresh(h, pw_hash)

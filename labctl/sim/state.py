@@ -7,8 +7,9 @@ Two layers, like a real host:
   also write esx.conf (as hostd does); editing esx.conf by hand changes nothing until the next boot
   (`labctl.sim.boot.boot`).
 
-`fresh_install(...)` builds a host exactly as an installer leaves it; `clone(...)` copies a host's disk the way a
-Workstation linked clone does (same esx.conf/ifcfg/uuid, new vNIC MACs) and boots it.
+`fresh_install(...)` builds a host exactly as an installer leaves it; `labctl.sim.boot.clone(...)` copies a host's
+disk the way a Workstation linked clone does (same esx.conf/ifcfg/uuid, new vNIC MACs) and boots it. This module
+imports no other part of the simulator.
 """
 
 from __future__ import annotations
@@ -519,27 +520,6 @@ def fresh_install(
 
 def etc_snapshot(state: HostState) -> dict[str, str]:
     return {p: c for p, c in state.files.items() if p.startswith("/etc/")}
-
-
-def clone(source: HostState, name: str, *, nic_macs: list[str], hostname_unchanged: bool = True) -> HostState:
-    """A Workstation linked clone of `source`'s disk: same esx.conf, ifcfg, uuid, vmk MACs; new vNIC MACs.
-
-    The clone then boots (`labctl.sim.boot.boot`), which re-reads the disk. On ESXi the disk is what the last
-    `auto-backup.sh` saved; a hostname stays the source's (a clone is an identical copy) unless changed later.
-    """
-    from labctl.sim.boot import boot
-
-    data = to_dict(source)
-    st = from_dict(data)
-    st.name = name
-    if st.is_esxi and st.persisted_etc is not None:
-        st.files = {p: c for p, c in st.files.items() if not p.startswith("/etc/")} | dict(st.persisted_etc)
-    macs = [m.lower() for m in nic_macs]
-    for i, nic in enumerate(st.nics):
-        nic.mac = macs[i] if i < len(macs) else random_mac("00:0c:29")
-    st.boot_count = 0
-    boot(st)
-    return st
 
 
 # ---------------------------------------------------------------- persistence

@@ -29,6 +29,7 @@ from labctl.vib.descriptor import (
     SoftwarePlatform,
     emit_descriptor,
     parse_descriptor,
+    release_epoch,
     validate_descriptor,
 )
 from labctl.vib.findings import ERROR, Finding, VibBuildError, VibFormatError
@@ -97,10 +98,6 @@ def normalize_release_date(text: str) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.isoformat()
-
-
-def release_epoch(release_date: str) -> int:
-    return int(datetime.fromisoformat(release_date).timestamp())
 
 
 def _choose_release_date(opts: BuildOptions, from_descriptor: str) -> str:

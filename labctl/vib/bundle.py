@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from labctl.vib.descriptor import Descriptor, emit_descriptor, parse_xml, plain_number
 from labctl.vib.findings import ERROR, WARNING, Finding, VibFormatError
-from labctl.vib.payload import DEFAULT_LIMITS, Limits, check_path
+from labctl.vib.payload import check_path
 
 MAX_ZIP_ENTRIES = 1000
 MAX_CENTRAL_DIRECTORY = 1024 * 1024  # bytes; 1000 entries with 1000-character names fit
@@ -215,13 +215,13 @@ def check_zip_directory(f: BinaryIO, what: str) -> None:
                              f"{MAX_CENTRAL_DIRECTORY}")
 
 
-def _open_zip(f: BinaryIO, what: str) -> zipfile.ZipFile:
+def open_zip(f: BinaryIO, what: str) -> zipfile.ZipFile:
     check_zip_directory(f, what)
     f.seek(0)
     return zipfile.ZipFile(f)
 
 
-def _safe_infos(z: zipfile.ZipFile, what: str) -> list[zipfile.ZipInfo]:
+def safe_infos(z: zipfile.ZipFile, what: str) -> list[zipfile.ZipInfo]:
     infos = z.infolist()
     if len(infos) > MAX_ZIP_ENTRIES:
         raise VibFormatError(f"{what}: more than {MAX_ZIP_ENTRIES} entries")
@@ -240,7 +240,7 @@ def _safe_infos(z: zipfile.ZipFile, what: str) -> list[zipfile.ZipInfo]:
     return infos
 
 
-def _read_small(z: zipfile.ZipFile, zi: zipfile.ZipInfo, cap: int, what: str) -> bytes:
+def read_small(z: zipfile.ZipFile, zi: zipfile.ZipInfo, cap: int, what: str) -> bytes:
     if zi.file_size > cap:
         raise VibFormatError(f"{what}: {zi.filename} is {zi.file_size} bytes; refusing more than {cap}")
     with z.open(zi) as fh:
@@ -297,7 +297,7 @@ class ZipEntryReader(io.RawIOBase):
         super().close()
 
 
-def _hash_entry(z: zipfile.ZipFile, zi: zipfile.ZipInfo) -> tuple[int, str]:
+def hash_entry(z: zipfile.ZipFile, zi: zipfile.ZipInfo) -> tuple[int, str]:
     """One streaming pass over an entry: its size and sha-256 (zipfile checks the CRC at the end)."""
     h = hashlib.sha256()
     n = 0
@@ -308,89 +308,17 @@ def _hash_entry(z: zipfile.ZipFile, zi: zipfile.ZipInfo) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
-def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits: Limits = DEFAULT_LIMITS):
-    from labctl.vib.inspect import InspectReport, inspect_vib
-
-    rep = InspectReport(label, kind="bundle")
-    try:
-        z = _open_zip(f, "bundle")
-        infos = _safe_infos(z, "bundle")
-    except (zipfile.BadZipFile, VibFormatError, ValueError) as e:
-        rep.findings.append(Finding(ERROR, f"not a readable offline bundle: {getattr(e, 'message', e)}"))
-        return rep
-    with z:
-        names = {zi.filename: zi for zi in infos}
-        meta: dict[str, dict] = {}
-        info: dict = {"vendor": None, "platform_version": None, "bulletins": []}
-        try:
-            for required in ("index.xml", "vendor-index.xml"):
-                if required not in names:
-                    rep.findings.append(Finding(ERROR, f"bundle has no {required}"))
-            if "index.xml" in names:
-                idx = parse_xml(_read_small(z, names["index.xml"], 1 << 20, "bundle"), "index.xml")
-                info["vendor"] = (idx.findtext("vendor/name") or "").strip() or None
-            md_name = "metadata.zip"
-            if "vendor-index.xml" in names:
-                vi = parse_xml(_read_small(z, names["vendor-index.xml"], 1 << 20, "bundle"), "vendor-index.xml")
-                md_name = (vi.findtext("metadata/url") or "metadata.zip").strip()
-                versions = [(m.findtext("version") or "").strip() for m in vi.findall("metadata")]
-                info["platform_version"] = versions[0] if versions and versions[0] else None
-                info["platform_versions"] = [x for x in versions if x]
-                if not info["platform_versions"]:
-                    rep.findings.append(Finding(WARNING, "vendor-index.xml names no platform <version> (real "
-                                                         "bundles do: 8.0, 8.*)"))
-            if md_name not in names:
-                rep.findings.append(Finding(ERROR, f"bundle has no {md_name} (named by vendor-index.xml)"))
-            else:
-                meta = _read_metadata(_read_small(z, names[md_name], MAX_METADATA, "bundle"), info, rep.findings)
-        except (VibFormatError, zipfile.BadZipFile) as e:
-            rep.findings.append(Finding(ERROR, getattr(e, "message", None) or f"bundle: {e}"))
-        rep.bundle = info
-        vib_entries = [zi for zi in infos if zi.filename.endswith(".vib") and not zi.is_dir()]
-        if not vib_entries:
-            rep.findings.append(Finding(ERROR, "bundle contains no .vib"))
-        for zi in vib_entries:
-            if zi.file_size > MAX_VIB_IN_ZIP:
-                rep.findings.append(Finding(ERROR, f"{zi.filename}: {zi.file_size} bytes is too large"))
-                continue
-            # Nothing is inflated to disk: the VIB is read straight from the zip, once to hash it, then by
-            # inspect_vib (in archive order, so the entry stream only rewinds for the small descriptor reads)
-            try:
-                n, digest = _hash_entry(z, zi)
-                with ZipEntryReader(z, zi) as src:
-                    vr = inspect_vib(src, f"{label}!{zi.filename}", ca_pem=ca_pem, limits=limits, total_size=n)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                rep.findings.append(Finding(ERROR, f"{zi.filename}: {e}"))
-                continue
-            m = meta.pop(zi.filename, None)
-            if m is None:
-                vr.findings.append(Finding(WARNING, f"{zi.filename} is not listed in metadata.zip"))
-            else:
-                if m.get("size") is not None and m["size"] != n:
-                    vr.findings.append(Finding(ERROR, f"metadata packedSize {m['size']} != {n} bytes"))
-                if m.get("sha256") and m["sha256"] != digest:
-                    vr.findings.append(Finding(ERROR, f"metadata sha-256 {m['sha256']} != {digest}"))
-                if m.get("vib_id") and vr.vib_id and m["vib_id"] != vr.vib_id:
-                    vr.findings.append(Finding(ERROR, f"metadata names {m['vib_id']}, the VIB is {vr.vib_id}"))
-            rep.vibs.append(vr)
-        for rel, m in sorted(meta.items()):
-            rep.findings.append(Finding(ERROR, f"metadata lists {m.get('vib_id') or rel} at {rel}, which the bundle "
-                                               "does not contain"))
-    rep.vib_id = ", ".join(v.vib_id for v in rep.vibs if v.vib_id) or None
-    return rep
-
-
-def _read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str, dict]:
+def read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str, dict]:
     """relativePath -> {vib_id, size, sha256} from metadata.zip's vmware.xml (and vibs/*.xml)."""
     out: dict[str, dict] = {}
     try:
-        mz = _open_zip(io.BytesIO(data), "metadata.zip")
+        mz = open_zip(io.BytesIO(data), "metadata.zip")
     except zipfile.BadZipFile as e:
         raise VibFormatError(f"metadata.zip is not a zip: {e}") from None
     with mz:
-        infos = {zi.filename: zi for zi in _safe_infos(mz, "metadata.zip")}
+        infos = {zi.filename: zi for zi in safe_infos(mz, "metadata.zip")}
         if "vmware.xml" in infos:
-            root = parse_xml(_read_small(mz, infos["vmware.xml"], 8 << 20, "metadata.zip"), "vmware.xml")
+            root = parse_xml(read_small(mz, infos["vmware.xml"], 8 << 20, "metadata.zip"), "vmware.xml")
             for b in root.iter("bulletin"):
                 info["bulletins"].append((b.findtext("id") or "").strip())
                 if not b.findall("platforms/softwarePlatform"):
@@ -407,7 +335,7 @@ def _read_metadata(data: bytes, info: dict, findings: list[Finding]) -> dict[str
                     }
         for name, zi in infos.items():
             if name.startswith("vibs/") and name.endswith(".xml"):
-                v = parse_xml(_read_small(mz, zi, 1 << 20, "metadata.zip"), name)
+                v = parse_xml(read_small(mz, zi, 1 << 20, "metadata.zip"), name)
                 rel = (v.findtext("relative-path") or "").strip()
                 if rel and rel not in out:
                     chk = v.find("checksum")

@@ -41,6 +41,13 @@ COMMUNITY_PREFIXES = (
 )
 
 
+
+def release_epoch(release_date: str) -> int:
+    """A normalized <release-date> (xsd:dateTime with an offset) as seconds since the epoch (archive mtimes)."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(release_date).timestamp())
+
 @dataclass(frozen=True)
 class Constraint:
     name: str

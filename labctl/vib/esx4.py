@@ -36,7 +36,7 @@ from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
 from labctl.vib import ar as arlib
-from labctl.vib.descriptor import Constraint, Descriptor, parse_xml
+from labctl.vib.descriptor import Constraint, Descriptor, parse_xml, release_epoch
 from labctl.vib.findings import ERROR, INFO, WARNING, Finding, VibBuildError, VibFormatError
 from labctl.vib.payload import (
     DEFAULT_LIMITS,
@@ -468,9 +468,9 @@ def _inspect_esx4(f: BinaryIO, archive: arlib.ArArchive, rep, *, ca_pem: bytes |
 
         rep.signature = verify(sig, None, ca_pem, digest_fn=digest_fn)
         if rep.signature.present:
-            from labctl.vib.inspect import _signature_findings
+            from labctl.vib.signing import signature_findings
 
-            _signature_findings(rep, "partner")
+            rep.findings.extend(signature_findings(rep.signature, "partner"))
         else:
             rep.findings.append(Finding(INFO, "unsigned (empty sig.pkcs7): install with esxupdate --nosigcheck"))
     else:
@@ -521,7 +521,6 @@ def _rpm_deps(items):
 
 def build_esx4(opts, desc: Descriptor, built: list[BuiltPayload], tmpdir: Path, extra: dict) -> tuple[int, str]:
     """Write an ESX 4 rpm/deb/cross VIB from the (already validated) descriptor and the single payload tree."""
-    from labctl.vib.build import release_epoch
     from labctl.vib.rpm import RpmSpec, write_rpm
 
     vib_type = VIB_TYPES[opts.format]

@@ -4,11 +4,13 @@ severity. Never extracts to disk; hostile input becomes an `error` finding, neve
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from labctl.vib import ar as arlib
+from labctl.vib import bundle
 from labctl.vib.descriptor import (
     MAX_DESCRIPTOR,
     Descriptor,
@@ -19,7 +21,7 @@ from labctl.vib.descriptor import (
 )
 from labctl.vib.findings import ERROR, INFO, WARNING, Finding, VibFormatError, has_errors
 from labctl.vib.payload import DEFAULT_LIMITS, Limits, LinkTree, PayloadReport, verify_payload
-from labctl.vib.signing import SignatureResult, verify
+from labctl.vib.signing import SignatureResult, signature_findings, verify
 
 KIND_LABELS = {
     "esxi": "ESXi 5+ VIB",
@@ -93,8 +95,6 @@ def inspect_path(path: Path, *, ca_pem: bytes | None = None, limits: Limits = DE
         head = f.read(8)
         f.seek(0)
         if head.startswith(ZIP_MAGIC):
-            from labctl.vib.bundle import inspect_bundle
-
             return inspect_bundle(f, str(path), ca_pem=ca_pem, limits=limits)
         return inspect_vib(f, str(path), ca_pem=ca_pem, limits=limits)
 
@@ -151,7 +151,7 @@ def inspect_vib(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits:
             rep.findings.append(Finding(ERROR, e.message))
             sig = b""
         rep.signature = verify(sig, desc_bytes, ca_pem)
-        _signature_findings(rep, desc.acceptance_level)
+        rep.findings.extend(signature_findings(rep.signature, desc.acceptance_level))
     payload_members = names[2:]
     expected = [p.name for p in desc.payloads]
     seen: set[str] = set()
@@ -185,6 +185,80 @@ def inspect_vib(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits:
     return rep
 
 
+def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limits: Limits = DEFAULT_LIMITS
+                   ) -> InspectReport:
+    """An offline bundle: its index, vendor index and metadata.zip (`labctl.vib.bundle`), and every VIB in it."""
+    rep = InspectReport(label, kind="bundle")
+    try:
+        z = bundle.open_zip(f, "bundle")
+        infos = bundle.safe_infos(z, "bundle")
+    except (zipfile.BadZipFile, VibFormatError, ValueError) as e:
+        rep.findings.append(Finding(ERROR, f"not a readable offline bundle: {getattr(e, 'message', e)}"))
+        return rep
+    with z:
+        names = {zi.filename: zi for zi in infos}
+        meta: dict[str, dict] = {}
+        info: dict = {"vendor": None, "platform_version": None, "bulletins": []}
+        try:
+            for required in ("index.xml", "vendor-index.xml"):
+                if required not in names:
+                    rep.findings.append(Finding(ERROR, f"bundle has no {required}"))
+            if "index.xml" in names:
+                idx = parse_xml(bundle.read_small(z, names["index.xml"], 1 << 20, "bundle"), "index.xml")
+                info["vendor"] = (idx.findtext("vendor/name") or "").strip() or None
+            md_name = "metadata.zip"
+            if "vendor-index.xml" in names:
+                vi = parse_xml(bundle.read_small(z, names["vendor-index.xml"], 1 << 20, "bundle"),
+                               "vendor-index.xml")
+                md_name = (vi.findtext("metadata/url") or "metadata.zip").strip()
+                versions = [(m.findtext("version") or "").strip() for m in vi.findall("metadata")]
+                info["platform_version"] = versions[0] if versions and versions[0] else None
+                info["platform_versions"] = [x for x in versions if x]
+                if not info["platform_versions"]:
+                    rep.findings.append(Finding(WARNING, "vendor-index.xml names no platform <version> (real "
+                                                         "bundles do: 8.0, 8.*)"))
+            if md_name not in names:
+                rep.findings.append(Finding(ERROR, f"bundle has no {md_name} (named by vendor-index.xml)"))
+            else:
+                data = bundle.read_small(z, names[md_name], bundle.MAX_METADATA, "bundle")
+                meta = bundle.read_metadata(data, info, rep.findings)
+        except (VibFormatError, zipfile.BadZipFile) as e:
+            rep.findings.append(Finding(ERROR, getattr(e, "message", None) or f"bundle: {e}"))
+        rep.bundle = info
+        vib_entries = [zi for zi in infos if zi.filename.endswith(".vib") and not zi.is_dir()]
+        if not vib_entries:
+            rep.findings.append(Finding(ERROR, "bundle contains no .vib"))
+        for zi in vib_entries:
+            if zi.file_size > bundle.MAX_VIB_IN_ZIP:
+                rep.findings.append(Finding(ERROR, f"{zi.filename}: {zi.file_size} bytes is too large"))
+                continue
+            # Nothing is inflated to disk: the VIB is read straight from the zip, once to hash it, then by
+            # inspect_vib (in archive order, so the entry stream only rewinds for the small descriptor reads)
+            try:
+                n, digest = bundle.hash_entry(z, zi)
+                with bundle.ZipEntryReader(z, zi) as src:
+                    vr = inspect_vib(src, f"{label}!{zi.filename}", ca_pem=ca_pem, limits=limits, total_size=n)
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                rep.findings.append(Finding(ERROR, f"{zi.filename}: {e}"))
+                continue
+            m = meta.pop(zi.filename, None)
+            if m is None:
+                vr.findings.append(Finding(WARNING, f"{zi.filename} is not listed in metadata.zip"))
+            else:
+                if m.get("size") is not None and m["size"] != n:
+                    vr.findings.append(Finding(ERROR, f"metadata packedSize {m['size']} != {n} bytes"))
+                if m.get("sha256") and m["sha256"] != digest:
+                    vr.findings.append(Finding(ERROR, f"metadata sha-256 {m['sha256']} != {digest}"))
+                if m.get("vib_id") and vr.vib_id and m["vib_id"] != vr.vib_id:
+                    vr.findings.append(Finding(ERROR, f"metadata names {m['vib_id']}, the VIB is {vr.vib_id}"))
+            rep.vibs.append(vr)
+        for rel, m in sorted(meta.items()):
+            rep.findings.append(Finding(ERROR, f"metadata lists {m.get('vib_id') or rel} at {rel}, which the bundle "
+                                               "does not contain"))
+    rep.vib_id = ", ".join(v.vib_id for v in rep.vibs if v.vib_id) or None
+    return rep
+
+
 def _is_esx4(f: BinaryIO, archive: arlib.ArArchive) -> bool:
     try:
         data = arlib.read_member(f, archive.members[0], MAX_DESCRIPTOR)
@@ -192,21 +266,6 @@ def _is_esx4(f: BinaryIO, archive: arlib.ArArchive) -> bool:
         return False
     head = data[:4096]
     return b"<vibVersion>" in head and b'<vib version="5.0"' not in head
-
-
-def _signature_findings(rep: InspectReport, level: str) -> None:
-    s = rep.signature
-    assert s is not None
-    if not s.present:
-        sev = WARNING if level in ("certified", "accepted", "partner") else INFO
-        rep.findings.append(Finding(sev, "unsigned (empty sig.pkcs7): install with --no-sig-check"
-                                    + (f"; a {level} VIB is normally signed" if sev == WARNING else "")))
-    elif not s.valid:
-        rep.findings.append(Finding(ERROR, f"signature present but invalid: {s.message}"))
-    else:
-        rep.findings.append(Finding(INFO, s.message))
-        if s.trusted is False:
-            rep.findings.append(Finding(ERROR, "the signer certificate does not chain to the given CA"))
 
 
 def _file_list_findings(rep: InspectReport, file_list: list[str]) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from labctl.vib.findings import VibFormatError
+from labctl.vib.findings import ERROR, INFO, WARNING, Finding, VibFormatError
 
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
@@ -41,6 +41,20 @@ class SignatureResult:
 
 
 # ---------------------------------------------------------------- a strict DER walker
+
+
+def signature_findings(s: SignatureResult, level: str) -> list[Finding]:
+    """What `labctl vib inspect` reports about a VIB's signature, given its acceptance level."""
+    if not s.present:
+        sev = WARNING if level in ("certified", "accepted", "partner") else INFO
+        return [Finding(sev, "unsigned (empty sig.pkcs7): install with --no-sig-check"
+                        + (f"; a {level} VIB is normally signed" if sev == WARNING else ""))]
+    if not s.valid:
+        return [Finding(ERROR, f"signature present but invalid: {s.message}")]
+    out = [Finding(INFO, s.message)]
+    if s.trusted is False:
+        out.append(Finding(ERROR, "the signer certificate does not chain to the given CA"))
+    return out
 
 
 def _tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:

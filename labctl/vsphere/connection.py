@@ -72,7 +72,7 @@ def resolve_target(
     sim_password: str | None = None,
     insecure: bool = False,
     thumbprint: str | None = None,
-    prompt: Callable[[str], str] | None = None,
+    prompt: Callable[[str], str | None] | None = None,
 ) -> Target:
     """Decide address, credentials and certificate policy (see the module docstring for the order)."""
     url_user = url_pass = None
@@ -107,6 +107,8 @@ def resolve_target(
             raise UsageError(f"no password for vCenter user {user}", hint=f"set {where} (or run on a terminal to be "
                              "asked)")
         password = prompt(f"password for {user} at {u.hostname}: ")
+        if not password:
+            raise UsageError(f"no password given for vCenter user {user}")
     path = u.path or "/sdk"
     scheme = u.scheme
     port = u.port or (443 if scheme == "https" else 80)

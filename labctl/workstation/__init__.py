@@ -12,7 +12,6 @@ Modules:
 - `preferences` LAN segments (named pvnIDs) in `~/.vmware/preferences`
 - `vmnet`       `/dev/vmnetN` permission check/fix and the systemd unit that keeps them
 - `doctor`      the machine checks behind `labctl doctor`
-- `simdriver`   a simulated Workstation (`labctl up --sim`) with the same `Driver` interface
 - `proc`        the one helper that starts a process (argv, no shell, timeout); `sysfiles` backup + atomic edit
 
 For the pipeline (`plan`/`up`), stage by stage:
@@ -22,10 +21,11 @@ For the pipeline (`plan`/`up`), stage by stage:
     nw.apply_network(net)                                                          # root; backup + vmware-networks
     prefs.ensure_segments(prefs.default_preferences_path(), prefs.lab_segments(topo), dry_run=plan_only)
     vmnet.check(Path("/dev")).problems / vmnet.fix(Path("/dev"), "vmware")
-    d = driver.select_driver(sim_dir=sim_dir_or_None)            # VmrunDriver or SimDriver, same interface
+    d = driver.workstation_driver(env.environ)    # VmrunDriver; plan.backends.workstation picks SimDriver with --sim
     clonecfg.ensure_linked_clone(d, parent_vmx, clone_vmx, snapshot=h.snapshot,
                                  settings=clonecfg.settings_for_host(topo, h))   # snapshot if missing, clone, .vmx
     clonecfg.needs_update(clone_vmx.read_bytes(), settings)     # for plan: keys that would change
     d.is_running(vmx) / d.start(vmx) / d.stop(vmx) / d.list_snapshots(vmx)
-With --sim, VM paths come from `SimDriver.vmx_path(name)` (under the sim dir), never from the topology's vm_dir.
+The simulated Workstation (`labctl up --sim`) is `labctl.sim.workstation.SimDriver`, the same `Driver` interface;
+with --sim, VM paths come from `SimDriver.vmx_path(name)` (under the sim dir), never from the topology's vm_dir.
 """

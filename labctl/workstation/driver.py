@@ -1,9 +1,10 @@
-"""The Workstation driver: one interface, a real vmrun implementation, a simulated one (`simdriver`).
+"""The Workstation driver: the `Driver` interface and its real implementation, `VmrunDriver` (vmrun).
 
 Modelled on packer-plugin-vmware's `Driver`/`NewDriver`: candidates are tried in order and the first whose
 `verify()` passes is used. `VmrunDriver` runs vmrun with argv lists (never a shell), always with `-T ws`, with a
 timeout per call, and treats a non-zero exit **or** an `Error:` line on stdout as a failure; every error names the
-VM and the vmrun command.
+VM and the vmrun command. The simulated Workstation (`labctl.sim.workstation.SimDriver`) implements the same
+interface; which one a run uses is chosen where the run is assembled (`labctl.plan.backends.workstation`).
 """
 
 from __future__ import annotations
@@ -330,16 +331,3 @@ def workstation_driver(environ: Mapping[str, str] | None = None, **kw) -> Driver
     """The real Workstation on this machine (raises EnvironmentProblem with an install hint when absent)."""
     return new_driver([lambda: VmrunDriver.find(environ, **kw)]).driver
 
-
-def select_driver(
-    *, sim_dir: Path | None = None, environ: Mapping[str, str] | None = None, hosts=None, **kw
-) -> Driver:
-    """The driver for this run: the simulated Workstation under `sim_dir` with --sim, else the real vmrun.
-
-    `hosts` is the simulated-host backend (`labctl.workstation.simdriver.HostBackend`; default: disks only).
-    """
-    if sim_dir is not None:
-        from labctl.workstation.simdriver import SimDriver
-
-        return new_driver([lambda: SimDriver(Path(sim_dir), hosts)]).driver
-    return workstation_driver(environ, **kw)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from labctl.cli.env import Env
+from labctl.env import Env
 from labctl.errors import LabctlError
 from labctl.remote.connection import ConnectSettings, Connection, LabConnections
 from labctl.remote.facts.base import Platform
 from labctl.remote.hosts import HostTarget, JumpSpec
-from labctl.remote.lab import open_lab
+from labctl.plan.backends import open_lab
 from labctl.remote.result import AuthFailed, CommandFailed, HostUnreachable
 from labctl.topology import load_topology
 from tests.remote.conftest import JUMP, PAIR55, SEED

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from labctl.sim import state as S
+from labctl.sim.boot import clone
 from labctl.sim.host import SimHost
 
 from .helpers import local_host, make_state
@@ -20,7 +21,7 @@ def reboot(h: SimHost) -> None:
 
 def test_esxi_clone_keeps_vmk0_mac_and_uuid_but_gets_new_vnic_macs():
     src = make_state("esxi", "5.5", macs=("00:50:56:00:00:11", "00:50:56:00:00:12"))
-    cl = S.clone(src, "esx2", nic_macs=["00:50:56:00:00:21", "00:50:56:00:00:22"])
+    cl = clone(src, "esx2", nic_macs=["00:50:56:00:00:21", "00:50:56:00:00:22"])
     assert [n.mac for n in cl.nics] == ["00:50:56:00:00:21", "00:50:56:00:00:22"]
     assert cl.vmknics[0].mac == src.vmknics[0].mac == "00:50:56:00:00:11"  # the duplicate
     assert cl.system_uuid == src.system_uuid
@@ -32,7 +33,7 @@ def test_esxi_clone_keeps_vmk0_mac_and_uuid_but_gets_new_vnic_macs():
 
 def test_esx_classic_clone_keeps_vswif_mac_in_ifcfg():
     src = make_state("esx", "3.5u5")
-    cl = S.clone(src, "esx2", nic_macs=["00:50:56:00:00:21"])
+    cl = clone(src, "esx2", nic_macs=["00:50:56:00:00:21"])
     assert cl.vswifs[0].mac == src.vswifs[0].mac
     assert cl.files[S.IFCFG_VSWIF0] == src.files[S.IFCFG_VSWIF0]
     assert cl.nics[0].mac == "00:50:56:00:00:21"
@@ -42,13 +43,13 @@ def test_esxi_clone_copies_the_backed_up_disk_only():
     src = make_state("esxi", "6.7")
     h = SimHost(src)
     h.run("echo edited >> /etc/vmware/esx.conf")
-    cl = S.clone(src, "esx2", nic_macs=["00:50:56:00:00:21"])
+    cl = clone(src, "esx2", nic_macs=["00:50:56:00:00:21"])
     assert "edited" not in cl.files[S.ESX_CONF]
 
 
 def test_follow_hardware_mac_needs_auto_backup_then_applies_at_boot():
     src = make_state("esxi", "6.7")
-    h = SimHost(S.clone(src, "esx2", nic_macs=["00:50:56:00:00:21"]))
+    h = SimHost(clone(src, "esx2", nic_macs=["00:50:56:00:00:21"]))
     assert h.run("esxcli system settings advanced set -o /Net/FollowHardwareMac -i 1") == (0, "", "")
     assert h.state.vmknics[0].mac == "00:50:56:00:00:11"  # only at boot
     reboot(h)  # no auto-backup.sh: the setting is lost

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from labctl.cli.env import Env
+from labctl.env import Env
 from labctl.cli.main import main
 from labctl.sim import vcsim
 

@@ -214,12 +214,3 @@ def test_new_driver_keeps_first_that_verifies(tmp_path, fake_vmrun):
     choice = drv.new_driver([broken, lambda: VmrunDriver.find(fake_vmrun.environ, vmware_vmx=None)])
     assert choice.driver.vmrun == fake_vmrun.exe
     assert "missing-vmrun" in choice.skipped[0]
-
-
-def test_select_driver(tmp_path, fake_vmrun):
-    from labctl.workstation.simdriver import SimDriver
-
-    d = drv.select_driver(sim_dir=tmp_path / "sim")
-    assert isinstance(d, SimDriver) and (tmp_path / "sim" / "vms").is_dir()
-    real = drv.select_driver(environ=fake_vmrun.environ, vmware_vmx=None)
-    assert isinstance(real, VmrunDriver) and real.vmrun == fake_vmrun.exe

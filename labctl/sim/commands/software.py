@@ -135,7 +135,7 @@ def _load_depot(inv: Invocation, depot: str, names: list[str]) -> list[_Loaded]:
     """The VIBs of an offline bundle on the host (`-d /ABS/bundle.zip`), optionally only those named by -n."""
     import zipfile
 
-    from labctl.vib.bundle import inspect_bundle
+    from labctl.vib.inspect import inspect_bundle
 
     path = depot[len("file://"):] if depot.startswith("file://") else depot
     where = f"zip:{path}?index.xml"

@@ -661,18 +661,3 @@ def _banner_ok(port: int, timeout: float = 2.0) -> bool:
     except OSError:
         return False
 
-
-
-
-def sim_workstation(
-    topology, sim_dir: Path, *, environ: Mapping[str, str] | None = None, latency: float = 0.0
-) -> SimDriver:
-    """The simulated Workstation for a topology (`labctl up --sim`): its ESX hosts served by hostd processes.
-
-    VM paths come from `driver.vmx_path(name)` (under the sim dir), not from the topology's vm_dir.
-    """
-    from labctl.sim.lab import spec_from_topology
-
-    d = SimDriver(sim_dir, LabHosts(sim_dir, spec_from_topology(topology), environ=environ, latency=latency))
-    d.verify()
-    return d

@@ -10,7 +10,7 @@ from labctl.sim import state as S
 from labctl.workstation import clonecfg
 from labctl.workstation.clonecfg import CloneSettings, NicSetting
 from labctl.workstation.driver import VmrunError
-from labctl.workstation.simdriver import DiskOnlyHosts, SimDriver, vnic_macs
+from labctl.sim.workstation import DiskOnlyHosts, SimDriver, vnic_macs
 
 VMX = """\
 .encoding = "UTF-8"

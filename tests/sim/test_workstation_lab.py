@@ -19,7 +19,7 @@ from labctl.sim.endpoints import load_endpoints
 from labctl.topology import load_topology
 from labctl.workstation import clonecfg
 from labctl.workstation.driver import VmrunError
-from labctl.workstation.simdriver import LabHosts, SimDriver
+from labctl.sim.workstation import LabHosts, SimDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 ESX35 = ROOT / "topologies" / "esx35-ha-pair.yaml"
