@@ -68,7 +68,9 @@ def open_lab(topology: Topology, env: Env, *, hosts: list[str] | None = None, si
              sim_dir: str | None = None, trust_new_hosts: bool = False, **timeouts: float
              ) -> tuple[LabConnections, list[HostTarget]]:
     """The lab's SSH connections (one per host, opened on first use) and targets; use as `with lab: ...`."""
+    from labctl.remote.hosts import targets_from_topology
     from labctl.remote.lab import open_lab as _open
 
+    targets_from_topology(topology, hosts)  # an unknown --host is a usage error before any lab is looked for
     settings = ssh_settings(topology, env, sim=sim, sim_dir=sim_dir, trust_new_hosts=trust_new_hosts, **timeouts)
     return _open(topology, env, hosts=hosts, settings=settings)
