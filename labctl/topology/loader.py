@@ -68,10 +68,10 @@ def load_yaml_with_marks(text: str) -> tuple[Any, Marks, list[Problem]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        msg = " ".join(x for x in (e.context, e.problem) if x)
-        raise YamlSyntaxError(line, col, f"invalid YAML: {msg}") from None
+        from labctl.topology.yaml_errors import explain
+
+        x = explain(text, e)
+        raise YamlSyntaxError(x.line, x.col, x.message) from None
     except yaml.YAMLError as e:
         raise YamlSyntaxError(1, 1, f"invalid YAML: {e}") from None
     marks = Marks()
