@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class ExitStatus(IntEnum):
@@ -64,3 +68,19 @@ class EnvironmentProblem(LabctlError):
 
 class UnreachableError(LabctlError):
     status = ExitStatus.UNREACHABLE
+
+
+def did_you_mean(word: object, candidates: "Iterable[str]") -> str:
+    """"did you mean 'x'?" for the closest candidate to a mistyped name, or "" when none is close."""
+    import difflib
+
+    if not isinstance(word, str) or not word:
+        return ""
+    cands = [c for c in candidates if isinstance(c, str)]
+    by_lower = {c.lower(): c for c in cands}
+    if word.lower() in by_lower and by_lower[word.lower()] != word:
+        return f"did you mean '{by_lower[word.lower()]}'?"
+    match = difflib.get_close_matches(word, cands, n=1, cutoff=0.6)
+    if not match:
+        match = [by_lower[m] for m in difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)]
+    return f"did you mean '{match[0]}'?" if match else ""

@@ -52,11 +52,15 @@ def run(args, env) -> ExitStatus:
             continue
         for line in res.formatted("error"):
             env.err(line)
-        if not args.quiet:
+        if not args.quiet or args.strict:  # with --strict a warning is an error: never hidden
             for line in res.formatted("warning"):
                 env.err(line)
+        if not args.quiet:
             if errors:
                 env.err(f"{f}: {len(errors)} error(s), {len(warnings)} warning(s)")
+            elif bad:
+                env.err(f"{f}: fails --strict: {len(warnings)} warning(s) above, and --strict counts warnings as "
+                        "errors (fix them, or drop --strict)")
             else:
                 t = res.topology
                 summary = (f"{len(t.esx_hosts)} ESX host(s), {len(t.vms)} other VM(s), {len(t.networks)} network(s)"

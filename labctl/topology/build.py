@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.errors import did_you_mean
 from labctl.topology import addressing, versions
 from labctl.topology.loader import Marks, Path_, Problem, YamlSyntaxError, format_path, load_yaml_with_marks
 from labctl.topology.model import (
@@ -91,13 +92,25 @@ def load(path: str | os.PathLike[str], *, text: str | None = None, display_name:
     if not isinstance(data, dict):
         problems.append(Problem((), "the topology must be a mapping with at least 'lab' and 'esx_hosts'"))
         return LoadResult(filename, None, problems, marks)
-    problems += check(data, SCHEMA)
+    problems += _with_quote_hints(check(data, SCHEMA), marks, text)
     v = _Validator(data, marks, p)
     problems += v.run()
     topo = None
     if not any(x.severity == "error" for x in problems):
         topo = v.build([x.format(filename, marks) for x in problems if x.severity == "warning"])
     return LoadResult(filename, topo, problems, marks)
+
+
+def _with_quote_hints(problems: list[Problem], marks: Marks, text: str) -> list[Problem]:
+    """`version: 7.0` is a number to YAML: say how to write it as the string the schema wants."""
+    from labctl.topology.yaml_errors import number_needs_quotes
+
+    for p in problems:
+        if p.message.startswith("expected a string, got a number") and p.path in marks.values:
+            quoted = number_needs_quotes(text, *marks.values[p.path])
+            if quoted:
+                p.message = f"expected a string, got a number: quote it: {quoted}"
+    return problems
 
 
 class _Validator:
@@ -108,6 +121,7 @@ class _Validator:
         self.problems: list[Problem] = []
         self.hosts_raw: list[dict] = [h for h in _list(data, "esx_hosts")]
         self.resolved: dict[int, dict] = {}  # host index -> effective (inherited) mapping
+        self.unknown_refs: dict[tuple[str, str], tuple[Problem, list[Path_]]] = {}  # (kind, name) -> first error
 
     def err(self, path: Path_, msg: str, **kw: Any) -> None:
         self.problems.append(Problem(tuple(path), msg, **kw))
@@ -135,10 +149,25 @@ class _Validator:
         self._check_datastores()
         self._check_vibs()
         self._check_reachability()
+        self._finish_unknown_refs()
         return self.problems
 
-    def _known_nets(self) -> str:
-        return ", ".join(self.networks) or "none defined"
+    def unknown_ref(self, kind: str, name: str, path: Path_, known: list[str]) -> None:
+        """One error per mistyped name, at its first use; later uses are listed in it (no cascade)."""
+        seen = self.unknown_refs.get((kind, name))
+        if seen is not None:
+            seen[1].append(tuple(path))
+            return
+        hint = did_you_mean(name, known)
+        msg = f"unknown {kind} '{name}'" + (f"; {hint}" if hint else f" (known: {', '.join(known) or 'none'})")
+        self.err(path, msg)
+        self.unknown_refs[(kind, name)] = (self.problems[-1], [])
+
+    def _finish_unknown_refs(self) -> None:
+        for problem, more in self.unknown_refs.values():
+            if more:
+                lines = ", ".join(str(self.marks.at(p)[0]) for p in more)
+                problem.message += f" (also used on line{'s' if len(more) > 1 else ''} {lines})"
 
     def _check_names(self) -> None:
         seen: dict[str, str] = {}
@@ -172,8 +201,9 @@ class _Validator:
                 j = self.host_index.get(src)
                 if j is None:
                     if cur is h:
-                        known = ", ".join(self.host_index) or "none"
-                        self.err(("esx_hosts", i, "linked_clone_of"), f"unknown clone source '{src}' (known hosts: {known})")
+                        hint = did_you_mean(src, [n for n in self.host_index if n != h.get("name")])
+                        known = hint or "known hosts: " + (", ".join(self.host_index) or "none")
+                        self.err(("esx_hosts", i, "linked_clone_of"), f"unknown clone source '{src}'; {known}")
                     ok = False
                     break
                 if j in chain:
@@ -270,7 +300,7 @@ class _Validator:
                 continue
             p = base + ("nics", j) + (() if isinstance(n, str) else ("network",))
             if net not in self.networks:
-                self.err(p, f"unknown network '{net}' (known: {self._known_nets()})")
+                self.unknown_ref("network", net, p, list(self.networks))
             out.append(net)
         return out
 
@@ -341,7 +371,9 @@ class _Validator:
                 if not isinstance(net, str):
                     continue
                 if net not in self.networks:
-                    self.err(p + ("network",), f"unknown network '{net}' (known: {self._known_nets()})")
+                    self.unknown_ref("network", net, p + ("network",), list(self.networks))
+                elif any(n not in self.networks for n in netnames):
+                    pass  # a mistyped nic network is already reported; this mismatch is only its echo
                 elif net not in netnames:
                     have = ", ".join(netnames) or "none"
                     self.err(p + ("network",), f"network '{net}' is not among {h.get('name')}'s nics ({have}); add it to nics")
@@ -460,8 +492,7 @@ class _Validator:
     def _check_host_list(self, base: Path_, hosts: list) -> None:
         for j, hn in enumerate(hosts):
             if isinstance(hn, str) and hn not in self.host_index:
-                known = ", ".join(self.host_index) or "none"
-                self.err(base + (j,), f"unknown host '{hn}' (known: {known})")
+                self.unknown_ref("host", hn, base + (j,), list(self.host_index))
 
     def _check_clusters(self) -> None:
         member: dict[str, str] = {}

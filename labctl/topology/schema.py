@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from labctl.errors import did_you_mean
 from labctl.topology.loader import Path_, Problem
 
 NAME = {"type": "string", "pattern": r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
@@ -241,7 +242,8 @@ def check(value: Any, schema: dict[str, Any], path: Path_ = ()) -> list[Problem]
         return [Problem(path, f"expected {kinds}, got {_describe(value)}")]
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(str(x) for x in schema["enum"])
-        return [Problem(path, f"must be one of: {allowed} (got {value!r})")]
+        hint = did_you_mean(value, [str(x) for x in schema["enum"]])
+        return [Problem(path, f"must be one of: {allowed} (got {value!r})" + (f"; {hint}" if hint else ""))]
     t = schema.get("type")
     if t and not _type_ok(value, t):
         return [Problem(path, f"expected {_TYPE_WORDS[_TYPES[t]] if t != 'number' else 'a number'}, got {_describe(value)}")]
@@ -258,8 +260,9 @@ def check(value: Any, schema: dict[str, Any], path: Path_ = ()) -> list[Problem]
                     out.append(Problem(path + (k,), "secrets are never stored in topology files: use password_env "
                                                     "(an environment variable), an SSH key_file or ssh-agent", key=True))
                 else:
-                    known = ", ".join(sorted(props))
-                    out.append(Problem(path + (k,), f"unknown key '{k}' (known: {known})", key=True))
+                    hint = did_you_mean(k, props)
+                    known = hint or "known: " + ", ".join(sorted(props))
+                    out.append(Problem(path + (k,), f"unknown key '{k}'; {known}", key=True))
     elif t == "array":
         if "minItems" in schema and len(value) < schema["minItems"]:
             out.append(Problem(path, f"needs at least {schema['minItems']} entr{'y' if schema['minItems'] == 1 else 'ies'}"))

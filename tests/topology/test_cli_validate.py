@@ -27,7 +27,7 @@ def test_validate_reports_all_problems_without_traceback(run_cli, tmp_path):
     assert "Traceback" not in r.err
     lines = [ln for ln in r.err.splitlines() if ": esx_hosts" in ln]
     assert any("version: ESX classic 6.0 does not exist" in ln for ln in lines)
-    assert any(ln.startswith(f"{f}:4:") and "management.network: unknown network 'lan2' (known: lan)" in ln for ln in lines)
+    assert any(ln.startswith(f"{f}:4:") and "management.network: unknown network 'lan2'; did you mean 'lan'?" in ln for ln in lines)
     assert "2 error(s)" in r.err
 
 
@@ -45,6 +45,19 @@ def test_validate_json(run_cli, tmp_path):
 def test_validate_strict_turns_warnings_into_errors(run_cli):
     r = run_cli("validate", str(ROOT / "topologies" / "esx35-ha-pair.yaml"), "--strict")
     assert r.status == 2
+
+
+def test_validate_strict_says_why_it_fails(run_cli):
+    """Issue 12 item 12: not "ok" and then exit 2, but the reason."""
+    f = str(ROOT / "topologies" / "esx35-ha-pair.yaml")
+    r = run_cli("validate", f, "--strict")
+    assert ": ok" not in r.out and r.out == ""
+    assert f"{f}: fails --strict: 2 warning(s) above, and --strict counts warnings as errors" in r.err
+    assert r.err.count(": warning: ") == 2
+    q = run_cli("validate", f, "--strict", "-q")  # quiet hides warnings, but not the ones that fail the run
+    assert q.status == 2 and q.err.count(": warning: ") == 2
+    j = run_cli("validate", f, "--strict", "--json")
+    assert j.status == 2 and json.loads(j.out)["files"][0]["valid"] is False
 
 
 def test_validate_missing_file(run_cli, tmp_path):
