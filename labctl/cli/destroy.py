@@ -38,6 +38,12 @@ def run(args, env) -> ExitStatus:
 
     topo, drv, sim_dir = lab_and_driver(args, env)
     vm_dir = topo.workstation.vm_dir.resolve()
+    if drv is None:  # --sim, and no simulated lab there
+        if args.json:
+            env.out(json.dumps({"lab": topo.lab, "deleted": [], "failed": []}, indent=2))
+        else:
+            env.out(f"{topo.lab}: no simulated lab in {sim_dir}; nothing to delete")
+        return ExitStatus.SUCCESS
     order = [h for h in topo.esx_hosts if h.is_clone] + [h for h in topo.esx_hosts if not h.is_clone] + list(topo.vms)
     present = [vm for vm in order if vm.vmx_path.exists()]
     for vm in present:

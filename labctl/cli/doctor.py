@@ -80,15 +80,19 @@ def run(args, env) -> ExitStatus:
             )
         )
         return ExitStatus.FINDINGS if blocking else ExitStatus.SUCCESS
+    from labctl.cli.style import style_for
+
+    paint = style_for(env, env.stdout, args)
     env.out(f"labctl doctor{f' — lab {needs.lab}' if needs else ''}")
     width = max(len(c.name) for c in checks)
     for c in checks:
-        env.out(f"  {MARK.get(c.status, c.status)}  {c.name:<{width}}  {c.detail}")
+        mark = paint(MARK.get(c.status, c.status), {"ok": "ok", "warn": "warn", "fail": "fail"}.get(c.status))
+        env.out(f"  {mark}  {c.name:<{width}}  {c.detail}")
         if c.fix and c.status in ("warn", "fail"):
             env.out(f"        {'':<{width}}  fix: {c.fix}")
     warns = sum(c.status == "warn" for c in checks)
     if blocking:
-        env.out(f"{len(blocking)} blocking problem(s), {warns} warning(s): fix the FAIL lines first")
+        env.out(paint.fail(f"{len(blocking)} blocking problem(s)") + f", {warns} warning(s): fix the FAIL lines first")
         return ExitStatus.FINDINGS
     env.out(f"ready{f' for {needs.lab}' if needs else ''}: no blocking problem, {warns} warning(s)")
     return ExitStatus.SUCCESS

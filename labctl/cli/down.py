@@ -29,6 +29,8 @@ def configure(p) -> None:
 
 
 def lab_and_driver(args, env):
+    """(topology, driver, sim dir or None). With --sim and no simulated lab there, the driver is None: nothing
+    is created just to find out that nothing runs."""
     from labctl.plan.context import default_sim_dir, rebase
     from labctl.topology import load_topology
 
@@ -37,6 +39,8 @@ def lab_and_driver(args, env):
     if args.sim:
         sim_dir = default_sim_dir(topo.lab, env.environ, env.path(args.sim_dir) if args.sim_dir else None)
         topo = rebase(topo, sim_dir / "vms")
+        if not sim_dir.is_dir():
+            return topo, None, sim_dir
     from labctl.plan.backends import workstation
 
     drv = workstation(topo, env, sim_dir=sim_dir)
@@ -49,6 +53,12 @@ def run(args, env) -> ExitStatus:
     from labctl.errors import LabctlError
 
     topo, drv, sim_dir = lab_and_driver(args, env)
+    if drv is None:
+        if args.json:
+            env.out(json.dumps({"lab": topo.lab, "stopped": [], "failed": []}, indent=2))
+        else:
+            env.out(f"{topo.lab}: no simulated lab in {sim_dir}; nothing was running")
+        return ExitStatus.SUCCESS
     running = {Path(p).resolve() for p in drv.list_running()}
     stopped, failed = [], []
     # clones first, then their sources, then the other VMs

@@ -57,11 +57,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE", help="topology YAML")
+    from labctl.cli.options import add_file, add_hosts, add_sim
+
+    add_file(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--host", action="append", metavar="NAME", help="only these hosts (repeatable)")
-    p.add_argument("--sim", action="store_true", help="the running simulated lab (`labctl sim up FILE`)")
-    p.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory (with --sim)")
+    add_hosts(p)
+    add_sim(p)
     p.add_argument("--trust-new-hosts", action="store_true", help="pin unknown host keys on first use")
     p.add_argument("--workers", type=int, default=64, metavar="N", help="hosts handled in parallel (default 64)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS", help="per attempt (default 10)")
@@ -116,16 +117,22 @@ def _scan_table(report, env: Env) -> None:
         env.out("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
     for s in report.hosts:
         env.out(f"{s.name}: /system/uuid {s.uuid or '-'}")
+    from labctl.cli.style import style_for
+
+    paint = style_for(env, env.stdout)
     for d in report.duplicates:
-        env.out(f"DUPLICATE {d}")
+        env.out(paint.fail("DUPLICATE") + f" {d}")
     _print_unreachable(report.unreachable, env)
     if not report.duplicates and not report.unreachable:
         env.out(f"no duplicates among {len(report.hosts)} host(s)")
 
 
 def _print_unreachable(unreachable, env: Env) -> None:
+    from labctl.cli.style import style_for
+
+    paint = style_for(env, env.stderr)
     for error in unreachable.values():
-        env.err(f"labctl: unreachable: {error}")
+        env.err(paint.fail("labctl: unreachable:") + f" {error}")
         if error.hint:
             env.err(f"hint: {error.hint}")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import re
 import sys
 from typing import Sequence
 
 from labctl import __version__
 from labctl.env import Env
-from labctl.errors import ExitStatus, LabctlError
+from labctl.errors import ExitStatus, LabctlError, did_you_mean
 
 # name -> (module, one-line summary). The summary is shown by `labctl --help` without importing the module.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,8 +51,20 @@ Run `labctl COMMAND --help` for each command's options and examples.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, plus "did you mean" for a mistyped command, action or choice (subparsers inherit the class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            hint = did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
+            if hint:
+                message += f"; {hint}"
+        super().error(message)
+
+
 def _top_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="labctl",
         description="Build nested VMware ESX/ESXi labs inside VMware Workstation from one YAML topology.",
         epilog=EPILOG,
@@ -59,6 +72,8 @@ def _top_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"labctl {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    p.add_argument("--no-color", action="store_true",
+                   help="no colour (also: NO_COLOR=1; never in pipes or with --json); may follow the command")
     return p
 
 
@@ -97,6 +112,10 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     env = env or Env()
     debug = "--debug" in argv
+    cut = argv.index("--") if "--" in argv else len(argv)  # after `--`, words belong to a remote command
+    if "--no-color" in argv[:cut]:  # accepted anywhere before `--`: the same as NO_COLOR=1 for this run
+        argv = [a for i, a in enumerate(argv) if not (a == "--no-color" and i < cut)]
+        env.environ["NO_COLOR"] = "1"
     try:
         parser = build_parser(argv)
         try:
@@ -111,7 +130,9 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
         status = run(args, env)
         return int(ExitStatus.SUCCESS if status is None else status)
     except LabctlError as e:
-        env.err(f"labctl: error: {e.message}")
+        from labctl.cli.style import style_for
+
+        env.err(style_for(env, env.stderr).fail("labctl: error:") + f" {e.message}")
         if e.hint:
             env.err(f"hint: {e.hint}")
         return int(e.status)

@@ -16,8 +16,8 @@ examples:
   labctl plan lab.yaml --json | jq '.changes | length'
   labctl plan lab.yaml --only macs vcenter
 
-exit status: 0 the plan was made (changes or not), 2 topology errors, 3 some state could not be read,
-4 a host was unreachable."""
+exit status: 0 the plan was made (changes or not), 2 usage or topology errors, 3 some state could not be read,
+4 a host was unreachable, 6 a prerequisite is missing (vmrun, a running simulated lab's vCenter)."""
 
 
 def configure(p) -> None:

@@ -1,4 +1,4 @@
-"""`labctl prep-template HOST --lab FILE`: make a golden ESXi host clone-safe before cloning it."""
+"""`labctl prep-template FILE HOST`: make a golden ESXi host clone-safe before cloning it."""
 
 from __future__ import annotations
 
@@ -21,21 +21,24 @@ again. docs/uuid.md has the evidence per release."""
 
 EPILOG = """\
 examples:
-  labctl prep-template esxi1 --lab topologies/esxi8-ha-trio.yaml
-  labctl prep-template esxi1 --lab lab.yaml --dry-run          the exact commands, nothing run
-  labctl prep-template esxi1 --lab lab.yaml --sim --trust-new-hosts
+  labctl prep-template topologies/esxi8-ha-trio.yaml esxi1
+  labctl prep-template lab.yaml esxi1 --dry-run          the exact commands, nothing run
+  labctl prep-template lab.yaml esxi1 --sim --trust-new-hosts
+(`prep-template HOST --lab FILE`, the old order, still works.)
 
 exit statuses: 0 prepared (or already prepared), 2 usage/topology error (unknown host, ESX classic),
 3 a command failed or the read-back disagrees, 4 the host is unreachable."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("host", metavar="HOST", help="the golden host's name in the topology")
-    parser.add_argument("--lab", required=True, metavar="FILE", help="topology YAML")
+    from labctl.cli.options import add_sim
+
+    parser.add_argument("file", metavar="FILE", help="topology YAML file")
+    parser.add_argument("host", metavar="HOST", nargs="?", help="the golden host's name in the topology")
+    parser.add_argument("--lab", metavar="FILE", help=argparse.SUPPRESS)  # the old spelling: HOST --lab FILE
     parser.add_argument("--dry-run", action="store_true", help="print the commands; run nothing")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--sim", action="store_true", help="the running simulated lab")
-    parser.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory (with --sim)")
+    add_sim(parser)
     parser.add_argument("--trust-new-hosts", action="store_true", help="pin an unknown host key on first use")
 
 
@@ -44,14 +47,20 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     from labctl.remote.operations import macs
     from labctl.topology import load_topology
 
+    if args.lab:  # prep-template HOST --lab FILE
+        if args.host:
+            raise UsageError("give the topology once: labctl prep-template FILE HOST")
+        args.file, args.host = args.lab, args.file
+    if not args.host:
+        raise UsageError("which host? labctl prep-template FILE HOST", hint=f"labctl prep-template {args.file} esxi1")
     if args.sim_dir and not args.sim:
         raise UsageError("--sim-dir goes with --sim")
-    topology = load_topology(env.path(args.lab))
+    topology = load_topology(env.path(args.file))
     lab, (target,) = open_lab(topology, env, hosts=[args.host], sim=args.sim, sim_dir=args.sim_dir,
                               trust_new_hosts=args.trust_new_hosts)
     if target.platform.classic:
         raise UsageError(f"{args.host} is ESX classic: prep-template is for ESXi",
-                         hint=f"clone it, then repair the clones with `labctl macs fix {args.lab}`")
+                         hint=f"clone it, then repair the clones with `labctl macs fix {args.file}`")
     cmds = macs.prep_template_commands(target.platform)
     if args.dry_run:
         if args.json:

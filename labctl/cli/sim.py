@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from labctl.errors import ExitStatus, UsageError
+from labctl.errors import EnvironmentProblem, ExitStatus, UsageError, did_you_mean
 
 if TYPE_CHECKING:
     from labctl.env import Env
@@ -31,15 +31,21 @@ examples:
 state lives in --sim-dir, else $LABCTL_SIM_DIR, else $XDG_STATE_HOME/labctl/sim/<lab>. `down` is a power-off: a
 second `up` boots the hosts again from their disks (on ESXi only what /sbin/auto-backup.sh saved survives);
 --reset reinstalls them. The root password is the topology's ssh.password_env, if set (stored only as a salted
-hash). `status` exits 0 while the lab runs, 4 when it does not."""
+hash).
+
+exit statuses: 0 done (`up` on a running lab prints its endpoints and changes nothing; `down` with nothing
+running), 2 usage or topology error, 6 no simulated lab running (`status`, `fault`, `exec`: start it with
+`labctl sim up FILE`), `exec`: the remote command's status (255: the connection dropped)."""
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
 
+    from labctl.cli.options import add_file, add_sim
+
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("file", metavar="FILE", help="topology YAML file")
-        sp.add_argument("--sim-dir", help="state directory of the simulated lab")
+        add_file(sp)
+        add_sim(sp, flag=False)
 
     u = sub.add_parser("up", help="start the simulated lab in the background",
                        description="Start one simulated host per ESX host (and a jump host when ssh.jump is set), "
@@ -87,6 +93,51 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="drop before the command runs or after it ran (default)")
     f.add_argument("--latency", type=float, metavar="S", help="set seconds added to every SSH command")
     f.add_argument("--command-latency", action="append", default=[], metavar="CMD=S")
+
+    for sp, text in ((u, SUB_EPILOGS["up"]), (s, SUB_EPILOGS["status"]), (d, SUB_EPILOGS["down"]),
+                     (x, SUB_EPILOGS["exec"]), (f, SUB_EPILOGS["fault"])):
+        sp.epilog, sp.formatter_class = text, argparse.RawDescriptionHelpFormatter
+
+
+SUB_EPILOGS = {
+    "up": """\
+examples:
+  labctl sim up topologies/esx35-ha-pair.yaml              start it; prints each host's 127.0.0.1 port
+  labctl sim up lab.yaml --sim-dir /tmp/lab --no-vcenter   elsewhere, without the vCenter simulator
+  labctl sim up lab.yaml --latency 1 --fault 'esx2:drop@1:ifdown'
+  labctl sim up lab.yaml --reset                           reinstall the hosts (the lab must be stopped)
+
+exit status: 0 up (or already running: its endpoints are printed, nothing is started), 2 usage or topology
+error, 3 a host did not start (see <sim-dir>/logs), 6 a prerequisite is missing.""",
+    "status": """\
+examples:
+  labctl sim status topologies/esx35-ha-pair.yaml
+  labctl sim status lab.yaml --json | jq '.hosts[] | {name, port, listening}'
+
+exit status: 0 running, 6 no simulated lab running there.""",
+    "down": """\
+examples:
+  labctl sim down topologies/esx35-ha-pair.yaml    stop exactly the processes `sim up` started (by PID)
+  labctl sim down lab.yaml --sim-dir /tmp/lab
+
+exit status: 0 stopped, or nothing was running.""",
+    "exec": """\
+examples:
+  labctl sim exec topologies/esx35-ha-pair.yaml esx2 'esxcfg-vswif -l'
+  labctl sim exec lab.yaml esxi-a -- esxcli network ip interface list
+
+exit status: the command's own; 255 the connection dropped; 4 the host refused or did not answer;
+6 no simulated lab running there.""",
+    "fault": """\
+examples:
+  labctl sim fault topologies/esx35-ha-pair.yaml esx2 --drop 'ifdown' --times 1
+  labctl sim fault lab.yaml esx2 --refuse-auth          every login fails until --clear
+  labctl sim fault lab.yaml esx2 --down                 the SSH port closes until --clear
+  labctl sim fault lab.yaml esx2 --latency 0.5 --command-latency esxcli=2
+  labctl sim fault lab.yaml esx2 --clear
+
+exit status: 0 set, 2 usage error (unknown host), 6 no simulated lab running there.""",
+}
 
 
 def _topology(args: argparse.Namespace, env: "Env") -> Any:
@@ -161,15 +212,37 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
 
     spec = lab.spec_from_topology(topo)
     notes: list[str] = []
+    if lab.running(sim):  # already up: say so and show it (idempotent, like every other command)
+        if args.reset:
+            raise UsageError(f"the simulated lab {topo.lab} is running; --reset reinstalls stopped hosts only",
+                             hint=f"labctl sim down {args.file}, then labctl sim up {args.file} --reset")
+        from labctl.sim.endpoints import load_endpoints
+
+        emap = load_endpoints(sim)
+        if not args.json:
+            env.out(f"simulated lab {topo.lab} is already running ({sim}); nothing started")
+        _print_endpoints(emap, topo, args, env)
+        if args.latency or args.command_latency or args.fault:
+            env.err("note: --latency, --command-latency and --fault apply when a lab starts; change a running "
+                    f"one with `labctl sim fault {args.file} HOST ...`")
+        return ExitStatus.SUCCESS
     emap = lab.up(sim, spec, environ=env.environ, latency=args.latency,
                   command_latency=_latencies(args.command_latency), reboot_delay=args.reboot_delay,
                   faults=_faults(args.fault, {h.name for h in spec.hosts} | ({spec.jump.name} if spec.jump else set())),
                   hosts_per_process=args.hosts_per_process, reset=args.reset, vcenter=not args.no_vcenter,
                   notes=notes)
+    if not args.json:
+        env.out(f"simulated lab {topo.lab} is up ({sim})")
+    _print_endpoints(emap, topo, args, env)
+    for n in notes:
+        env.err(f"note: {n}")
+    return ExitStatus.SUCCESS
+
+
+def _print_endpoints(emap: Any, topo: Any, args: argparse.Namespace, env: "Env") -> None:
     if args.json:
         env.out(json.dumps(emap.to_dict(), indent=2))
     else:
-        env.out(f"simulated lab {topo.lab} is up ({sim})")
         for e in emap.all():
             env.out(f"  {e.name:<10} {e.address:<16} -> 127.0.0.1:{e.port}  {e.flavor} {e.version}".rstrip())
         if emap.vcenter:
@@ -183,9 +256,6 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
             env.out(f"by hand: ssh -i {emap.identity_file} -o UserKnownHostsFile={emap.known_hosts} "
                     f"-o StrictHostKeyChecking=yes{legacy} -p {first.port} root@127.0.0.1")
         env.out(f"use it: labctl macs scan {args.file} --sim" + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
-    for n in notes:
-        env.err(f"note: {n}")
-    return ExitStatus.SUCCESS
 
 
 def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
@@ -194,21 +264,21 @@ def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitSt
     from labctl.sim import lab
 
     st = lab.status(sim)
+    if not st["running"] and not args.json:
+        raise EnvironmentProblem(f"no simulated lab running in {sim}", hint=f"start it: labctl sim up {args.file}"
+                                 + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
     if args.json:
         env.out(json.dumps({**st, "hosts": [asdict(h) for h in st["hosts"]]}, indent=2))
     else:
-        if not st["hosts"]:
-            env.out(f"no simulated lab in {sim}")
-        else:
-            env.out(f"simulated lab {st['lab']} in {sim}")
-            env.out(f"  {'HOST':<10} {'ADDRESS':<16} {'PORT':>6} {'STATE':<8} {'BOOTS':>5} {'CONNS':>6} {'EXECS':>6}")
-            for h in st["hosts"]:
-                state = "up" if h.listening else ("down" if h.running else "stopped")  # down: no SSH answer
-                env.out(f"  {h.name:<10} {h.address:<16} {h.port or '-':>6} {state:<8} {h.boot_count:>5} "
-                        f"{h.counters.get('connections', 0):>6} {h.counters.get('execs', 0):>6}")
-            if st["vcenter"]:
-                env.out(f"  vcenter {st['vcenter'].get('url')} ({'running' if st['vcenter']['running'] else 'stopped'})")
-    return ExitStatus.SUCCESS if st["running"] else ExitStatus.UNREACHABLE
+        env.out(f"simulated lab {st['lab']} in {sim}")
+        env.out(f"  {'HOST':<10} {'ADDRESS':<16} {'PORT':>6} {'STATE':<8} {'BOOTS':>5} {'CONNS':>6} {'EXECS':>6}")
+        for h in st["hosts"]:
+            state = "up" if h.listening else ("down" if h.running else "stopped")  # down: no SSH answer
+            env.out(f"  {h.name:<10} {h.address:<16} {h.port or '-':>6} {state:<8} {h.boot_count:>5} "
+                    f"{h.counters.get('connections', 0):>6} {h.counters.get('execs', 0):>6}")
+        if st["vcenter"]:
+            env.out(f"  vcenter {st['vcenter'].get('url')} ({'running' if st['vcenter']['running'] else 'stopped'})")
+    return ExitStatus.SUCCESS if st["running"] else ExitStatus.ENVIRONMENT
 
 
 def _down(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
@@ -226,9 +296,17 @@ def _fault(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitSta
     from labctl.sim.faults import FaultRule, read_control, write_control
     from labctl.sim.paths import host_dir
 
+    from labctl.sim import lab
+
+    if not lab.running(sim):
+        raise EnvironmentProblem(f"no simulated lab running in {sim}", hint=f"start it: labctl sim up {args.file}"
+                                 + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
     hdir = host_dir(sim, args.host)
     if not (hdir / "state.json").exists():
-        raise UsageError(f"{args.host} is not a simulated host in {sim}", hint=f"labctl sim status {args.file}")
+        names = sorted(p.parent.name for p in (sim / "hosts").glob("*/state.json"))
+        hint = did_you_mean(args.host, names)
+        raise UsageError(f"{args.host} is not a host of the simulated lab {topo.lab}" + (f"; {hint}" if hint else ""),
+                         hint="hosts: " + ", ".join(names))
     control = read_control(hdir)
     if args.clear:
         control.faults = []

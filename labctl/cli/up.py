@@ -35,23 +35,28 @@ examples:
   sudo labctl up lab.yaml --apply-network --only networks vmnet
   labctl up lab.yaml --yes --json                      unattended, machine-readable
 
-exit status: 0 done (or nothing to do), 2 topology errors, 3 some step failed (see summary),
-4 a host was unreachable, 130 interrupted (re-run to resume)."""
+exit status: 0 done (or nothing to do), 2 usage or topology errors, 3 some step failed (see summary),
+4 a host was unreachable, 6 a prerequisite is missing (vmrun, root for
+--apply-network, Go for the vCenter simulator), 130 interrupted (re-run to resume)."""
 
 
 def add_pipeline_args(p, *, up: bool) -> None:
+    from labctl.cli.options import SIM_DIR_HELP, StageList, add_thumbprint
     from labctl.plan.pipeline import STAGE_NAMES
 
-    p.add_argument("file", metavar="FILE", help="topology YAML")
+    # FILE may also come after --only/--skip's stages (`up --only macs nfs lab.yaml`): see StageList
+    p.add_argument("file", nargs="?", metavar="FILE", help="topology YAML file")
     p.add_argument("--sim", action="store_true", help="run against a simulated lab on this machine")
-    p.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory (default ~/.local/state/labctl/sim/LAB)")
-    p.add_argument("--only", nargs="+", metavar="STAGE", choices=STAGE_NAMES, default=(),
+    p.add_argument("--sim-dir", metavar="DIR", help=SIM_DIR_HELP + " (with --sim)")
+    p.add_argument("--only", action=StageList, stages=STAGE_NAMES, metavar="STAGE", default=(),
                    help="run only these stages: " + ", ".join(STAGE_NAMES))
-    p.add_argument("--skip", nargs="+", metavar="STAGE", choices=STAGE_NAMES, default=(), help="leave these stages out")
+    p.add_argument("--skip", action=StageList, stages=STAGE_NAMES, metavar="STAGE", default=(),
+                   help="leave these stages out")
     p.add_argument("--trust-new-hosts", action="store_true",
                    help="pin the SSH host key of hosts not yet in the lab's known_hosts (trust on first use, explicit)")
     p.add_argument("--vcenter", metavar="URL", help="vCenter to use instead of the topology's (http[s]://user@host/sdk)")
     p.add_argument("--insecure", action="store_true", help="do not check the vCenter's certificate (lab vCenters)")
+    add_thumbprint(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON (stdout); progress goes to stderr")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     if up:
@@ -75,6 +80,9 @@ def build_context(args, env, *, apply: bool):
     from labctl.plan.progress import Progress
     from labctl.topology import load_topology
 
+    from labctl.cli.options import require_file
+
+    require_file(args, "up" if apply else "plan")
     topo = load_topology(env.path(args.file), display_name=args.file)
     if args.sim_dir and not args.sim:
         raise UsageError("--sim-dir goes with --sim")
@@ -84,32 +92,39 @@ def build_context(args, env, *, apply: bool):
     opts = Options(
         sim=args.sim, sim_dir=str(sim_dir) if sim_dir else None, force=getattr(args, "force", False),
         trust_new_hosts=args.trust_new_hosts, apply_network=getattr(args, "apply_network", False),
-        vcenter_url=args.vcenter, insecure=args.insecure, mac_strategy=getattr(args, "mac_strategy", None),
+        vcenter_url=args.vcenter, insecure=args.insecure, thumbprint=args.thumbprint, mac_strategy=getattr(args, "mac_strategy", None),
         only=tuple(args.only), skip=tuple(args.skip), vmnet_group=getattr(args, "vmnet_group", None),
         reboot_for_vibs=getattr(args, "reboot_for_vibs", False),
     )
     stream = env.stderr if args.json else env.stdout
     live = bool(getattr(stream, "isatty", lambda: False)()) and not args.json
-    progress = Progress(stream, live=live, quiet=args.quiet)
+    from labctl.cli.style import style_for
+
+    progress = Progress(stream, live=live, quiet=args.quiet, paint=style_for(env, stream, args))
     return Context(topology=topo, env=env, options=opts, progress=progress, apply=apply, display_name=args.file,
                    sim_dir=sim_dir)
 
 
 def print_summary(report, env, args, *, apply: bool) -> None:
+    from labctl.cli.style import style_for
+
     out = env.stdout if not args.json else env.stderr
+    paint = style_for(env, out, args)
     n = len(report.changes)
     verb = "made" if apply else "to make"
     if report.interrupted:
         print(f"\ninterrupted: {n} change(s) made so far. Run the same command again to resume.", file=out)
     elif not report.failures:
         if n == 0:
-            print(f"\n{report.lab}: no changes — the lab matches the topology.", file=out)
+            print(f"\n{report.lab}: " + paint.ok("no changes") + " — the lab matches the topology.", file=out)
         else:
-            print(f"\n{report.lab}: {n} change(s) {verb}, no failures.", file=out)
+            print(f"\n{report.lab}: " + paint(f"{n} change(s) {verb}", "change" if apply else "plan")
+                  + ", no failures.", file=out)
     else:
-        print(f"\n{report.lab}: {n} change(s) {verb}, {len(report.failures)} failure(s):", file=out)
+        print(f"\n{report.lab}: {n} change(s) {verb}, " + paint.fail(f"{len(report.failures)} failure(s)") + ":",
+              file=out)
         for f in report.failures:
-            print(f"  {f.stage}: {f.target}: {f.message}", file=out)
+            print(paint.fail(f"  {f.stage}: {f.target}: {f.message}"), file=out)
             if f.hint:
                 print(f"    next: {f.hint}", file=out)
     if args.json:

@@ -29,8 +29,11 @@ def configure(p) -> None:
 
 
 def run(args, env) -> ExitStatus:
+    from labctl.cli.style import style_for
     from labctl.topology import load
     from labctl.topology.loader import format_path
+
+    err, out = style_for(env, env.stderr, args), style_for(env, env.stdout, args)
 
     failed = False
     report = []
@@ -51,21 +54,21 @@ def run(args, env) -> ExitStatus:
             })
             continue
         for line in res.formatted("error"):
-            env.err(line)
+            env.err(err.fail(line))
         if not args.quiet or args.strict:  # with --strict a warning is an error: never hidden
             for line in res.formatted("warning"):
-                env.err(line)
+                env.err(err.fail(line) if args.strict else err.warn(line))
         if not args.quiet:
             if errors:
-                env.err(f"{f}: {len(errors)} error(s), {len(warnings)} warning(s)")
+                env.err(err.fail(f"{f}: {len(errors)} error(s), {len(warnings)} warning(s)"))
             elif bad:
-                env.err(f"{f}: fails --strict: {len(warnings)} warning(s) above, and --strict counts warnings as "
-                        "errors (fix them, or drop --strict)")
+                env.err(err.fail(f"{f}: fails --strict: {len(warnings)} warning(s) above, and --strict counts "
+                                 "warnings as errors (fix them, or drop --strict)"))
             else:
                 t = res.topology
                 summary = (f"{len(t.esx_hosts)} ESX host(s), {len(t.vms)} other VM(s), {len(t.networks)} network(s)"
                            if t else "")
-                env.out(f"{f}: ok ({summary}{', ' if summary else ''}{len(warnings)} warning(s))")
+                env.out(out.ok(f"{f}: ok") + f" ({summary}{', ' if summary else ''}{len(warnings)} warning(s))")
     if args.json:
         env.out(json.dumps({"valid": not failed, "files": report}, indent=2))
     return ExitStatus.USAGE if failed else ExitStatus.SUCCESS

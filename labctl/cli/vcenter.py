@@ -84,7 +84,8 @@ def sim_vcenter(topo: Any, args: argparse.Namespace, env: Env) -> tuple[dict[str
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise LabctlError(f"no simulated lab at {d}", hint=f"start it: labctl sim up {args.file}") from None
+        raise EnvironmentProblem(f"no simulated lab at {d} (no endpoints.json)",
+                                 hint=f"start it: labctl sim up {args.file}") from None
     except (OSError, ValueError) as e:
         raise LabctlError(f"cannot read {path}: {e}") from e
     entry = data.get("vcenter")

@@ -17,7 +17,7 @@ examples:
   labctl vib inspect build/lab-tools-1.0.0-1.vib
   labctl vib inspect bundle.zip --json
   labctl vib deploy build/lab-tools-1.0.0-1.vib --lab topologies/esxi8-ha-trio.yaml --sim
-  labctl vib deploy out.vib --lab LAB.yaml --hosts esxi-a --allow-community --reboot
+  labctl vib deploy out.vib --lab lab.yaml --host esxi-a --allow-community --reboot
 
 stage directory (vib build):
   STAGE/descriptor.yaml   name, version (1.0.0-1), vendor, summary, description, acceptance-level,
@@ -30,6 +30,8 @@ exit statuses: 0 ok (inspect: no error findings), 1 inspect found errors, 2 usag
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from labctl.cli.options import add_hosts, add_lab, add_sim
+
     sub = parser.add_subparsers(dest="vib_command", metavar="ACTION", required=True)
 
     b = sub.add_parser("build", help="build a .vib (and optionally an offline bundle) from a stage directory",
@@ -53,7 +55,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     i = sub.add_parser("inspect", help="show a VIB's or bundle's contents; verify every checksum",
                        description="Inspect a .vib or offline bundle: descriptor, payloads (every checksum "
                                    "verified), file-list, extensibility rules, signature, findings.",
-                       epilog="exit: 0 no error findings, 1 errors found, 2 usage error",
+                       epilog="examples:\n"
+                              "  labctl vib inspect build/lab-tools-1.0.0-1.vib\n"
+                              "  labctl vib inspect bundle.zip --json | jq '.vibs[].vib_id'\n"
+                              "  labctl vib inspect signed.vib --ca lab-ca.pem     also check the signer's chain\n"
+                              "  labctl vib inspect untrusted.vib --max-uncompressed 104857600\n\n"
+                              "exit status: 0 no error findings, 1 errors found, 2 usage error",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     i.add_argument("file", metavar="FILE.vib|BUNDLE.zip")
     i.add_argument("--ca", metavar="CA.pem", help="also check that the signer certificate chains to this CA")
@@ -66,10 +73,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                                    "reboot when asked. Hosts with the same version installed are skipped.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("file", metavar="FILE.vib")
-    d.add_argument("--lab", required=True, metavar="TOPOLOGY", help="the lab's topology file")
-    d.add_argument("--hosts", metavar="h1,h2", help="only these hosts (default: all ESX hosts)")
-    d.add_argument("--sim", action="store_true", help="target the simulated lab (labctl sim up)")
-    d.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory")
+    add_lab(d)
+    add_hosts(d)
+    add_sim(d)
     d.add_argument("--allow-community", action="store_true",
                    help="lower the host acceptance level to CommunitySupported when the VIB needs it")
     d.add_argument("--reboot", action="store_true", help="reboot hosts that need it and wait for them")
@@ -213,11 +219,11 @@ def _deploy(args, env) -> ExitStatus:
 
     topology = load_topology(env.path(args.lab))
     vib = load_vib_info(env.path(args.file))
-    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
+    hosts = args.host or None  # --host NAME (repeatable, or NAME,NAME); --hosts is its hidden alias
     if hosts:
         unknown = [h for h in hosts if h not in {e.name for e in topology.esx_hosts}]
         if unknown:
-            raise UsageError(f"--hosts: {', '.join(unknown)} not in {topology.lab}",
+            raise UsageError(f"--host: {', '.join(unknown)} not in {topology.lab}",
                              hint="hosts: " + ", ".join(e.name for e in topology.esx_hosts))
     lab, targets = open_lab(topology, env, hosts=hosts, sim=args.sim, sim_dir=args.sim_dir)
     opts = DeployOptions(allow_community=args.allow_community or _topology_allows(topology, vib),

@@ -29,6 +29,7 @@ group and mode after each (re)start."""
 EPILOG = """\
 examples:
   labctl vmnet check                         who may open each /dev/vmnetN (exit 1 when someone cannot)
+  labctl vmnet check lab.yaml                ... and whether the lab's vmnets have their nodes
   labctl vmnet check --user alice --json     as seen by alice (default: you, or SUDO_USER under sudo)
   sudo labctl vmnet fix --group vmware       chgrp + chmod g+rw on every node (a second run changes nothing)
   sudo labctl vmnet fix --group vmware --persist   ... and keep it across VMware network restarts (systemd)
@@ -40,6 +41,8 @@ networks 0 matches (or applied), 1 changes needed."""
 
 
 def configure(p) -> None:
+    from labctl.cli.options import add_file
+
     sub = p.add_subparsers(dest="vmnet_command", metavar="ACTION", required=True)
     raw = argparse.RawDescriptionHelpFormatter
     c = sub.add_parser(
@@ -47,10 +50,12 @@ def configure(p) -> None:
         help="show who may open each /dev/vmnetN (read-only)",
         description="Show owner, group, mode and device numbers (char 119:N) of each /dev/vmnetN and whether "
         "the user who runs the VMs can open it read/write (needed for promiscuous mode).",
-        epilog="examples:\n  labctl vmnet check\n  labctl vmnet check --user alice --json\n\n"
-        "exit status: 0 every node usable, 1 problems found.",
+        epilog="examples:\n  labctl vmnet check\n  labctl vmnet check topologies/esx35-ha-pair.yaml   also: does "
+        "each of the lab's vmnets have its node?\n  labctl vmnet check --user alice --json\n\n"
+        "exit status: 0 every node usable, 1 problems found, 2 bad topology.",
         formatter_class=raw,
     )
+    add_file(c, optional=True, help="topology YAML file: also check that its vmnets have their /dev/vmnetN")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--dev-dir", default="/dev", metavar="DIR", help="device directory (default /dev; tests)")
     c.add_argument(
@@ -65,10 +70,11 @@ def configure(p) -> None:
         "vmware-networks restart\nrecreates them root:root 0600: --persist installs a systemd unit ordered after "
         "VMware's network service\nthat re-applies group and mode after each (re)start.",
         epilog="examples:\n  sudo groupadd vmware && sudo usermod -aG vmware $USER   (once; log in again)\n"
-        "  sudo labctl vmnet fix --group vmware --persist\n\nexit status: 0 done or nothing to do, "
-        "6 not root or no such group.",
+        "  sudo labctl vmnet fix --group vmware --persist\n  sudo labctl vmnet fix lab.yaml --group vmware\n\n"
+        "exit status: 0 done or nothing to do, 2 bad topology, 6 not root or no such group.",
         formatter_class=raw,
     )
+    add_file(f, optional=True, help="topology YAML file: also say which of its vmnets have no node yet")
     f.add_argument("--group", default="vmware", help="group that may open the nodes (default: vmware)")
     f.add_argument(
         "--persist",
@@ -92,7 +98,7 @@ def configure(p) -> None:
         "exit status: 0 nothing to change (or applied), 1 changes needed, 5 a lab vmnet is bridged/NAT here.",
         formatter_class=raw,
     )
-    n.add_argument("file", metavar="FILE", help="topology YAML")
+    add_file(n)
     n.add_argument("--json", action="store_true", help="print one JSON object")
     n.add_argument(
         "--etc-dir", default="/etc/vmware", metavar="DIR", help="VMware's config dir (default /etc/vmware)"
@@ -127,33 +133,60 @@ def _explain(env, group: str = "vmware") -> None:
     env.out(f"Fix: sudo labctl vmnet fix --group {group} --persist   (the user must be in group {group})")
 
 
+def _lab_vmnets(args, env) -> tuple[str | None, dict[int, str]]:
+    """(lab name, vmnet number -> network name) of the topology FILE, if one was given."""
+    if not args.file:
+        return None, {}
+    from labctl.topology import load_topology
+
+    topo = load_topology(env.path(args.file), display_name=args.file)
+    return topo.lab, {n.vmnet: n.name for n in topo.networks if n.vmnet is not None}
+
+
+def _missing_nodes(report, lab_nets: dict[int, str], args) -> list[str]:
+    have = {node.number for node in report.nodes}
+    return [f"{report.dev_dir}/vmnet{k}: missing, and network '{v}' of the lab uses vmnet{k} (configure it: "
+            f"labctl vmnet networks {args.file})" for k, v in sorted(lab_nets.items()) if k not in have]
+
+
 def _check(args, env) -> ExitStatus:
     from labctl.workstation import vmnet
 
+    lab, lab_nets = _lab_vmnets(args, env)
     who = vmnet.identity_for(args.user) if args.user else vmnet.current_identity(env.environ)
     report = vmnet.check(env.path(args.dev_dir), who)
+    missing = _missing_nodes(report, lab_nets, args) if report.nodes else []
+    ok = report.ok and not missing
     if args.json:
-        env.out(json.dumps(report.to_json(), indent=2))
-        return ExitStatus.SUCCESS if report.ok else ExitStatus.FINDINGS
+        doc = report.to_json()
+        if lab:
+            doc.update(lab=lab, lab_vmnets=sorted(lab_nets), ok=ok, problems=doc["problems"] + missing)
+        env.out(json.dumps(doc, indent=2))
+        return ExitStatus.SUCCESS if ok else ExitStatus.FINDINGS
+    from labctl.cli.style import style_for
+
+    paint = style_for(env, env.stdout, args)
     env.out(f"/dev/vmnet* as seen by {who.name}:")
     for node in report.nodes:
         dev = f"{node.major}:{node.minor}" if node.is_char else "-"
         rw = ("r" if node.readable else "-") + ("w" if node.writable else "-")
-        mark = "ok" if node.ok else "PROBLEM"
+        mark = paint.ok("ok") if node.ok else paint.fail("PROBLEM")
+        used = f"  (lab: {lab_nets[node.number]})" if node.number in lab_nets else ""
         env.out(
-            f"  {node.path}  {node.mode_str}  {node.owner}:{node.group}  {dev:>7}  {who.name}:{rw}  {mark}"
+            f"  {node.path}  {node.mode_str}  {node.owner}:{node.group}  {dev:>7}  {who.name}:{rw}  {mark}{used}"
         )
     for note in report.notes:
         env.out(f"note: {note}")
-    if report.ok:
-        env.out(f"all {len(report.nodes)} node(s) can be opened read/write by {who.name}")
+    if ok:
+        env.out(f"all {len(report.nodes)} node(s) can be opened read/write by {who.name}"
+                + (f"; every vmnet of {lab} has its node" if lab else ""))
         return ExitStatus.SUCCESS
     env.out("")
-    for p in report.problems:
-        env.out(f"problem: {p}")
-    if report.nodes:
+    for p in report.problems + missing:
+        env.out(paint.fail("problem:") + f" {p}")
+    if report.nodes and not report.ok:
         _explain(env)
-    else:
+    elif not report.nodes:
         env.out("Fix: start VMware's networks (sudo vmware-networks --start), then run this check again.")
     return ExitStatus.FINDINGS
 
@@ -161,13 +194,18 @@ def _check(args, env) -> ExitStatus:
 def _fix(args, env) -> ExitStatus:
     from labctl.workstation import vmnet
 
+    lab, lab_nets = _lab_vmnets(args, env)
     changes = vmnet.fix(env.path(args.dev_dir), args.group)
+    missing = _missing_nodes(vmnet.check(env.path(args.dev_dir), vmnet.current_identity(env.environ)),
+                             lab_nets, args) if lab else []
     note = vmnet.membership_note(args.group, vmnet.current_identity(env.environ))
     persisted = None
     if args.persist:
         persisted = vmnet.persist(args.group, unit_dir=env.path(args.unit_dir), environ=env.environ)
     if args.json:
         doc = {"group": args.group, "changes": [str(c) for c in changes], "note": note}
+        if lab:
+            doc.update(lab=lab, missing=missing)
         if persisted:
             doc["unit"] = {
                 "path": str(persisted.unit_path),
@@ -187,6 +225,8 @@ def _fix(args, env) -> ExitStatus:
         env.out("note: VMware recreates the nodes on every network restart; add --persist to keep this")
     if note:
         env.out(f"note: {note}")
+    for m in missing:
+        env.out(f"note: {m}")
     return ExitStatus.SUCCESS
 
 
@@ -208,7 +248,7 @@ def _networks(args, env) -> ExitStatus:
         if plan.changes:
             applied = nw.apply_network(plan, env.path(args.etc_dir), environ=env.environ)
         if seg_changes:
-            prefs.ensure_segments(pref_path, segments)
+            seg_changes = prefs.ensure_segments(pref_path, segments)  # made: "added ..."
     if args.json:
         doc = {
             "networking": host.to_json(),

@@ -23,6 +23,7 @@ class Options:
     apply_network: bool = False
     vcenter_url: str | None = None
     insecure: bool = False
+    thumbprint: str | None = None
     mac_strategy: str | None = None
     only: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()

@@ -68,9 +68,10 @@ def run_pipeline(ctx: Context) -> PipelineReport:
             for n in rep.notes:
                 ctx.progress.line(f"    · {n}")
             for c in rep.changes:
-                ctx.progress.line(f"    {'+' if ctx.apply else '~'} {c.target}: {c.summary}")
+                ctx.progress.line(f"    {'+' if ctx.apply else '~'} {c.target}: {c.summary}",
+                                  "change" if ctx.apply else "plan")
             for f in rep.failures:
-                ctx.progress.line(f"    ! {f.target}: {f.message}")
+                ctx.progress.line(f"    ! {f.target}: {f.message}", "fail")
             if rep.skipped:
                 ctx.progress.line(f"    - skipped: {rep.skipped}")
             if not rep.changes and not rep.failures and not rep.skipped:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 
 class Progress:
-    def __init__(self, stream: TextIO, *, live: bool, quiet: bool = False):
+    def __init__(self, stream: TextIO, *, live: bool, quiet: bool = False,
+                 paint: Callable[[str, str | None], str] | None = None):
         self.stream = stream
         self.live = live
         self.quiet = quiet
+        self.paint = paint or (lambda text, kind: text)  # colour by kind ("change", "fail", ...): the CLI's
         self._lock = threading.Lock()
         self._stage = ""
         self._hosts: dict[str, str] = {}
@@ -39,11 +41,11 @@ class Progress:
                 self.stream.write(f"    {name}: {state}\n")
                 self.stream.flush()
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, kind: str | None = None) -> None:
         with self._lock:
             self._clear()
             if not self.quiet:
-                self.stream.write(text + "\n")
+                self.stream.write(self.paint(text, kind) + "\n")
                 self.stream.flush()
 
     def _draw(self) -> None:

@@ -184,7 +184,7 @@ def vcenter(ctx: Context, rep: StageReport) -> None:
         known.append(ctx.sim_dir / "known_hosts")
     target = resolve_target(settings=vcenter_settings(topo), environ=ctx.env.environ,
                             override_url=ctx.options.vcenter_url, sim_vcenter=sim_entry, sim_password=sim_password,
-                            insecure=ctx.options.insecure, thumbprint=None, prompt=ctx.env.secret_prompt())
+                            insecure=ctx.options.insecure, thumbprint=ctx.options.thumbprint, prompt=ctx.env.secret_prompt())
     if ctx.sim_dir and target.host not in ("127.0.0.1", "::1", "localhost"):
         raise LabctlError(f"--sim points at {target.display}, not a loopback simulator")
     ctx.progress.host("vcenter", "connecting")

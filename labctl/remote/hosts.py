@@ -70,7 +70,11 @@ def targets_from_topology(topology: Topology, names: list[str] | None = None) ->
         known = {h.name for h in hosts}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise UsageError(f"unknown host(s): {', '.join(unknown)}", hint=f"hosts in this lab: {', '.join(sorted(known))}")
+            from labctl.errors import did_you_mean
+
+            hint = next((h for h in (did_you_mean(n, known) for n in unknown) if h), "")
+            raise UsageError(f"unknown host(s): {', '.join(unknown)}" + (f"; {hint}" if hint else ""),
+                             hint=f"hosts in this lab: {', '.join(sorted(known))}")
         hosts = [h for h in hosts if h.name in names]
     return [target_from_host(h) for h in hosts]
 

@@ -13,7 +13,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from labctl.errors import LabctlError, UnreachableError, UsageError
+from labctl.errors import EnvironmentProblem, UnreachableError, UsageError
 from labctl.topology.model import VCenter
 
 # The topology's `vcenter:` block is already plain, frozen values: the vSphere layer takes it as is.
@@ -80,7 +80,7 @@ def resolve_target(
         u, source = _split_url(override_url), "--vcenter"
     elif sim_vcenter is not None:
         if not sim_vcenter.get("url"):
-            raise LabctlError("the simulated lab has no vCenter", hint="run `labctl sim up FILE` with Go and govmomi "
+            raise EnvironmentProblem("the simulated lab has no vCenter", hint="run `labctl sim up FILE` with Go and govmomi "
                               "installed (see `labctl doctor`)")
         u, source = _split_url(str(sim_vcenter["url"])), "--sim"
         url_user = sim_vcenter.get("user")

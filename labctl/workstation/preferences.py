@@ -99,7 +99,8 @@ def add_segments(text: str | bytes, segments: Iterable[LanSegment]) -> tuple[byt
 
 
 def ensure_segments(path: Path, segments: Iterable[LanSegment], *, dry_run: bool = False) -> list[str]:
-    """Add the segments to the preferences file at `path` (created when missing). Returns the changes."""
+    """Add the segments to the preferences file at `path` (created when missing). Returns the changes: made
+    ("added LAN segment ...") or, with dry_run, to make ("add LAN segment ..."; nothing is written)."""
     from labctl.workstation import sysfiles
 
     path = Path(path)
@@ -108,7 +109,9 @@ def ensure_segments(path: Path, segments: Iterable[LanSegment], *, dry_run: bool
     except FileNotFoundError:
         before = b'.encoding = "UTF-8"\n'
     after, changes = add_segments(before, segments)
-    if changes and not dry_run:
+    if dry_run:
+        return [_to_be_done(c) for c in changes]
+    if changes:
         owner = None
         if not path.exists():
             parent = path.parent if path.parent.exists() else path.parent.parent
@@ -116,6 +119,13 @@ def ensure_segments(path: Path, segments: Iterable[LanSegment], *, dry_run: bool
             owner = (st.st_uid, st.st_gid)
         sysfiles.replace_file(path, after, mode=0o600, owner=owner)
     return changes
+
+
+def _to_be_done(change: str) -> str:
+    for done, todo in (("added ", "add "), ("renamed ", "rename ")):
+        if change.startswith(done):
+            return todo + change[len(done):]
+    return change
 
 
 def lab_segments(topology: Topology) -> list[LanSegment]:

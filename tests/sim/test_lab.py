@@ -113,8 +113,10 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
     assert run_cli("sim", "fault", str(topo), "esx2", "--clear", "--sim-dir", str(d), environ=env).status == 0
     assert wait_for(lambda: not _refused(port2))
 
+    before = {x["pid"] for x in lab.read_processes(d)}
     r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=env)
-    assert r.status != 0 and "already running" in r.err
+    assert r.status == 0 and "already running" in r.out and f"127.0.0.1:{port2}" in r.out  # not an error
+    assert {x["pid"] for x in lab.read_processes(d)} == before  # nothing new started
 
     r = run_cli("sim", "exec", str(topo), "--sim-dir", str(d), "esx2", "esxcfg-vswif -l; exit 3", environ=env)
     assert r.status == 3 and "192.168.69.12" in r.out
@@ -126,7 +128,8 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
     assert r.status == 0 and "stopped" in r.out
     assert all(not os.path.exists(f"/proc/{p}") or b"labctl.sim.hostd" not in open(f"/proc/{p}/cmdline", "rb").read()
                for p in pids)
-    assert run_cli("sim", "status", str(topo), "--sim-dir", str(d), environ=env).status == 4
+    r = run_cli("sim", "status", str(topo), "--sim-dir", str(d), environ=env)
+    assert r.status == 6 and "no simulated lab running" in r.err  # the README's status for it
 
     # a second `up` resumes the hosts as they were
     assert run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", environ=env).status == 0

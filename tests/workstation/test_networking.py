@@ -198,7 +198,8 @@ def test_cli_networks_plan_apply_rerun(run_cli, tmp_path, fake_tools):
     (etc / "networking").write_text(REAL.replace("add_bridge_mapping eth1 2\n", ""))
     r = run_cli(*args, environ=environ)
     assert r.status == 1 and "vmnet2: add VNET_2_HOSTONLY_SUBNET 10.10.10.0" in r.out
-    assert "added LAN segment 'lan'" in r.out and not prefs_file.exists()  # plan only
+    assert "add LAN segment 'lan'" in r.out and not prefs_file.exists()  # plan only
+    assert "added" not in r.out  # read-only: nothing was added
     assert calls() == []
     r = run_cli(*args, "--apply-network", environ=environ)
     assert r.status == 0, r.err
