@@ -37,15 +37,16 @@ exit statuses: 0 done (or nothing to do), 2 topology/usage error, 3 some cluster
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="topology YAML file")
+    from labctl.cli.options import add_file, add_sim, add_thumbprint
+
+    add_file(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the differences only; change nothing")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--vcenter", metavar="URL", help="vCenter URL, may carry user:pass (overrides the topology "
                         "and GOVC_URL)")
     parser.add_argument("--insecure", action="store_true", help="do not check the vCenter's TLS certificate")
-    parser.add_argument("--thumbprint", metavar="SHA1", help="accept only this vCenter certificate thumbprint")
-    parser.add_argument("--sim", action="store_true", help="use the simulated lab's vCenter (endpoints.json)")
-    parser.add_argument("--sim-dir", metavar="DIR", help="simulated lab state directory (with --sim)")
+    add_thumbprint(parser)
+    add_sim(parser, sim_help="use the simulated lab's vCenter (endpoints.json)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
