@@ -251,3 +251,48 @@ def test_did_you_mean_for_commands_actions_and_hosts(run_cli, tmp_path):
     assert r.status == 2 and "did you mean 'scan'?" in r.err
     r = run_cli("macs", "scan", str(TRIO), "--host", "esxi-d", "--sim", "--sim-dir", str(tmp_path))
     assert r.status == 2 and "unknown host(s): esxi-d" in r.err and "did you mean 'esxi-" in r.err
+
+
+
+def _on_pty(argv: list[str], environ: dict[str, str]) -> tuple[int, str]:
+    """Run argv with stdout and stderr on a pseudo-terminal (os.openpty); (status, what the terminal got)."""
+    import os
+    import subprocess
+
+    master, slave = os.openpty()
+    try:
+        p = subprocess.run(argv, stdout=slave, stderr=slave, env=environ, timeout=60)
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    return p.returncode, b"".join(chunks).decode()
+
+
+def test_colour_through_a_real_terminal_and_none_through_a_pipe(tmp_path):
+    """The real program on a pseudo-terminal colours; into a pipe, or with NO_COLOR, it does not."""
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lab: x\nesx_hosts:\n  - name: e\n    flavor: esxi\n   version: '8.0'\n")
+    argv = [sys.executable, "-m", "labctl", "validate", str(bad)]
+    environ = {**os.environ, "TERM": "xterm"}
+    environ.pop("NO_COLOR", None)
+    status, text = _on_pty(argv, environ)
+    assert status == 2 and "\x1b[1;31m" in text and "wrong indentation" in text
+    piped = subprocess.run(argv, capture_output=True, text=True, env=environ, timeout=60)
+    assert piped.returncode == 2 and "wrong indentation" in piped.stderr and "\x1b[" not in piped.stderr
+    status, text = _on_pty(argv, {**environ, "NO_COLOR": "1"})
+    assert status == 2 and "wrong indentation" in text and "\x1b[" not in text
