@@ -6,6 +6,7 @@ import hashlib
 import io
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,10 @@ MAX_VIB_IN_ZIP = 4 * 1024**3
 MAX_ZIP_RATIO = 100  # inflated/compressed for one entry, once it inflates past ZIP_RATIO_FLOOR
 ZIP_RATIO_FLOOR = 1024 * 1024
 COPY = 1024 * 1024
+# what zipfile and zlib raise on a corrupt archive (BadZipFile, a negative seek from a lying header offset,
+# an unsupported feature, a broken deflate stream)
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, NotImplementedError, RuntimeError, EOFError, OSError,
+              struct.error)
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
 _EOCD64 = b"PK\x06\x06"
@@ -231,6 +236,8 @@ def safe_infos(z: zipfile.ZipFile, what: str) -> list[zipfile.ZipInfo]:
         if zi.filename in seen:
             raise VibFormatError(f"{what}: duplicate entry {zi.filename!r}")
         seen.add(zi.filename)
+        if zi.flag_bits & 0x1:
+            raise VibFormatError(f"{what}: {zi.filename!r} is encrypted")
         if zi.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise VibFormatError(f"{what}: {zi.filename!r} uses compression method {zi.compress_type}; offline "
                                  "bundles use stored or deflated entries")

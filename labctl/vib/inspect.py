@@ -4,7 +4,6 @@ severity. Never extracts to disk; hostile input becomes an `error` finding, neve
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -192,7 +191,7 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
     try:
         z = bundle.open_zip(f, "bundle")
         infos = bundle.safe_infos(z, "bundle")
-    except (zipfile.BadZipFile, VibFormatError, ValueError) as e:
+    except (VibFormatError, *bundle.ZIP_ERRORS) as e:
         rep.findings.append(Finding(ERROR, f"not a readable offline bundle: {getattr(e, 'message', e)}"))
         return rep
     with z:
@@ -222,7 +221,7 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
             else:
                 data = bundle.read_small(z, names[md_name], bundle.MAX_METADATA, "bundle")
                 meta = bundle.read_metadata(data, info, rep.findings)
-        except (VibFormatError, zipfile.BadZipFile) as e:
+        except (VibFormatError, *bundle.ZIP_ERRORS) as e:
             rep.findings.append(Finding(ERROR, getattr(e, "message", None) or f"bundle: {e}"))
         rep.bundle = info
         vib_entries = [zi for zi in infos if zi.filename.endswith(".vib") and not zi.is_dir()]
@@ -238,8 +237,8 @@ def inspect_bundle(f: BinaryIO, label: str, *, ca_pem: bytes | None = None, limi
                 n, digest = bundle.hash_entry(z, zi)
                 with bundle.ZipEntryReader(z, zi) as src:
                     vr = inspect_vib(src, f"{label}!{zi.filename}", ca_pem=ca_pem, limits=limits, total_size=n)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                rep.findings.append(Finding(ERROR, f"{zi.filename}: {e}"))
+            except bundle.ZIP_ERRORS as e:
+                rep.findings.append(Finding(ERROR, f"{zi.filename}: corrupt zip entry ({type(e).__name__}: {e})"))
                 continue
             m = meta.pop(zi.filename, None)
             if m is None:

@@ -411,6 +411,23 @@ def make_bundle_packed_size_5000_digits(d: Path) -> Path:
     return _write(d / "bundle-packedsize-5000-digits.zip", _bundle_with(_good_vib(), "7" * 5000))
 
 
+def make_bundle_negative_offset(d: Path) -> Path:
+    """The end record puts the central directory 100 bytes later than it is: zipfile then computes a negative
+    offset for the first entry and the seek fails (EINVAL; an internal error before, found by fuzzing)."""
+    b = bytearray(_bundle_with(_good_vib(), "1"))
+    at = b.rindex(b"PK\x05\x06")
+    (off,) = struct.unpack("<I", b[at + 16 : at + 20])
+    b[at + 16 : at + 20] = struct.pack("<I", off + 100)
+    return _write(d / "bundle-negative-offset.zip", bytes(b))
+
+
+def make_bundle_corrupt_deflate(d: Path) -> Path:
+    b = bytearray(_bundle_with(_good_vib(), "1"))
+    i = b.index(b"vib20/t/lab_bootbank_t_1.0.0-1.vib") + len("vib20/t/lab_bootbank_t_1.0.0-1.vib") + 20
+    b[i : i + 8] = b"\xff" * 8
+    return _write(d / "bundle-corrupt-deflate.zip", bytes(b))
+
+
 def make_bundle_zip_slip(d: Path) -> Path:
     return _write(d / "bundle-zip-slip.zip", _zip_bundle([("../../evil.vib", b"x")]))
 
@@ -631,6 +648,8 @@ CASES = [
     Case("zip-million-entries", make_zip_million_entries, 1, "lists 1000000 entries", max_seconds=10),
     Case("zip-count-lies", make_zip_count_lies, 1, "central directory is 6110000 bytes", max_seconds=10),
     Case("bundle-inflates-4gb", make_bundle_inflates_4gb, 1, "zip bomb cap", max_seconds=10),
+    Case("bundle-negative-offset", make_bundle_negative_offset, 1, "bundle: [Errno 22] Invalid argument"),
+    Case("bundle-corrupt-deflate", make_bundle_corrupt_deflate, 1, "corrupt zip entry (error: Error -3"),
     # 4. links
     Case("link-through-link-escape", make_link_via_link_escape, 1, "'opt/b -> a/..' resolves outside"),
     Case("link-escape-by-later-link", make_link_escape_by_later_link, 1, "'opt/b -> c/..' resolves outside"),
