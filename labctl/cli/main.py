@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vcenter": ("labctl.cli.vcenter", "datacenter, clusters, HA isolation addresses, NFS datastores"),
     "nfs": ("labctl.cli.nfs", "mount the topology's NFS datastores on its hosts"),
     "vib": ("labctl.cli.vib", "build, inspect and deploy custom VIBs"),
+    "iso": ("labctl.cli.iso", "inspect installer ISOs; patch a copy for an unattended install"),
     "vmnet": ("labctl.cli.vmnet", "check or fix /dev/vmnet* permissions (promiscuous mode)"),
     "doctor": ("labctl.cli.doctor", "check this machine (and a topology) for what a lab needs"),
     "graph": ("labctl.cli.graph", "draw the lab as SVG or Mermaid"),

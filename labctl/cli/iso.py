@@ -1,0 +1,103 @@
+"""`labctl iso inspect|build`: know an installer ISO; make the patched copy and the kickstart CD."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from labctl.errors import ExitStatus, UsageError
+
+DESCRIPTION = ("Installer ISOs: what an image is (ESXi / ESX classic installer, version, build, boot entries, "
+               "kickstart), and an unattended-install copy of it with its kickstart CD.")
+EPILOG = """\
+examples:
+  labctl iso inspect ~/isos/VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso
+  labctl iso inspect ESX-3.5.0-64607.iso --json
+  labctl iso build VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso --kickstart esx1.cfg -o isos/
+  labctl iso build ESXi-7.0U3.iso --kickstart ks.cfg --boot-option allowLegacyCPU=true -o isos/
+
+what `build` writes (the original ISO is never changed):
+  DIR/NAME.ks-HASH.iso        a copy of the installer whose BOOT.CFG and EFI/BOOT/BOOT.CFG (ESXi 5.0+) or
+                              isolinux append line (ESX 3.5/4.x) say ks=cdrom:/KS.CFG plus the boot options;
+                              both El Torito entries (BIOS, UEFI) unchanged. HASH is of the source's content and
+                              the patch: the same build again reuses it. Attach it as the first CD-ROM.
+  DIR/KS-NAME.iso             a small CD with your kickstart as KS.CFG (volume LABCTL-KS): the second CD-ROM.
+  Both are mode 0600 (a kickstart carries the root password's hash).
+
+exit statuses: 0 ok, 2 missing or unreadable file, not an ESX installer, bad option.
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="iso_command", metavar="ACTION", required=True)
+    i = sub.add_parser("inspect", help="kind, version, build, volume id, boot entries, kickstart of an ISO",
+                       description="Read an ISO image (metadata only) and say what it is.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("iso", metavar="ISO")
+    i.add_argument("--json", action="store_true",
+                   help="one JSON object: kind, version, build, volume_id, boot, kickstart")
+    b = sub.add_parser("build", help="write the patched installer ISO and the kickstart ISO",
+                       description="Patch a copy of the installer ISO to boot into ks=cdrom:/KS.CFG and write "
+                                   "the kickstart CD that carries KS.CFG.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("iso", metavar="ISO", help="the installer ISO as downloaded (read only)")
+    b.add_argument("--kickstart", required=True, metavar="KS.CFG", help="the kickstart file to put on the CD")
+    b.add_argument("--boot-option", action="append", default=[], metavar="WORD", dest="boot_options",
+                   help="an extra kernel boot option, e.g. allowLegacyCPU=true (repeatable)")
+    b.add_argument("-o", "--output", required=True, metavar="DIR", help="where both ISOs go (created if needed)")
+    b.add_argument("--json", action="store_true", help="print the paths as JSON")
+
+
+def run(args: argparse.Namespace, env) -> ExitStatus:
+    if args.iso_command == "inspect":
+        return _inspect(args, env)
+    if args.iso_command == "build":
+        return _build(args, env)
+    raise UsageError(f"unknown action {args.iso_command!r}")
+
+
+def _clean(text: str) -> str:
+    """Text from the image, safe for a terminal."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _inspect(args, env) -> ExitStatus:
+    from labctl.iso.image import inspect_iso
+
+    info = inspect_iso(env.path(args.iso))
+    doc = info.to_json()
+    if args.json:
+        env.out(json.dumps(doc, indent=2))
+        return ExitStatus.SUCCESS
+    env.out(_clean(str(info.path)))
+    rows = [("kind", doc["kind"]), ("version", doc["version"] or "-"), ("build", doc["build"] or "-"),
+            ("volume id", doc["volume_id"]), ("boot", ", ".join(doc["boot"]) or "not bootable"),
+            ("kickstart", doc["kickstart"] or "none")]
+    for k, v in rows:
+        env.out(f"  {k:<10} {_clean(v)}")
+    return ExitStatus.SUCCESS
+
+
+def _build(args, env) -> ExitStatus:
+    from labctl.iso.kickstart import write_kickstart_iso
+    from labctl.iso.patch import build_patched
+
+    src = env.path(args.iso)
+    ks_path = env.path(args.kickstart)
+    try:
+        ks = ks_path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{args.kickstart}: cannot read the kickstart: {e.strerror}") from None
+    out = env.path(args.output)
+    res = build_patched(src, out, args.boot_options)
+    ks_iso = out / f"KS-{ks_path.stem}.iso"
+    wrote = write_kickstart_iso(ks_iso, ks)
+    if args.json:
+        env.out(json.dumps({"installer": str(res.path), "installer_status": res.method,
+                            "kickstart_iso": str(ks_iso), "kickstart_status": "written" if wrote else "unchanged",
+                            "iso": res.info.to_json()}, indent=2))
+        return ExitStatus.SUCCESS
+    how = {"cached": "unchanged: same source and patch", "in-place": "written", "rewrite": "written"}[res.method]
+    env.out(f"installer  {res.path}  ({how})")
+    env.out(f"kickstart  {ks_iso}  ({'written' if wrote else 'unchanged'})")
+    return ExitStatus.SUCCESS
