@@ -122,14 +122,16 @@ PLATFORM_RE = re.compile(r"^\d+\.(\*|\d+(\.(\*|\d+))?)$")
 
 def check_platform(version: str, fmt: str) -> str | None:
     """Why `version` is not a release this format can target, or None. Known releases: topology.versions."""
-    from labctl.topology.versions import SUPPORTED
+    from labctl.topology.versions import supported_list
 
     if not PLATFORM_RE.match(version):
         return (f"platform {version!r}: X.Y, X.Y.Z or X.* (e.g. 8.0, 7.0.3, 8.*); the last field may be '*'")
     major, _, rest = version.partition(".")
     minor = rest.split(".")[0]
     esx4 = fmt != "esxi"
-    known = sorted({r for r in SUPPORTED["esxi"] + SUPPORTED["esx"] if (r[0] == 4) == esx4 and r >= (4, 0)})
+    releases = {tuple(int(x) for x in r.split(".")) for fl in ("esx", "esxi") for r in supported_list(fl).split(", ")
+                if r}
+    known = sorted(r for r in releases if (r[0] == 4) == esx4 and r >= (4, 0))
     names = ", ".join(f"{a}.{b}" for a, b in known)
     if minor == "*":
         ok = any(a == int(major) for a, _ in known)

@@ -222,6 +222,17 @@ def test_esxupdate_on_esx4(tmp_path):
     assert _fails(h, "esxcli software vib list")  # no esxcli software on ESX 4
 
 
+def test_esxupdate_checks_the_software_platform_version(tmp_path):
+    h = _host(tmp_path, flavor="esx", version="4.0u2")
+    build_vib(BuildOptions(EXAMPLE, tmp_path / "41.vib", format="esx4-rpm", release_date=DATE, platforms=("4.1",)))
+    build_vib(BuildOptions(EXAMPLE, tmp_path / "4x.vib", format="esx4-rpm", release_date=DATE, platforms=("4.*",)))
+    _put(h, "/tmp/41.vib", (tmp_path / "41.vib").read_bytes())
+    _put(h, "/tmp/4x.vib", (tmp_path / "4x.vib").read_bytes())
+    out = _fails(h, "esxupdate --nosigcheck --vib=/tmp/41.vib update")
+    assert "This VIB supports product version '4.1', but host reports product version as '4.0.0'." in out
+    assert "completed successfully" in _ok(h, "esxupdate --nosigcheck --vib=/tmp/4x.vib update")
+
+
 def test_depot_install_and_sources(tmp_path, fixtures_dir):
     h = _host(tmp_path, version="8.0u2")
     _put(h, "/tmp/cf.zip", (fixtures_dir / "vib" / "customfirewall-offline-bundle.zip").read_bytes())

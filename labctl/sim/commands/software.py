@@ -622,6 +622,21 @@ Options:
 """
 
 
+def _esx4_version_problem(d4, product_line: str, release: tuple[int, int]) -> str | None:
+    """esx45update SWPlatform.matches: the host's x.y.z against each swPlatform version of its product line, field
+    by field up to the shorter one, '*' matching anything; the sentence is esx45update's (VIB Author
+    5.0.0-847598, Vib.pyc). ESX 4 hosts report x.y.0 whatever the update."""
+    host = f"{release[0]}.{release[1]}.0"
+    versions = [v for p, v in zip(d4.product_lines, d4.platform_versions) if p == product_line and v]
+    for v in versions:
+        want, have = v.split("."), host.split(".")
+        if all(a in ("*", b) for a, b in zip(want, have)):
+            return None
+    if not versions:
+        return None
+    return f"This VIB supports product version '{versions[0]}', but host reports product version as '{host}'."
+
+
 def _esxupdate_host(st) -> bool:
     """ESX classic has had esxupdate since 3.x (ESX Server 3 Patch Management Guide; the 3.5 man page: `esxupdate
     <Bundle Spec> [OPTIONS] update`, `esxupdate [-l] query`); ESXi 4.x has it for VIBs; ESXi 5+ uses esxcli."""
@@ -698,6 +713,9 @@ def esxupdate(inv: Invocation) -> Result:
     if want not in d4.product_lines:
         return Result(1, "", f"Error: VIB {d4.vib_id} is not for this platform ({want}); vibType "
                              f"{d4.vib_type}\n")  # [L]
+    problem = _esx4_version_problem(d4, want, state.release)
+    if problem:
+        return Result(1, "", f"Error: VIB {d4.vib_id}: {problem}\n")  # the sentence [M], its framing [L]
     if not opts.get("nosigcheck"):
         sig = rep.signature
         if sig is None or not sig.present:
