@@ -60,6 +60,43 @@ def _run(*argv: str, ok: bool = True) -> subprocess.CompletedProcess:
     return p
 
 
+@pytest.fixture
+def scratch(tmp_path):
+    """(argv prefix, directory) to run rpm unprivileged in a scratch root: as the invoking user, or as nobody
+    (setpriv) when the tests run as root, in a directory that user owns (pytest's tmp_path is root-only)."""
+    if os.geteuid() != 0:
+        yield ["env", f"HOME={tmp_path}"], tmp_path
+        return
+    setpriv = _need("setpriv")
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="labctl-rpm-"))
+    try:
+        os.chown(d, 65534, 65534)
+        yield [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "env", f"HOME={d}"], d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _give(path: Path, scratch_dir: Path) -> Path:
+    """A copy of `path` in the scratch directory, owned by its user."""
+    dest = scratch_dir / path.name
+    shutil.copyfile(path, dest)
+    st = scratch_dir.stat()
+    if os.geteuid() == 0:
+        os.chown(dest, st.st_uid, st.st_gid)
+    return dest
+
+
+def _root(scratch_dir: Path) -> tuple[Path, list[str]]:
+    root = scratch_dir / "root"
+    root.mkdir()
+    st = scratch_dir.stat()
+    if os.geteuid() == 0:
+        os.chown(root, st.st_uid, st.st_gid)
+    return root, ["--root", str(root), "--dbpath", "/var/lib/rpm"]
+
+
 def _build(run_cli, tmp_path: Path, fmt: str, stage: Path = EXAMPLE, *extra: str) -> Path:
     out = tmp_path / f"{fmt}.vib"
     r = run_cli("vib", "build", str(stage), "-o", str(out), "--format", fmt, "--release-date", DATE, *extra)
@@ -135,7 +172,7 @@ def test_sig_pkcs7_not_last_is_an_error(run_cli, tmp_path):
     assert r.status == 1 and "Signature file not the last member" in r.out
 
 
-def test_complete_rpm_with_real_rpm(run_cli, tmp_path):
+def test_complete_rpm_with_real_rpm(run_cli, tmp_path, scratch):
     rpm = _need("rpm")
     out = _build(run_cli, tmp_path, "esx4-rpm", _stage_with_relations(tmp_path))
     pkg = _member(out, "complete.rpm", tmp_path / "lab-tools-1.0.0-1.noarch.rpm")
@@ -155,24 +192,24 @@ def test_complete_rpm_with_real_rpm(run_cli, tmp_path):
     assert _run(rpm, "-qp", "--conflicts", str(pkg)).stdout.split() == ["old-lab-tools"]
     assert _run(rpm, "-qp", "--obsoletes", str(pkg)).stdout.split() == ["lab-tools-legacy"]
 
-    root = tmp_path / "root"
-    root.mkdir()
-    db = ["--root", str(root), "--dbpath", "/var/lib/rpm"]
-    if os.geteuid() != 0:
-        pytest.skip("installing into a scratch root needs root (file ownership); rpm -K/-q checks passed")
-    i = _run(rpm, *db, "-i", "--nodeps", "--noscripts", str(pkg))
+    as_user, sdir = scratch  # installed unprivileged: rpm leaves ownership alone for a non-root user
+    pkg = _give(pkg, sdir)
+    root, db = _root(sdir)
+    rpm = [*as_user, rpm]
+    i = _run(*rpm, *db, "-i", "--nodeps", "--noscripts", str(pkg))
     assert "v3" not in i.stderr and "BAD" not in i.stderr, i.stderr
     assert (root / FILE).read_bytes() == (EXAMPLE / "payloads" / "labtools" / FILE).read_bytes()
     assert (root / FILE).stat().st_mtime == 1719299857
-    q = _run(rpm, *db, "-q", "lab-tools")
+    assert (root / FILE).stat().st_uid == sdir.stat().st_uid  # installed by the unprivileged user
+    q = _run(*rpm, *db, "-q", "lab-tools")
     assert q.stdout.strip() == "lab-tools-1.0.0-1.noarch" and "BAD" not in q.stderr, q.stderr
-    v = _run(rpm, *db, "-V", "--nodeps", "lab-tools")
+    v = _run(*rpm, *db, "-V", "--nodeps", "lab-tools")
     assert v.stdout == "" and "BAD" not in v.stderr, v.stdout + v.stderr
     (root / FILE).write_text("<ConfigRoot/>\n")  # rpm -V notices a changed file: the check can fail
-    v = _run(rpm, *db, "-V", "--nodeps", "lab-tools", ok=False)
+    v = _run(*rpm, *db, "-V", "--nodeps", "lab-tools", ok=False)
     assert v.returncode == 1 and f"/{FILE}" in v.stdout and "5" in v.stdout.split()[0], v.stdout
-    _run(rpm, *db, "-e", "--noscripts", "lab-tools")
-    assert _run(rpm, *db, "-q", "lab-tools", ok=False).returncode == 1
+    _run(*rpm, *db, "-e", "--noscripts", "lab-tools")
+    assert _run(*rpm, *db, "-q", "lab-tools", ok=False).returncode == 1
 
 
 def _full_rpm_like_esxupdate(short: Path, data_tgz: Path, rpm: str, out: Path) -> Path:
@@ -193,7 +230,7 @@ def _full_rpm_like_esxupdate(short: Path, data_tgz: Path, rpm: str, out: Path) -
     return out
 
 
-def test_cross_short_rpm_with_real_rpm(run_cli, tmp_path):
+def test_cross_short_rpm_with_real_rpm(run_cli, tmp_path, scratch):
     rpm = _need("rpm")
     out = _build(run_cli, tmp_path, "esx4-cross")
     short = _member(out, "short.rpm", tmp_path / "short.rpm")
@@ -205,17 +242,16 @@ def test_cross_short_rpm_with_real_rpm(run_cli, tmp_path):
                                     tmp_path / "full.rpm")
     k = _run(rpm, "-Kv", str(full), ok=False)  # the appended payload is covered by no digest: rpm 4.4 does not care
     assert "Header SHA256 digest: OK" in k.stdout and "Header SHA1 digest: OK" in k.stdout, k.stdout
-    if os.geteuid() != 0:
-        pytest.skip("installing into a scratch root needs root (file ownership)")
-    root = tmp_path / "root"
-    root.mkdir()
-    db = ["--root", str(root), "--dbpath", "/var/lib/rpm"]
+    as_user, sdir = scratch
+    full = _give(full, sdir)
+    root, db = _root(sdir)
+    rpm = [*as_user, rpm]
     # rpm >= 4.14 refuses a package without a payload digest unless told not to check: ESX 4's rpm 4.4 has no
     # such rule
-    i = _run(rpm, *db, "-i", "--nodeps", "--noscripts", "--nodigest", str(full))
+    i = _run(*rpm, *db, "-i", "--nodeps", "--noscripts", "--nodigest", str(full))
     assert "v3" not in i.stderr, i.stderr
-    assert _run(rpm, *db, "-q", "lab-tools").stdout.strip() == "lab-tools-1.0.0-1.noarch"
-    v = _run(rpm, *db, "-V", "--nodeps", "lab-tools")
+    assert _run(*rpm, *db, "-q", "lab-tools").stdout.strip() == "lab-tools-1.0.0-1.noarch"
+    v = _run(*rpm, *db, "-V", "--nodeps", "lab-tools")
     assert v.stdout == "", v.stdout
 
 
