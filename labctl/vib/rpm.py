@@ -1,6 +1,7 @@
 """RPM packages for ESX 4 VIBs (complete.rpm, short.rpm): rpm v4 format, streamed and reproducible.
 
-Layout (what rpmbuild 4.x writes, and what rpm 4.4 on the ESX 4 service console up to rpm ≥ 4.20 reads):
+Layout (what rpmbuild 4.x writes; rpm 4.4 of the RHEL 5-based ESX 4 service console reads it, the tests
+hold it to rpm 4.18):
 
     lead (96 bytes, type binary, signature type 5 = header-style)
     signature header   region tag 62 (HEADERSIGNATURES); SHA1 and SHA256 of the main header, SIZE and MD5 of
@@ -193,7 +194,7 @@ def main_header(spec: RpmSpec, files: list[_File]) -> bytes:
         (1047, STRING_ARRAY, [spec.name]), (1112, INT32, [SENSE_EQUAL]),  # PROVIDENAME, PROVIDEFLAGS
         (1113, STRING_ARRAY, [f"{spec.version}-{spec.release}"]),  # PROVIDEVERSION
         (1048, INT32, req_flags), (1049, STRING_ARRAY, req[0]), (1050, STRING_ARRAY, req[2]),
-        (1064, STRING, "4.4.2.3"),  # RPMVERSION (the ESX 4 service console's rpm)
+        (1064, STRING, "4.4.2.3"),  # RPMVERSION: RHEL 5's rpm, as on the ESX 4 service console
         (1124, STRING, "cpio"), (1125, STRING, "gzip"), (1126, STRING, "9"),  # PAYLOADFORMAT/COMPRESSOR/FLAGS
     ]
     if spec.conflicts:

@@ -125,6 +125,9 @@ def _stage_with_relations(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("fmt", sorted(LAYOUTS))
 def test_layout_and_descriptor(run_cli, tmp_path, fmt):
     out = _build(run_cli, tmp_path, fmt)
+    again = tmp_path / "again"
+    again.mkdir()
+    assert _build(run_cli, again, fmt).read_bytes() == out.read_bytes()  # reproducible, RPMs included
     assert _run(_need("ar"), "t", str(out)).stdout.split() == LAYOUTS[fmt]  # GNU ar reads the container
     with open(out, "rb") as fh:
         a = read_ar(fh)
