@@ -149,14 +149,17 @@ def make_duplicate_member(d: Path) -> Path:
     return _write(d / "duplicate-member.vib", _vib_tar(data, ["opt/x/a"]))
 
 
-def make_ambiguous_prefix(d: Path) -> Path:
+def ambiguous_prefix_payload() -> bytes:
     """A GNU-magic header with bytes in the ustar prefix field: tarfile prepends them, GNU tar does not."""
     h = bytearray(tar_block(b"a", 1))
     h[345:352] = b"usr/bin"
     h[148:156] = b" " * 8
     h[148:156] = b"%06o\0 " % sum(h)
-    data = bytes(h) + b"x" + b"\0" * 511 + tar_end()
-    return _write(d / "ambiguous-prefix.vib", _vib_tar(data, ["a"]))
+    return bytes(h) + b"x" + b"\0" * 511 + tar_end()
+
+
+def make_ambiguous_prefix(d: Path) -> Path:
+    return _write(d / "ambiguous-prefix.vib", _vib_tar(ambiguous_prefix_payload(), ["a"]))
 
 
 # ---------------------------------------------------------------- 2./3. unbounded CPU and memory

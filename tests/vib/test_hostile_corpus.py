@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .hostile_corpus import CASES, HIDDEN, Case, hidden_payload, trailing_payload
+from .hostile_corpus import CASES, HIDDEN, Case, ambiguous_prefix_payload, hidden_payload, trailing_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,6 +116,17 @@ def test_gnu_tar_ignore_zeros_reads_past_the_end(tmp_path):
         assert tf.getnames() == ["opt/x/a"]
     p = subprocess.run(["tar", "-tvif", str(tmp_path / "p.tar")], capture_output=True, text=True)
     assert "usr/bin/evil" in p.stdout, p.stdout
+
+
+@pytest.mark.skipif(not shutil.which("tar"), reason="GNU tar not installed")
+def test_gnu_tar_and_tarfile_name_the_ambiguous_member_differently(tmp_path):
+    import tarfile
+
+    (tmp_path / "p.tar").write_bytes(ambiguous_prefix_payload())
+    with tarfile.open(tmp_path / "p.tar") as tf:
+        assert tf.getnames() == ["usr/bin/a"]
+    p = subprocess.run(["tar", "-tf", str(tmp_path / "p.tar")], capture_output=True, text=True)
+    assert p.stdout.split() == ["a"], (p.stdout, p.stderr)
 
 
 @pytest.mark.slow
