@@ -6,7 +6,7 @@ A synthetic ESXi 8.0U2 installer of SIZE MB (labctl.iso.synthetic: the real layo
 once. Then, alternating A B A B in fresh child processes: A = `cp SRC DST`, B = labctl's patch of a copy
 (`labctl.iso.patch.patch_copy`: copy, rewrite both BOOT.CFGs in place, read everything back to verify), and once
 at the end `labctl iso build` on a cold cache (adds the sha256 of the source for the cache key and the kickstart
-CD). Prints the median of the per-pair ratios B/A (target <= 1.5) and the peak RSS (VmHWM) of the patching child
+CD) and once more on the warm cache. Prints the median of the per-pair ratios B/A (target <= 1.5) and the peak RSS (VmHWM) of the patching child
 (target <= 100 MB); B is timed from outside its child, interpreter start-up included. Every output is deleted right after its run, so each run writes the whole file.
 """
 
@@ -84,6 +84,7 @@ def main() -> int:
         shutil.rmtree(cache, ignore_errors=True)
         build_t, out = timed([py, "-c", BUILD, str(src), str(ks), str(cache)])
         build_peak = int(out.split()[-1])
+        again_t, _ = timed([py, "-c", BUILD, str(src), str(ks), str(cache)])
         shutil.rmtree(cache, ignore_errors=True)
 
         cp_med, patch_med = statistics.median(cp_times), statistics.median(patch_times)
@@ -95,8 +96,9 @@ def main() -> int:
               f"(pairs: {', '.join(f'{r:.2f}' for r in ratios)}; target <= 1.5x)")
         print(f"  without the interpreter's start-up (import labctl.iso + patch_copy, timed in the child): "
               f"median of pairs {statistics.median(inner_ratios):.2f}x")
-        print(f"iso build, cold cache {build_t:.3f} s = {build_t / cp_med:.2f}x cp (adds sha256 of the source), "
-              f"peak RSS {build_peak / 1024:.1f} MB")
+        print(f"iso build, cold cache {build_t:.3f} s = {build_t / cp_med:.2f}x cp (adds sha256 of the source, "
+              f"in a thread beside the copy), peak RSS {build_peak / 1024:.1f} MB")
+        print(f"iso build again       {again_t:.3f} s (source hash remembered, cached image verified)")
         ok = statistics.median(ratios) <= 1.5 and max(peaks) <= 100 * 1024
         return 0 if ok else 1
     finally:

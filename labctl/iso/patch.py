@@ -11,12 +11,14 @@ from the original, streaming. Either way the result is verified by reading it ba
 place: boot catalog entries, their images, the boot-info table, and every patched file.
 
 Patched images are cached by the sha256 of the source image and of the patch (`build_patched`), written to a
-temporary file and renamed, mode 0600; a cached image is verified again each time it is reused.
+temporary file and renamed, mode 0600; a cached image is verified again each time it is reused. The source's hash
+is remembered per file identity in the cache directory, so a second build does not read 600 MB again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -333,6 +335,55 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_MEMO = ".labctl-sources.json"
+
+
+def _stat_key(path: Path) -> dict[str, int]:
+    st = path.stat()
+    # ctime changes with any write to the file, also one that puts the old mtime back (touch -r, rsync -t)
+    return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns}
+
+
+def _memo_load(cache: Path) -> dict:
+    import json
+
+    try:
+        memo = json.loads((cache / _MEMO).read_text())
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
+
+
+def remembered_sha256(src: Path, cache: Path) -> str | None:
+    """The sha256 of `src` remembered in the cache directory for this file identity (device, inode, size, mtime,
+    ctime), or None: hashing a 600 MB ISO takes seconds, and a second build must not pay it again."""
+    entry = _memo_load(cache).get(os.fspath(src.resolve()))
+    ident = _stat_key(src)
+    if isinstance(entry, dict) and all(entry.get(k) == v for k, v in ident.items()) \
+            and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64:
+        return entry["sha256"]
+    return None
+
+
+def remember_sha256(src: Path, cache: Path, ident: dict[str, int], digest: str) -> None:
+    import json
+
+    if _stat_key(src) != ident:  # the file changed while it was read: remember nothing
+        return
+    memo = _memo_load(cache)
+    memo[os.fspath(src.resolve())] = {**ident, "sha256": digest}
+    fd, tmp = tempfile.mkstemp(dir=cache, prefix=f"{_MEMO}.", suffix=".labctl-tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(memo, f, indent=1, sort_keys=True)
+        os.replace(tmp, cache / _MEMO)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def patch_key(source_sha256: str, boot_options: list[str] | tuple, ks: str = bootcfg.KS_PATH) -> str:
     spec = "\0".join([PATCH_FORMAT, source_sha256, ks, *boot_options])
     return hashlib.sha256(spec.encode()).hexdigest()
@@ -341,23 +392,67 @@ def patch_key(source_sha256: str, boot_options: list[str] | tuple, ks: str = boo
 def build_patched(src: str | os.PathLike[str], cache_dir: str | os.PathLike[str],
                   boot_options: list[str] | tuple = (), *, ks: str = bootcfg.KS_PATH) -> PatchResult:
     """The patched image for `src` + `boot_options` in `cache_dir`, made once per content hash of both. A cached
-    image that no longer verifies against its source (damaged, edited) is made again."""
+    image that no longer verifies against its source (damaged, edited) is made again.
+
+    A source seen before (same identity) costs no read of its data. A new one is hashed in a thread while the
+    copy is made and patched under a provisional name, which is renamed to its content-addressed name after."""
+    import threading
+
     src, cache = Path(src), Path(cache_dir)
+    options = list(boot_options)
     iso = open_iso(src)  # a missing or unreadable source fails here, before anything is hashed or written
     try:
         with open(src, "rb") as fp:
             info = read_info(iso, src, fp)
-            targets = _targets(iso, info, list(boot_options), ks)
+            targets = _targets(iso, info, options, ks)
             src_boot = boot_summary(iso, fp)
     finally:
         iso.close()
-    key = patch_key(sha256_file(src), list(boot_options), ks)
-    stem = src.name[:-4] if src.name.lower().endswith(".iso") else src.name
-    dst = cache / f"{stem}.ks-{key[:16]}.iso"
     cache.mkdir(parents=True, exist_ok=True)
-    if dst.is_file():
+    stem = src.name[:-4] if src.name.lower().endswith(".iso") else src.name
+
+    def final(digest: str) -> Path:
+        return cache / f"{stem}.ks-{patch_key(digest, options, ks)[:16]}.iso"
+
+    def reuse(dst: Path) -> PatchResult | None:
+        if dst.is_file():
+            with contextlib.suppress(IsoError):
+                return PatchResult(dst, "cached", (), verify_patched(src_boot, dst, targets))
+        return None
+
+    digest = remembered_sha256(src, cache)
+    if digest is not None:
+        return reuse(final(digest)) or patch_copy(src, final(digest), options, ks=ks)
+
+    ident = _stat_key(src)
+    got: dict[str, object] = {}
+
+    def hash_it() -> None:
         try:
-            return PatchResult(dst, "cached", (), verify_patched(src_boot, dst, targets))
-        except IsoError:
-            pass  # made again below
-    return patch_copy(src, dst, list(boot_options), ks=ks)
+            got["sha256"] = sha256_file(src)
+        except BaseException as e:  # re-raised in the caller
+            got["error"] = e
+
+    hasher = threading.Thread(target=hash_it, name="labctl-iso-sha256", daemon=True)
+    hasher.start()
+    fd, pending_name = tempfile.mkstemp(dir=cache, prefix=f".{stem}.pending-", suffix=".iso")
+    os.close(fd)
+    pending = Path(pending_name)
+    try:
+        res = patch_copy(src, pending, options, ks=ks)
+        hasher.join()
+        if "error" in got:
+            raise got["error"]  # type: ignore[misc]
+        digest = str(got["sha256"])
+        if _stat_key(src) != ident:
+            raise PatchError(f"{src}: the file changed while it was read; run the build again")
+        remember_sha256(src, cache, ident, digest)
+        dst = final(digest)
+        if (cached := reuse(dst)) is not None:
+            return cached
+        os.replace(pending, dst)
+        return PatchResult(dst, res.method, res.patched, dataclasses.replace(res.info, path=dst))
+    finally:
+        hasher.join()
+        with contextlib.suppress(OSError):
+            pending.unlink()

@@ -249,3 +249,22 @@ def test_in_place_patch_changes_only_the_boot_configs_and_their_records(media, t
         iso.close()
     assert cfgs <= changed
     assert len(changed - cfgs) <= 8, sorted(changed - cfgs)
+
+
+def test_source_hash_is_remembered_until_the_file_changes(media, tmp_path, monkeypatch):
+    src = tmp_path / "e8.iso"
+    shutil.copyfile(media["esxi8"], src)
+    cache = tmp_path / "cache"
+    first = patch.build_patched(src, cache, [])
+    calls = []
+    real = patch.sha256_file
+    monkeypatch.setattr(patch, "sha256_file", lambda p: calls.append(p) or real(p))
+    assert patch.build_patched(src, cache, []).method == "cached" and calls == []
+    # the same size and mtime, other content: ctime tells
+    st = src.stat()
+    with open(src, "r+b") as f:
+        f.seek(st.st_size - 100)
+        f.write(b"changed")
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = patch.build_patched(src, cache, [])
+    assert calls == [src] and again.method == "in-place" and again.path != first.path
