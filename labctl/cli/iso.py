@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from labctl.errors import ExitStatus, UsageError
+from labctl.errors import ExitStatus, LabctlError, UsageError
 
 DESCRIPTION = ("Installer ISOs: what an image is (ESXi / ESX classic installer, version, build, boot entries, "
                "kickstart), and an unattended-install copy of it with its kickstart CD.")
@@ -24,7 +24,7 @@ what `build` writes (the original ISO is never changed):
   DIR/KS-NAME.iso             a small CD with your kickstart as KS.CFG (volume LABCTL-KS): the second CD-ROM.
   Both are mode 0600 (a kickstart carries the root password's hash).
 
-exit statuses: 0 ok, 2 missing or unreadable file, not an ESX installer, bad option.
+exit statuses: 0 ok, 2 missing or unreadable file, not an ESX installer, bad option, 3 cannot write DIR.
 """
 
 
@@ -89,9 +89,14 @@ def _build(args, env) -> ExitStatus:
     except OSError as e:
         raise UsageError(f"{args.kickstart}: cannot read the kickstart: {e.strerror}") from None
     out = env.path(args.output)
-    res = build_patched(src, out, args.boot_options)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {args.output}: not a directory", hint="give the directory both ISOs go to")
     ks_iso = out / f"KS-{ks_path.stem}.iso"
-    wrote = write_kickstart_iso(ks_iso, ks)
+    try:
+        res = build_patched(src, out, args.boot_options)
+        wrote = write_kickstart_iso(ks_iso, ks)
+    except OSError as e:
+        raise LabctlError(f"cannot write to {out}: {e.strerror or e}", status=ExitStatus.FAILED) from None
     if args.json:
         env.out(json.dumps({"installer": str(res.path), "installer_status": res.method,
                             "kickstart_iso": str(ks_iso), "kickstart_status": "written" if wrote else "unchanged",

@@ -165,8 +165,8 @@ def _patch_rewrite(src: Path, fd: int, targets: list[Target]) -> None:
 # --- verification ----------------------------------------------------------------------------------------------
 
 
-def _entry_images(iso: Any) -> list[tuple[str, int, int, int, Any]]:
-    """(platform, media, sector_count, load_rba, inode) per El Torito entry."""
+def _entry_images(iso: Any) -> list[tuple[str, int, int, int, Any, tuple]]:
+    """(platform, media, sector_count, load_rba, inode, the entry's other fields) per El Torito entry."""
     cat = iso.eltorito_boot_catalog
     if cat is None:
         return []
@@ -175,10 +175,14 @@ def _entry_images(iso: Any) -> list[tuple[str, int, int, int, Any]]:
     def plat(pid: int) -> str:
         return "uefi" if pid == 0xEF else "bios"
 
+    def rest(x: Any) -> tuple:
+        return (x.boot_indicator, x.load_segment, x.system_type, x.selection_criteria_type)
+
     e = cat.initial_entry
-    out.append((plat(cat.validation_entry.platform_id), e.boot_media_type, e.sector_count, e.load_rba, e.inode))
+    out.append((plat(cat.validation_entry.platform_id), e.boot_media_type, e.sector_count, e.load_rba, e.inode,
+                rest(e)))
     for sec in cat.sections:
-        out.extend((plat(sec.platform_id), x.boot_media_type, x.sector_count, x.load_rba, x.inode)
+        out.extend((plat(sec.platform_id), x.boot_media_type, x.sector_count, x.load_rba, x.inode, rest(x))
                    for x in sec.section_entries)
     return out
 
@@ -237,13 +241,14 @@ def boot_info_table_ok(fp: Any, load_rba: int, length: int) -> bool:
 
 
 def boot_summary(iso: Any, fp: Any) -> tuple[list[tuple], list[bool]]:
-    """Per El Torito entry (platform, media, sector count, image length, sha256 of the image with the boot-info
-    table masked), and whether its boot-info table is valid."""
+    """Per El Torito entry (platform, media, sector count, boot indicator, load segment, system type, selection
+    criteria, image length, sha256 of the image with the boot-info table masked), and whether its boot-info table
+    is valid."""
     summary, tables = [], []
-    for plat, media, count, rba, ino in _entry_images(iso):
+    for plat, media, count, rba, ino, rest in _entry_images(iso):
         length = _image_length(count, ino)
         is_bios_noemul = plat == "bios" and media == 0
-        summary.append((plat, media, count, length, _hash_range(fp, rba * SECTOR, length, is_bios_noemul)))
+        summary.append((plat, media, count, rest, length, _hash_range(fp, rba * SECTOR, length, is_bios_noemul)))
         tables.append(is_bios_noemul and boot_info_table_ok(fp, rba, length))
     return summary, tables
 

@@ -130,6 +130,13 @@ def test_not_an_installer_is_refused(run_cli, media, tmp_path):
     assert not list((tmp_path / "out").glob("*.iso"))
     r = run_cli("iso", "build", str(tmp_path / "missing.iso"), "--kickstart", str(ks), "-o", str(tmp_path / "o"))
     assert r.status == 2 and "no such file" in r.err
+    r = run_cli("iso", "build", str(media["esxi8"]), "--kickstart", str(tmp_path / "none.cfg"), "-o", str(tmp_path))
+    assert r.status == 2 and "cannot read the kickstart" in r.err
+    r = run_cli("iso", "build", str(media["esxi8"]), "--kickstart", str(ks), "-o", str(ks))
+    assert r.status == 2 and "not a directory" in r.err
+    r = run_cli("iso", "build", str(media["esxi8"]), "--kickstart", str(ks), "--boot-option", "ks=x", "-o",
+                str(tmp_path / "o"))
+    assert r.status == 2 and "labctl sets ks= itself" in r.err and "Traceback" not in r.err
 
 
 def test_verification_catches_a_damaged_boot_image(media, tmp_path):
@@ -141,11 +148,14 @@ def test_verification_catches_a_damaged_boot_image(media, tmp_path):
         targets = patch._targets(iso, inspect_iso(src), [], "cdrom:/KS.CFG")
         efi = find_file(iso, "/EFIBOOT.IMG")
         isolinux = find_file(iso, "/ISOLINUX.BIN")
+        catalog = find_file(iso, "/BOOT.CAT")
     finally:
         iso.close()
     assert patch.verify_patched(src, out, targets).kickstart == "cdrom:/KS.CFG"
     damaged = tmp_path / "damaged.iso"
-    for ref, offset in ((efi, 4096), (isolinux, 12)):  # an EFI image byte; the boot-info table's file LBA
+    # an EFI image byte; the boot-info table's file LBA; the UEFI entry's load segment in the boot catalog
+    # (validation entry, initial entry, section header: 32 bytes each)
+    for ref, offset in ((efi, 4096), (isolinux, 12), (catalog, 96 + 2)):
         shutil.copyfile(out, damaged)
         with open(damaged, "r+b") as f:
             f.seek(ref.extent * SECTOR + offset)
