@@ -63,6 +63,7 @@ class HostSpec:
     clone_of: str | None = None
     management_portgroup: str | None = None
     hostname: str | None = None
+    build: int | None = None  # the install media's build (a patch build named by the topology's version)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def spec_from_topology(topology: Any) -> LabSpec:
             name=h.name, flavor=h.flavor, version=h.version, ip=h.management.ip, netmask=h.management.netmask,
             nic_macs=tuple(n.mac for n in h.nics), address=h.address, gateway=h.management.gateway or "",
             vmkernel=vmk, clone_of=h.linked_clone_of, management_portgroup=h.management.portgroup or None,
+            build=getattr(h.version_info, "build", None),
         ))
     jumps = {j for j in [topology.ssh.jump, *(h.ssh.jump for h in topology.esx_hosts)] if j}
     jump = None
@@ -134,7 +136,7 @@ def _fresh(h: HostSpec, password_hash: str) -> S.HostState:
         hostname=h.hostname, ssh_address=h.address or h.ip,
         vmkernel=[{"portgroup": v.portgroup, "ip": v.ip, "netmask": v.netmask, **({"mac": v.mac} if v.mac else {})}
                   for v in h.vmkernel],
-        management_portgroup=h.management_portgroup, root_password_hash=password_hash,
+        management_portgroup=h.management_portgroup, root_password_hash=password_hash, build=h.build,
     )
 
 

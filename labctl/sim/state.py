@@ -414,17 +414,77 @@ def nic_model(flavor: str, release: tuple[int, int]) -> dict:
     return {}
 
 
-def _base_vibs(version: str, release: tuple[int, int]) -> list[Vib]:
+def build_of(st: HostState) -> int:
+    """The build this host runs: the one its install media carried (st.extra["build"]), else its update's GA
+    build from labctl/releases.py."""
+    from labctl import releases
+
+    if st.extra.get("build"):
+        return int(st.extra["build"])
+    ma, mi, up = st.version_info
+    flavor = "esxi" if (ma, mi) >= (9, 0) else st.flavor
+    for u in releases.updates(flavor, ma, mi):
+        if u.number == up:
+            return u.build
+    return 100000 + ma * 1000 + mi * 100 + up  # a release labctl has no table for (only reachable in unit tests)
+
+
+def patch_of(st: HostState) -> tuple[int, str]:
+    """(the patch number esxcli prints, the 9.x EEHH field) of the host's build: 0 and "" on an update's GA build."""
+    from labctl import releases
+
+    build = build_of(st)
+    for p in releases.PATCHES:
+        if p.build == build:
+            if (p.major, p.minor) >= (9, 0):
+                eehh = p.full.split("-", 1)[1].split(".")[0]
+                return int(eehh), eehh
+            return int(p.full.split("-", 1)[1].split(".")[1]), ""
+    return 0, ""
+
+
+def base_vib_version(st: HostState) -> str:
+    """esx-base's version as `esxcli software vib list` shows it: 8.0.2-0.40.23825572 (8.0 U2c), 8.0.0-1.0.20513097
+    (8.0 GA), 9.0.1-0.24957456 (9.x keeps a hyphen in VIB versions), 6.7.0-3.0.14320388 (before 7.0: x.y.0-U.P)
+    (KB 395110; 9.x: Broadcom ESX 9.0.0.0100 release notes, "VMware_bootbank_esx-base_9.0.0-0100.24813472")."""
+    from labctl import releases
+
+    ma, mi, up = st.version_info
+    build = build_of(st)
+    for p in releases.PATCHES:
+        if p.build == build:
+            return p.full
+    if (ma, mi) >= (9, 0):
+        return f"{ma}.{mi}.{up}-0.{build}"
+    if ma >= 7:
+        return f"{ma}.{mi}.{up}-{1 if (ma, mi, up) == (8, 0, 0) else 0}.0.{build}"
+    return f"{ma}.{mi}.0-{up}.0.{build}"  # the patch field of pre-7.0 builds is not modelled [L]
+
+
+def driver_vib_version(st: HostState, base: str, rev: str) -> str:
+    """A VMware driver VIB's version on this host's build: "2.0.0.31-16vmw.900.0.24755229" on ESX 9.0.0 (a real host's
+    `vib list`), "1.5.2.0-1vmw.803.0.0.24022510" on 8.0 U3; before 7.0 "x-Nvmw.550.0.0.1331820" (5.5 GA) [M]."""
+    ma, mi, up = st.version_info
+    build = build_of(st)
+    if (ma, mi) >= (9, 0):
+        return f"{base}-{rev}vmw.{ma}{mi}{up}.0.{build}"
+    return f"{base}-{rev}vmw.{ma}{mi}{up if ma >= 7 else 0}.0.0.{build}"
+
+
+def _base_vibs(st: HostState, release: tuple[int, int]) -> list[Vib]:
     if release < (5, 0):
         return []
-    v = f"{version}-0.0.0"
-    vibs = [Vib("esx-base", v, summary="ESXi base system"), Vib("esx-tboot", v, summary="ESXi Tboot")]
+    v = base_vib_version(st)
+    day = time.strftime("%Y-%m-%d", time.gmtime())  # installed today: `vib list` shows the install date
+    vibs = [Vib("esx-base", v, summary="ESXi base system", install_date=day),
+            Vib("esx-tboot", v, summary="ESXi Tboot", install_date=day)]
     if release < (7, 0):  # the e1000 driver VIB went with vmklinux in 7.0; the vNIC there is vmxnet3
-        vibs.append(Vib("net-e1000", f"8.0.3.1-2vmw.{release[0]}{release[1]}0.0.0", summary="e1000 driver"))
+        vibs.append(Vib("net-e1000", driver_vib_version(st, "8.0.3.1", "2"), summary="e1000 driver",
+                        install_date=day))
     else:
         # a real ESX 9.0 host lists "nvmxnet3  2.0.0.31-16vmw.900.0.24755229  VMW  VMwareCertified" (no net-e1000)
-        vibs.append(Vib("nvmxnet3", f"2.0.0.31-16vmw.{release[0]}{release[1]}0.0.0", vendor="VMW",
-                        summary="VMware vmxnet3 native driver"))
+        vibs.append(Vib("nvmxnet3", driver_vib_version(st, "2.0.0.31", "16"), vendor="VMW",
+                        summary="VMware vmxnet3 native driver", install_date=day))
     return vibs
 
 
@@ -442,8 +502,10 @@ def fresh_install(
     vmkernel: list[dict[str, str]] | None = None,
     management_portgroup: str | None = None,
     root_password_hash: str = "",
+    build: int | None = None,
 ) -> HostState:
-    """A host exactly as the installer leaves it.
+    """A host exactly as the installer leaves it (`build`: the install media's build when it is not the update's
+    GA build, e.g. 23825572 for 8.0 U2c).
 
     ESXi: vmk0 on "Management Network" takes vmnic0's MAC. ESX classic: vswif0 on "Service Console" with a MAC
     generated in 00:50:56:4x, stored in ifcfg-vswif0 and esx.conf. `vmkernel` adds further vmk ports
@@ -456,6 +518,8 @@ def fresh_install(
     release = parse_version(version)[:2]
     st = HostState(name=name, flavor=flavor, version=version, hostname=hostname or name,
                    ssh_address=ssh_address or ip, gateway=gateway, root_password_hash=root_password_hash)
+    if build:
+        st.extra["build"] = int(build)
     st.nics = [Nic(f"vmnic{i}" if flavor != "linux" else f"eth{i}", mac.lower(), pci=f"0000:02:{i + 1:02x}.0",
                    **nic_model(flavor, release)) for i, mac in enumerate(nic_macs)]
     st.dirs = ["/", "/etc", "/tmp", "/root", "/var", "/var/log", "/bin", "/sbin"]
@@ -513,7 +577,7 @@ def fresh_install(
     write_pnic_conf(st)
     sync_esx_conf(st)
     if st.is_esxi:
-        st.vibs = _base_vibs(version, release)
+        st.vibs = _base_vibs(st, release)
         st.persisted_etc = etc_snapshot(st)
     return st
 

@@ -451,6 +451,7 @@ class LabHosts(DiskOnlyHosts):
             ],
             management_portgroup=h.management_portgroup,
             root_password_hash=self._password_hash(),
+            build=h.build,
         )
         S.save_state(self.host_dir(name), st)
 

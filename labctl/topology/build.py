@@ -94,7 +94,8 @@ def load(path: str | os.PathLike[str], *, text: str | None = None, display_name:
         return LoadResult(filename, None, problems, marks)
     problems += _with_quote_hints(check(data, SCHEMA), marks, text)
     v = _Validator(data, marks, p)
-    problems += v.run()
+    rule_problems = v.run()
+    problems = [x for x in problems if x.path not in v.superseded] + rule_problems
     topo = None
     if not any(x.severity == "error" for x in problems):
         topo = v.build([x.format(filename, marks) for x in problems if x.severity == "warning"])
@@ -122,6 +123,8 @@ class _Validator:
         self.hosts_raw: list[dict] = [h for h in _list(data, "esx_hosts")]
         self.resolved: dict[int, dict] = {}  # host index -> effective (inherited) mapping
         self.unknown_refs: dict[tuple[str, str], tuple[Problem, list[Path_]]] = {}  # (kind, name) -> first error
+        self.superseded: set[Path_] = set()  # paths whose schema problem a clearer rule message replaces
+        self.warned_cpu = False
 
     def err(self, path: Path_, msg: str, **kw: Any) -> None:
         self.problems.append(Problem(tuple(path), msg, **kw))
@@ -311,7 +314,8 @@ class _Validator:
             wv = self.d["workstation"]["version"]
             parsed = versions.parse_ws_version(str(wv))
             if parsed is None or versions.hw_version(parsed) is None:
-                self.err(("workstation", "version"), f"unknown Workstation release '{wv}' (e.g. 6.5, 7.1, 8, 12, 15.5, 16.2, 17.5)")
+                self.superseded.add(("workstation", "version"))  # this message replaces the schema's pattern one
+                self.err(("workstation", "version"), f"unknown Workstation release '{wv}' ({_ws_hint(str(wv))})")
                 ws = None
         for i, h in enumerate(self.hosts_raw):
             if not isinstance(h, dict) or i not in self.resolved:
@@ -326,22 +330,25 @@ class _Validator:
             flavor, vtext = e.get("flavor"), e.get("version")
             v = None
             if flavor in ("esx", "esxi") and vtext is not None:
-                v = versions.parse_esx_version(str(vtext))
                 vpath = base + ("version",) if "version" in h else base
-                if v is None:
-                    self.err(vpath, f"'{vtext}' is not a version (e.g. 3.5u5, 4.1, 6.7u3, 8.0)")
-                elif v.release not in versions.SUPPORTED[flavor]:
-                    name = "ESX classic" if flavor == "esx" else "ESXi"
-                    extra = " (ESX classic ended with 4.1; use flavor: esxi)" if flavor == "esx" and v.release > (4, 1) else ""
-                    self.err(vpath, f"{name} {v} does not exist: supported {supported(flavor)}{extra}")
-                    v = None
+                res = versions.resolve_esx(flavor, str(vtext))
+                if res.error:
+                    self.err(vpath, res.error)
+                else:
+                    v, flavor = res.version, res.flavor
+                    if v.release >= (9, 0) and not self.warned_cpu:
+                        self.warned_cpu = True
+                        self.warn(vpath, f"{versions.product_name(flavor, v)} {v.release[0]}.{v.release[1]} discontinued "
+                                         "CPUs that ESXi 8 ran: on an older host CPU its installer stops at "
+                                         f"\"CPU_SUPPORT ERROR\" ({versions.CPU_DEPRECATION_KB}); boot it with "
+                                         "allowLegacyCPU=true (install.boot_options) to continue with a warning")
             if v is not None:
                 m = versions.minimums(flavor, v)
                 for key, minimum, unit in (("cpus", m.cpus, ""), ("memory_mb", m.memory_mb, " MB")):
                     val = e.get(key)
                     if isinstance(val, int) and not isinstance(val, bool) and val < minimum:
                         p = base + (key,) if key in h else base
-                        self.err(p, f"{val}{unit} is below the installer minimum of {minimum}{unit} for {flavor.upper() if flavor == 'esx' else 'ESXi'} {v}: {m.why}")
+                        self.err(p, f"{val}{unit} is below the installer minimum of {minimum}{unit} for {versions.product_name(flavor, v)} {v}: {m.why}")
                 dg = e.get("disk_gb")
                 if isinstance(dg, int) and not isinstance(dg, bool) and dg < m.disk_gb:
                     self.err(base + (("disk_gb",) if "disk_gb" in h else ()), f"{dg} GB is below the installer minimum of {m.disk_gb} GB: {m.why}")
@@ -719,13 +726,13 @@ class _Validator:
         hosts = []
         for i, raw in enumerate(self.hosts_raw):
             e = self.resolved[i]
-            flavor = e["flavor"]
-            v = versions.parse_esx_version(str(e["version"]))
+            res = versions.resolve_esx(e["flavor"], str(e["version"]))
+            flavor, v = res.flavor, res.version
             m = versions.minimums(flavor, v)
             hs = {**top_ssh, **(e.get("ssh") or {})}
             mgmt_pg = "Service Console" if flavor == "esx" else "Management Network"
             hosts.append(EsxHost(
-                name=e["name"], flavor=flavor, version=str(e["version"]), version_info=v,
+                name=e["name"], flavor=flavor, version=str(v), version_info=v,
                 cpus=e.get("cpus", max(2, m.cpus)), memory_mb=e.get("memory_mb", max(m.memory_mb, 2048)),
                 disk_gb=e.get("disk_gb", 40 if v.release >= (7, 0) else 16), iso=self._file(e.get("iso")),
                 nics=nics_of(e),
@@ -776,6 +783,24 @@ class _Validator:
 
 def supported(flavor: str) -> str:
     return versions.supported_list(flavor)
+
+
+def _ws_hint(text: str) -> str:
+    """Why a Workstation release is unknown, with the closest real one."""
+    import difflib
+
+    names = ["6.5", "7.1", "8", "9", "10", "11", "12", "14", "15", "15.5", "16", "16.1", "16.2", "17", "17.5", "17.6",
+             "25H2", "25H2u1"]
+    if text.strip() in ("13",):
+        return "there is no Workstation 13; 12 was followed by 14"
+    if versions._WS_CALENDAR.match(text.strip()):
+        return "calendar releases began with 25H2 (after 17.6); did you mean 25H2?"
+    m = versions._WS_NUMBERED.match(text.strip())
+    if m and 18 <= int(m.group(1)) <= 24:
+        return "there is no Workstation 18-24: 17.6 was followed by the calendar release 25H2"
+    near = difflib.get_close_matches(text.strip(), names, n=1, cutoff=0.5)
+    return "releases: 6.5-12, 14, 15.x, 16.x, 17.0, 17.5, 17.6, then 25H2, 25H2u1, 26H1 ..." + (
+        f"; did you mean {near[0]}?" if near else "")
 
 
 __all__ = ["LoadResult", "load", "format_path"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labctl.topology.versions import EsxVersion
+from labctl.topology.versions import EsxVersion, product_name
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,8 @@ class EsxHost:
 
     @property
     def label(self) -> str:
-        return f"{'ESX' if self.flavor == 'esx' else 'ESXi'} {self.version}"
+        """'ESX 3.5u5', 'ESXi 8.0u2', 'ESX 9.0.1' (VMware renamed ESXi to ESX with 9.0)."""
+        return f"{product_name(self.flavor, self.version_info)} {self.version}"
 
 
 @dataclass(frozen=True)

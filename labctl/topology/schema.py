@@ -12,6 +12,7 @@ from typing import Any
 
 from labctl.errors import did_you_mean
 from labctl.topology.loader import Path_, Problem
+from labctl.topology.versions import WS_VERSION_PATTERN
 
 NAME = {"type": "string", "pattern": r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
         "description": "lower-case letters, digits and '-' (used in VM names, MAC and pvnID derivation)"}
@@ -60,8 +61,13 @@ SSH = {
 
 HOST_PROPS: dict[str, Any] = {
     "name": VMNAME,
-    "flavor": {"enum": ["esx", "esxi"], "description": "esx = ESX classic (service console, vswif); esxi = vmk"},
-    "version": {"type": "string", "description": "esx: 3.5, 4.0, 4.1 (+uN); esxi: 3.5 to 8.0 (+uN), e.g. 7.0u3"},
+    "flavor": {"enum": ["esx", "esxi"],
+               "description": "esx = ESX classic 3.5-4.1 (service console, vswif); esxi = vmk only. ESX 9.x (VMware's "
+                              "new name for ESXi) takes either"},
+    "version": {"type": "string",
+                "description": "esx: 3.5, 4.0, 4.1 (+uN); esxi: 3.5 to 8.0 (+uN), 9.0, 9.1 (+.N); as written or as "
+                               "hosts print it: 7.0u3, '8.0 U3', 8.0.3, 8.0.2-0.40.23825572, 'VMware ESXi 8.0.2 "
+                               "build-23825572', 9.0.0.0, 9.0.1"},
     "cpus": {"type": "integer", "minimum": 1, "maximum": 64},
     "memory_mb": {"type": "integer", "minimum": 256, "maximum": 1048576},
     "disk_gb": {"type": "integer", "minimum": 1, "maximum": 65536},
@@ -89,8 +95,9 @@ SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "version": {"type": "string", "pattern": r"^\d+(\.\d+){0,2}$",
-                            "description": "Workstation release, e.g. 7.1 or 17.5 (default 17.5)"},
+                "version": {"type": "string", "pattern": WS_VERSION_PATTERN,
+                            "description": "a Workstation release: 6.5-12, 14, 15.x, 16.x, 17.0/17.5/17.6(.N), or a "
+                                           "calendar release 25H2, 25H2u1, 26H1 ... (default 17.5)"},
                 "vm_dir": {"type": "string", "description": "each VM gets <vm_dir>/<name>/<name>.vmx (default ~/vmware/<lab>)"},
             },
         },

@@ -260,3 +260,45 @@ def test_ifcfg_vswif0_keys_in_the_order_of_a_real_vi3_file():
     keys = [ln.split("=", 1)[0] for ln in st.files[S.IFCFG_VSWIF0].splitlines()]
     assert keys == ["DEVICE", "MACADDR", "PORTGROUP", "BOOTPROTO", "BROADCAST", "IPADDR", "NETMASK", "ONBOOT"]
     assert "PORTGROUP=Service Console" in st.files[S.IFCFG_VSWIF0]
+
+
+# ---- real build numbers per update (issue 11; labctl/releases.py, cited in tests/topology/data/releases.yaml)
+
+@pytest.mark.parametrize("flavor,version,build,expected", [
+    ("esxi", "8.0u3", None, "VMware ESXi 8.0.3 build-24022510"),
+    ("esxi", "8.0u2", 23825572, "VMware ESXi 8.0.2 build-23825572"),  # 8.0 U2c install media
+    ("esxi", "6.7u3", None, "VMware ESXi 6.7.0 build-14320388"),  # before 7.0: x.y.0 for every update
+    ("esxi", "9.0.0", None, "VMware ESXi 9.0.0 build-24755229"),  # "vmware -v" on ESX 9 still says ESXi
+    ("esxi", "9.0.1", None, "VMware ESXi 9.0.1 build-24957456"),
+    ("esxi", "9.1.0", 25433460, "VMware ESXi 9.1.0 build-25433460"),
+])
+def test_vmware_v_reports_the_build_of_the_update(flavor, version, build, expected):
+    assert _run(local_host(flavor, version, build=build), "vmware -v") == expected + "\n"
+
+
+def test_esxcli_system_version_get_on_esx9_matches_a_real_host():
+    assert _run(local_host("esxi", "9.0.0"), "esxcli system version get") == _sample("esxcli_system_version_get_90.txt")
+
+
+def test_esxcli_system_version_get_on_a_patched_7_0_u3_matches_a_real_host():
+    def fields(text):
+        return [tuple(x.strip() for x in line.split(":", 1)) for line in text.splitlines() if line.strip()]
+
+    out = _run(local_host("esxi", "7.0u3", build=19193900), "esxcli system version get")
+    assert fields(out) == fields(_sample("esxcli_system_version_get_70u3c.txt"))
+
+
+@pytest.mark.parametrize("version,build,expected", [
+    ("8.0u2", 23825572, "8.0.2-0.40.23825572"),  # KB 395110's example of 8.0 U2c
+    ("8.0", None, "8.0.0-1.0.20513097"),  # 8.0 GA (KB 395110)
+    ("8.0u2", None, "8.0.2-0.0.22380479"),  # 8.0 U2 (KB 395110)
+    ("9.0.0", 24813472, "9.0.0-0100.24813472"),  # esx-base of ESX 9.0.0.0100 (its release notes)
+    ("9.0.1", None, "9.0.1-0.24957456"),  # image ESXi_9.0.1-0.24957456 (ESX 9.0.1.0 release notes)
+])
+def test_vib_list_shows_the_real_esx_base_version_and_an_install_date(version, build, expected):
+    import time
+
+    out = _run(local_host("esxi", version, build=build), "esxcli software vib list")
+    row = next(line.split() for line in out.splitlines() if line.startswith("esx-base "))
+    assert row[1] == expected
+    assert row[4] == time.strftime("%Y-%m-%d", time.gmtime())

@@ -13,25 +13,10 @@ from labctl.sim.commands import (
     parse_options,
 )
 
-# Build numbers of GA/update releases (public release notes); the key is (major, minor, update).
-BUILDS = {
-    ("esx", 3, 5, 0): 64607, ("esx", 3, 5, 4): 153875, ("esx", 3, 5, 5): 207095,
-    ("esx", 4, 0, 0): 164009, ("esx", 4, 1, 0): 260247,
-    ("esxi", 3, 5, 0): 67921, ("esxi", 4, 0, 0): 164009, ("esxi", 4, 1, 0): 260247,
-    ("esxi", 5, 0, 0): 469512, ("esxi", 5, 1, 0): 799733, ("esxi", 5, 5, 0): 1331820,
-    ("esxi", 6, 0, 0): 2494585, ("esxi", 6, 5, 0): 4564106, ("esxi", 6, 7, 0): 8169922,
-    ("esxi", 7, 0, 0): 15843807, ("esxi", 7, 0, 1): 16850804, ("esxi", 7, 0, 2): 17630552,
-    ("esxi", 7, 0, 3): 18644231, ("esxi", 8, 0, 0): 20513097, ("esxi", 8, 0, 1): 21495797,
-    ("esxi", 8, 0, 2): 22380479, ("esxi", 8, 0, 3): 24022510,
-}
-
-
 def build_number(st: S.HostState) -> int:
-    ma, mi, up = st.version_info
-    for key in ((st.flavor, ma, mi, up), (st.flavor, ma, mi, 0)):
-        if key in BUILDS:
-            return BUILDS[key]
-    return 100000 + ma * 1000 + mi * 100 + up
+    """The host's build: the one its install media had (a patch build from the topology), else the GA build of
+    its update (labctl/releases.py: KB 2143832's table as kept in Wireshark, Broadcom 9.x release notes)."""
+    return S.build_of(st)
 
 
 def version_triplet(st: S.HostState) -> str:
@@ -59,7 +44,10 @@ def vmware(inv: Invocation) -> Result:
     if "l" in inv.args[0]:
         up = st.version_info[2]
         product = "VMware ESX" if st.is_classic else "VMware ESXi"
-        lines.append(f"{product} {st.release[0]}.{st.release[1]} " + (f"Update {up}" if up else "GA"))
+        if st.release >= (9, 0):  # 9.x has no "Update N" names (KB 395110); the release as 9.x names it [L]
+            lines.append(f"{product} {version_triplet(st)}.{S.patch_of(st)[1] or '0'}")
+        else:
+            lines.append(f"{product} {st.release[0]}.{st.release[1]} " + (f"Update {up}" if up else "GA"))
     return Result(0, "\n".join(lines) + "\n")
 
 
@@ -264,8 +252,17 @@ def hostname_set(inv: Invocation) -> Result:
 @command("esxcli", "system", "version", "get", when=esx_at_least("esxi", 5, 0))
 def version_get(inv: Invocation) -> Result:
     st = inv.state
-    fields = [("Product", "VMware ESXi"), ("Version", version_triplet(st)),
-              ("Build", f"Releasebuild-{build_number(st)}"), ("Update", st.version_info[2]), ("Patch", 0)]
+    # 7.0 U3c prints "Update: 3 / Patch: 20" (7.0.3-0.20.19193900); 9.0.0 adds "Maintenance: 0" between Update and
+    # Patch and still says "Product: VMware ESXi" (real captures, tests/sim/data/esxcli_system_version_get_*.txt).
+    # On 9.x the maintenance release is the third version field; Update stays 0 there [L].
+    patch = S.patch_of(st)[0]
+    if st.release >= (9, 0):
+        fields = [("Product", "VMware ESXi"), ("Version", version_triplet(st)),
+                  ("Build", f"Releasebuild-{build_number(st)}"), ("Update", 0), ("Maintenance", st.version_info[2]),
+                  ("Patch", patch)]
+    else:
+        fields = [("Product", "VMware ESXi"), ("Version", version_triplet(st)),
+                  ("Build", f"Releasebuild-{build_number(st)}"), ("Update", st.version_info[2]), ("Patch", patch)]
     return Result(0, inv.records([(None, fields)], struct="VersionGet"))
 
 
