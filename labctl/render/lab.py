@@ -68,7 +68,7 @@ def vmx_for_host(topo: Topology, host: EsxHost, env) -> str:
         vm=host,
         lab=topo.lab,
         hw_version=ws.hw_version,
-        guest_os=versions.guest_os(host.flavor, v),
+        guest_os=versions.guest_os(host.flavor, v, ws.version_info),
         annotation=f"labctl lab {topo.lab}: {host.label}",
         vhv=versions.has_vhv(ws.version_info),
         nic_device=versions.nic_device(host.flavor, v),

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = ROOT / "topologies"
 GOLDEN = Path(__file__).parent / "golden"
-EXAMPLES = ["esx35-ha-pair", "esxi8-ha-trio", "esxi67-70-mixed"]
+EXAMPLES = ["esx35-ha-pair", "esxi8-ha-trio", "esxi67-70-mixed", "esx9-pair-25h2"]
 REQUIRE_VCSIM = os.environ.get("LABCTL_REQUIRE_VCSIM") == "1"
 
 
