@@ -487,7 +487,8 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
         password = environ.get(vc.password_env) if getattr(vc, "password_env", None) else None
         sim_vc = vcsim.start(binary, sim / "vcsim", datastores=list(spec.datastores), password=password,
                              clusters=spec.clusters, hosts_per_cluster=max(1, len(spec.hosts)),
-                             user=getattr(vc, "user", None) or "administrator@vsphere.local")
+                             user=getattr(vc, "user", None) or "administrator@vsphere.local",
+                             api_version=getattr(vc, "api_version", None))  # the lab's vCenter, not vcsim's 6.5
     except LabctlError as e:
         notes.append(f"vCenter simulator not started: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,7 @@ class _Validator:
         self._check_macs()
         self._check_clusters()
         self._check_datastores()
+        self._check_vcenter_version()
         self._check_vibs()
         self._check_reachability()
         self._finish_unknown_refs()
@@ -543,6 +545,22 @@ class _Validator:
                 self.warn(base + ("ha",), "HA is on but the management segment has no gateway, so every host would "
                                           "declare itself isolated; add an always-up address on the segment" + hint)
 
+    def _check_vcenter_version(self) -> None:
+        vc = self.d.get("vcenter")
+        if not isinstance(vc, dict) or not isinstance(vc.get("version"), str):
+            return
+        want = tuple(int(x) for x in re.findall(r"\d+", vc["version"])[:2])
+        for i, e in self.resolved.items():
+            res = versions.resolve_esx(e.get("flavor", ""), str(e.get("version"))) if e.get("flavor") in ("esx", "esxi") \
+                and e.get("version") is not None else None
+            if res is None or res.version is None:
+                continue
+            if len(want) == 2 and want < versions.vcenter_release(res.version.release):
+                self.warn(("vcenter", "version"), f"a vCenter of API {vc['version']} cannot manage {e.get('name')} "
+                                                  f"({versions.product_name(res.flavor, res.version)} {res.version}): "
+                                                  "vCenter must be at least as new as its hosts")
+                return
+
     def _check_datastores(self) -> None:
         for i, ds in enumerate(_list(self.d, "datastores")):
             if not isinstance(ds, dict):
@@ -752,9 +770,12 @@ class _Validator:
         vcd = d.get("vcenter")
         vcenter = None
         if isinstance(vcd, dict):
+            newest = max((h.version_info for h in hosts), key=lambda v: (v.major, v.minor, v.update))
             vcenter = VCenter(host=vcd["host"], port=vcd.get("port", 443), user=vcd.get("user", "administrator"),
                               password_env=vcd.get("password_env"), datacenter=vcd.get("datacenter", "Lab"),
-                              insecure=bool(vcd.get("insecure", False)), thumbprint=vcd.get("thumbprint"))
+                              insecure=bool(vcd.get("insecure", False)), thumbprint=vcd.get("thumbprint"),
+                              api_version=str(vcd["version"]) if vcd.get("version") else versions.vcenter_api(newest),
+                              api_version_given=bool(vcd.get("version")))
         hostmap = {h.name: h for h in hosts}
         clusters = []
         for c in _list(d, "clusters"):

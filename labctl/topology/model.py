@@ -129,6 +129,8 @@ class VCenter:
     datacenter: str = "Lab"
     insecure: bool = False
     thumbprint: str | None = None
+    api_version: str | None = None  # the API the lab's vCenter speaks: `version`, else the newest host's vCenter
+    api_version_given: bool = False  # `version` was in the topology
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,9 @@ SCHEMA: dict[str, Any] = {
                 "datacenter": {"type": "string"},
                 "insecure": {"type": "boolean", "description": "skip certificate checks (lab vCenters)"},
                 "thumbprint": {"type": "string", "description": "pinned SHA-1/SHA-256 certificate thumbprint"},
+                "version": {"type": "string", "pattern": r"^\d+\.\d+(\.\d+){0,2}$",
+                            "description": "the vCenter's API version, e.g. 4.1 or 8.0.2.0 (default: the vCenter of the "
+                                           "newest host's release; 4.1 and older take the AAM HA keys)"},
             },
         },
         "ssh": SSH,

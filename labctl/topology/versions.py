@@ -340,6 +340,27 @@ def is_64bit_only(flavor: str, v: EsxVersion) -> bool:
     return v.release >= (4, 0)
 
 
+# ---------------------------------------------------------------- the lab's vCenter
+
+
+def vcenter_release(release: tuple[int, int]) -> tuple[int, int]:
+    """The vCenter release that goes with a host release: VirtualCenter 2.5 managed ESX/ESXi 3.5, then vCenter kept
+    the host's numbers (4.0, 4.1, 5.0 ... 8.0, 9.0)."""
+    return (2, 5) if release < (4, 0) else release
+
+
+def vcenter_api(v: EsxVersion) -> str:
+    """The API version (ServiceContent.about.apiVersion) of the vCenter that matches this host version: '2.5' for
+    ESX 3.5, '4.1', '6.5', '6.7.3' (6.7 U3), '8.0.2.0' (8.0 U2), '9.0.0.0'. vCenter 4.1 and older run the legacy AAM
+    HA agents (das.isolationaddress, das.isolationaddress2 ...), 5.0 and later FDM (das.isolationaddress0 ...)."""
+    ma, mi = vcenter_release(v.release)
+    if (ma, mi) < (6, 7):
+        return f"{ma}.{mi}"
+    if (ma, mi) == (6, 7):
+        return f"6.7.{v.update}" if v.update else "6.7"
+    return f"{ma}.{mi}.{v.update}.0"
+
+
 # ---------------------------------------------------------------- Workstation releases
 #
 # Numbered releases up to 17.6.x (6.0 ... 12, 14, 15, 16, 17.0/17.5/17.6), then calendar names: Workstation Pro

@@ -131,3 +131,21 @@ def test_schema_and_validate_agree_on_workstation_releases(text, published_schem
     validate_ok = not [p for p in res.errors if p.path == ("workstation", "version")]
     assert schema_ok == validate_ok, (text, schema_ok, res.formatted())
     assert len([p for p in res.errors if p.path == ("workstation", "version")]) <= 1  # one message, not two
+
+
+@pytest.mark.parametrize("example,api", [("esx35-ha-pair", "2.5"), ("esxi67-70-mixed", "7.0.3.0"),
+                                         ("esxi8-ha-trio", "8.0.2.0"), ("esx9-pair-25h2", "9.0.0.0")])
+def test_the_labs_vcenter_speaks_the_api_of_its_newest_host(example, api):
+    from labctl.topology import load_topology
+    from labctl.vsphere import ha
+
+    vc = load_topology(ROOT / "topologies" / f"{example}.yaml").vcenter
+    assert (vc.api_version, vc.api_version_given) == (api, False)
+    assert ha.uses_legacy_keys(vc.api_version) is (example == "esx35-ha-pair")  # AAM keys only for the 3.5 lab
+
+
+def test_the_topology_can_name_the_vcenter_version(tmp_path):
+    text = (ROOT / "topologies" / "esx35-ha-pair.yaml").read_text().replace(
+        "datacenter: Lab}", "datacenter: Lab, version: \"5.0\"}")
+    vc = load(tmp_path / "t.yaml", text=text).topology.vcenter
+    assert (vc.api_version, vc.api_version_given) == ("5.0", True)

@@ -364,8 +364,17 @@ func main() {
 	if *apiVersion != "" {
 		about := &model.ServiceContent.About
 		about.ApiVersion = *apiVersion
-		about.Version = *apiVersion + ".0"
-		about.FullName = fmt.Sprintf("VMware vCenter Server %s.0 build-0 (labctl-vcsim)", *apiVersion)
+		// about.version is x.y.z: "4.1" -> "4.1.0", "8.0.2.0" -> "8.0.2"
+		parts := strings.Split(*apiVersion, ".")
+		for len(parts) < 3 {
+			parts = append(parts, "0")
+		}
+		about.Version = strings.Join(parts[:3], ".")
+		name := "VMware vCenter Server"
+		if parts[0] == "2" {
+			name = "VMware VirtualCenter"
+		}
+		about.FullName = fmt.Sprintf("%s %s build-0 (labctl-vcsim)", name, about.Version)
 	}
 	if err := model.Create(); err != nil {
 		log.Fatal(err)
