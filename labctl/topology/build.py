@@ -126,6 +126,7 @@ class _Validator:
         self.unknown_refs: dict[tuple[str, str], tuple[Problem, list[Path_]]] = {}  # (kind, name) -> first error
         self.superseded: set[Path_] = set()  # paths whose schema problem a clearer rule message replaces
         self.warned_cpu = False
+        self.warned_name = False
 
     def err(self, path: Path_, msg: str, **kw: Any) -> None:
         self.problems.append(Problem(tuple(path), msg, **kw))
@@ -338,6 +339,11 @@ class _Validator:
                     self.err(vpath, res.error)
                 else:
                     v, flavor = res.version, res.flavor
+                    if v.release >= (9, 0) and e.get("flavor") == "esxi" and not self.warned_name:
+                        self.warned_name = True
+                        self.warn(base + (("flavor",) if "flavor" in h else ()),
+                                  f"VMware calls this release ESX {v.release[0]}.{v.release[1]} (ESXi was renamed ESX with "
+                                  "9.0); flavor: esxi is accepted and means the same as flavor: esx here")
                     if v.release >= (9, 0) and not self.warned_cpu:
                         self.warned_cpu = True
                         self.warn(vpath, f"{versions.product_name(flavor, v)} {v.release[0]}.{v.release[1]} discontinued "
