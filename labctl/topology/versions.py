@@ -247,6 +247,10 @@ def build_of(flavor: str, v: EsxVersion) -> int | None:
     return next((u.build for u in releases.updates(arch, v.major, v.minor) if u.number == v.update), None)
 
 
+# The releases that exist per product line (ESX classic 3.5-4.1; ESXi 3.5-8.0 and ESX 9.x under "esxi").
+SUPPORTED: dict[str, list[tuple[int, int]]] = {f: releases.releases_of(f) for f in ("esx", "esxi")}
+
+
 def supported_list(flavor: str) -> str:
     return ", ".join(f"{a}.{b}" for a, b in releases.releases_of(flavor))
 
