@@ -315,8 +315,10 @@ class _Validator:
             if isinstance(self.d.get("workstation", {}), dict) else None
         if isinstance(self.d.get("workstation"), dict) and "version" in self.d["workstation"]:
             wv = self.d["workstation"]["version"]
-            parsed = versions.parse_ws_version(str(wv))
-            if parsed is None or versions.hw_version(parsed) is None:
+            parsed = versions.parse_ws_version(str(wv)) if isinstance(wv, str) else None
+            if not isinstance(wv, str):
+                ws = None  # not a string: the schema says so (and how to quote it)
+            elif parsed is None or versions.hw_version(parsed) is None:
                 self.superseded.add(("workstation", "version"))  # this message replaces the schema's pattern one
                 self.err(("workstation", "version"), f"unknown Workstation release '{wv}' ({_ws_hint(str(wv))})")
                 ws = None
