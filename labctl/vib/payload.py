@@ -577,6 +577,8 @@ def list_vmtar(reader: GunzipReader, what: str, limits: Limits, findings: list[F
             if block[257:262] == b"ustar":
                 raise VibFormatError(f"{what}: payload type vgz but the content is a plain tar, not vmtar")
             raise VibFormatError(f"{what}: vmtar header without 'visor' magic at offset {pos - 512}")
+        if not _tar_checksum_ok(block):  # both VIB Author and ESXi's esximage write the ustar checksum
+            raise VibFormatError(f"{what}: vmtar header at offset {pos - 512} has a bad checksum")
         if len(entries) >= limits.max_entries:
             raise VibFormatError(f"{what}: more than {limits.max_entries} vmtar members")
         name = block[0:100].split(b"\0", 1)[0]

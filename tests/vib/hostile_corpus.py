@@ -620,6 +620,8 @@ OLD_CASES = [
          "compression ratio above 200:1"),
     Case("vmtar-offset-past-end", _bytes_case("a.vib", lambda: vib(vmtar([("opt/a", b"hello")], bad_offset=10**6),
                                                                    ["opt/a"], ptype="vgz")), 1, "past the end"),
+    Case("vmtar-bad-checksum", _bytes_case("a.vib", lambda: vib(vmtar([("opt/a", b"hello")], bad_checksum=True),
+                                                                ["opt/a"], ptype="vgz")), 1, "has a bad checksum"),
     Case("vmtar-offset-in-headers", _bytes_case("a.vib", lambda: vib(vmtar([("opt/a", b"hello")], bad_offset=0),
                                                                      ["opt/a"], ptype="vgz")),
          1, "overlaps the header table"),

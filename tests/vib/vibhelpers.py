@@ -39,7 +39,7 @@ def tgz(entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> bytes:
     return gzip.compress(buf.getvalue(), mtime=0)
 
 
-def vmtar(files: list[tuple[str, bytes]], *, bad_offset: int | None = None) -> bytes:
+def vmtar(files: list[tuple[str, bytes]], *, bad_offset: int | None = None, bad_checksum: bool = False) -> bytes:
     """A minimal vmtar: headers (visor magic, LE offsets at 496), zero block, data aligned to 512."""
     headers = []
     data = bytearray()
@@ -54,6 +54,8 @@ def vmtar(files: list[tuple[str, bytes]], *, bad_offset: int | None = None) -> b
         h[156:157] = b"0"
         h[257:265] = b"visor  \0"
         h[496:512] = struct.pack("<IIII", bad_offset if bad_offset is not None else off, 0, 0, 0)
+        h[148:156] = b" " * 8
+        h[148:156] = b"%06o\0 " % (sum(h) + bad_checksum)  # as VIB Author and esximage write it
         headers.append(bytes(h))
         data += content + b"\0" * (-len(content) % 512)
     return gzip.compress(b"".join(headers) + b"\0" * 512 + bytes(data), mtime=0)
