@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from labctl.errors import ExitStatus, LabctlError
 from labctl.iso import bootcfg
+from labctl import releases
 from labctl.topology.versions import EsxVersion, parse_esx_version
 
 if TYPE_CHECKING:
@@ -179,26 +180,33 @@ def _text(data: bytes | None) -> str | None:
 
 # --- facts -----------------------------------------------------------------------------------------------------
 
-_VOLID_RE = re.compile(r"^ESXI?[-_ ](\d+\.\d+(?:\.\d+|U\d+[a-z]?)?)[-_ ](\d+)", re.IGNORECASE)
-_VER_BUILD_RE = re.compile(r"(\d+\.\d+(?:\.\d+)?)(?:\s*(?:update|u)\s*(\d+))?-(\d{4,})", re.IGNORECASE)
+_VOLID_RE = re.compile(r"^ESXI?[-_ ](\d+\.\d+(?:\.\d+)*(?:U\d+[a-z]?)?)[-_ ](\d+)", re.IGNORECASE)
+_VER_BUILD_RE = re.compile(r"(\d+\.\d+\.\d+-\d{4,})")
 
 
 def version_from_text(v: str) -> EsxVersion | None:
-    """`8.0.2`, `8.0U2`, `8.0U3b`, `3.5.0`, `6.7` -> EsxVersion (the topology's model: major.minor[uN])."""
-    s = v.strip()
-    m = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:\s*u(\d+)[a-z]?)?$", s, re.IGNORECASE)
-    if not m:
-        return parse_esx_version(s)
-    update = int(m.group(4) or m.group(3) or 0)
-    return EsxVersion(int(m.group(1)), int(m.group(2)), update)
+    """Any notation the topology's version model reads (`8.0.2`, `8.0U2`, `8.0U3b`, `8.0.2-0.0.22380479`, `3.5.0`)."""
+    return parse_esx_version(v)
+
+
+def _with_build(v: EsxVersion | None, build: str | None, flavor: str) -> EsxVersion | None:
+    """`v` carrying `build`; before 7.0 a version string says x.y.0 for every update, so the update comes from
+    the build (labctl.releases: the update whose GA build is the newest not after it)."""
+    if v is None:
+        return None
+    b = int(build) if build else v.build
+    update = v.update
+    if b is not None and v.major < 7 and update == 0:
+        update = releases.update_for_build(flavor, v.major, v.minor, b) or 0
+    return EsxVersion(v.major, v.minor, update, v.patch, b)
 
 
 def parse_bootcfg_build(value: str) -> tuple[EsxVersion | None, str | None]:
     """`build=8.0.2-0.0.22380479` -> (8.0u2, "22380479"); an empty or odd value -> (None, None)."""
-    m = re.match(r"^(\d+\.\d+\.\d+)-[\d.]*?(\d{4,})$", value.strip())
-    if not m:
+    v = parse_esx_version(value.strip()) if value.strip() else None
+    if v is None or v.build is None:
         return None, None
-    return version_from_text(m.group(1)), m.group(2)
+    return v, str(v.build)
 
 
 def parse_volume_id(volid: str) -> tuple[EsxVersion | None, str | None]:
@@ -209,7 +217,7 @@ def parse_volume_id(volid: str) -> tuple[EsxVersion | None, str | None]:
         return None, None
     number = m.group(2)
     build = None if (len(number) == 11 and number.startswith("20")) else number
-    return version_from_text(m.group(1)), build
+    return parse_esx_version(m.group(1)), build
 
 
 def parse_discinfo(text: str) -> tuple[EsxVersion | None, str | None]:
@@ -217,11 +225,8 @@ def parse_discinfo(text: str) -> tuple[EsxVersion | None, str | None]:
     lines = text.splitlines()
     for line in lines[1:3] + lines:
         m = _VER_BUILD_RE.search(line)
-        if m:
-            v = version_from_text(m.group(1))
-            if v is not None and m.group(2):
-                v = EsxVersion(v.major, v.minor, int(m.group(2)))
-            return v, m.group(3)
+        if m and (v := parse_esx_version(m.group(1))) is not None and v.build is not None:
+            return v, str(v.build)
     return None, None
 
 
@@ -282,6 +287,7 @@ def read_info(iso: "pycdlib.PyCdlib", path: Path, fp: Any) -> IsoInfo:
     if kind != KIND_OTHER:
         version = version or vol_version
         build = build or vol_build
+        version = _with_build(version, build, "esx" if kind == KIND_CLASSIC else "esxi")
     return IsoInfo(path=path, kind=kind, version=version, build=build, volume_id=volid, boot=tuple(boot),
                    kickstart=ks, entries=entries, configs=configs)
 

@@ -18,13 +18,9 @@ import io
 import os
 from pathlib import Path
 
+from labctl import releases
 from labctl.topology.versions import EsxVersion, parse_esx_version
 
-_DEFAULT_BUILDS = {  # public GA/update build numbers (VMware's "Build numbers and versions of VMware ESXi" KB 2143832)
-    (3, 5, 0): "64607", (4, 0, 0): "164009", (4, 1, 0): "260247", (5, 0, 0): "469512", (5, 1, 0): "799733",
-    (5, 5, 0): "1331820", (6, 0, 0): "2494585", (6, 5, 0): "4564106", (6, 7, 0): "8169922",
-    (7, 0, 3): "18644231", (8, 0, 2): "22380479", (8, 0, 3): "24022510",
-}
 
 
 class _Pattern(io.RawIOBase):
@@ -93,10 +89,13 @@ def _version(version: str | EsxVersion) -> EsxVersion:
     return v
 
 
-def default_build(version: str | EsxVersion) -> str:
+def default_build(version: str | EsxVersion, flavor: str = "esxi") -> str:
+    """The GA build of that update (labctl.releases), else a made-up one."""
     v = _version(version)
-    return _DEFAULT_BUILDS.get((v.major, v.minor, v.update)) or str(1000000 + v.major * 10000 + v.minor * 100
-                                                                        + v.update)
+    for u in releases.updates(flavor, v.major, v.minor):
+        if u.number == v.update:
+            return str(u.build)
+    return str(1000000 + v.major * 10000 + v.minor * 100 + v.update)
 
 
 def esxi_volume_id(v: EsxVersion, build: str) -> str:
@@ -213,7 +212,7 @@ def write_classic_iso(path: str | os.PathLike[str], version: str | EsxVersion = 
                       *, payload_size: int = 64 * 1024) -> Path:
     """An ESX classic (3.5/4.x) installer ISO: isolinux/ + .discinfo, BIOS El Torito entry only."""
     v = _version(version)
-    build = build or default_build(v)
+    build = build or default_build(v, "esx")
     iso = _new_iso(f"ESX Server {v.major}.{v.minor}")
     _add_dir(iso, "/ISOLINUX", "/isolinux")
     _add(iso, _isolinux_bin(), "/ISOLINUX/ISOLINUX.BIN", "/isolinux/isolinux.bin")

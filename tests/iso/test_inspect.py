@@ -30,6 +30,17 @@ EXPECTED = {
 }
 
 
+def test_update_comes_from_the_build_before_7_0(run_cli, tmp_path):
+    """Before 7.0 the media say x.y.0 for every update; the build names the update (labctl.releases)."""
+    from labctl.iso import synthetic
+
+    classic = synthetic.write_classic_iso(tmp_path / "esx35u2.iso", "3.5", "110268")
+    esxi = synthetic.write_esxi_iso(tmp_path / "esxi67u3.iso", "6.7", "14320388")
+    for iso, version, build in ((classic, "3.5u2", "110268"), (esxi, "6.7u3", "14320388")):
+        doc = json.loads(run_cli("iso", "inspect", str(iso), "--json").out)
+        assert (doc["version"], doc["build"]) == (version, build)
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_inspect_json(run_cli, media, name):
     r = run_cli("iso", "inspect", str(media[name]), "--json")
@@ -63,7 +74,8 @@ def test_unreadable_input_is_exit_2_without_traceback(run_cli, media, tmp_path, 
 
 
 def test_fact_parsers():
-    assert parse_bootcfg_build("8.0.2-0.0.22380479") == (parse_volume_id("ESXI-8.0U2-1-X")[0], "22380479")
+    v, b = parse_bootcfg_build("8.0.2-0.0.22380479")
+    assert (str(v), v.build, b) == ("8.0u2", 22380479, "22380479")
     assert parse_bootcfg_build("") == (None, None)
     v, b = parse_volume_id("ESXI-8.0U3B-24280767-STANDARD")
     assert (str(v), b) == ("8.0u3", "24280767")
