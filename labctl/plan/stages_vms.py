@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, RefusedError
 from labctl.plan.context import Context
 from labctl.plan.model import StageReport
 
@@ -18,7 +18,6 @@ def driver(ctx: Context):
 
 def vms(ctx: Context, rep: StageReport) -> None:
     from labctl.render.lab import clone_settings
-    from labctl.workstation.clonecfg import apply_to_vmx, needs_update
 
     topo = ctx.topology
     drv = driver(ctx)
@@ -32,17 +31,17 @@ def vms(ctx: Context, rep: StageReport) -> None:
                                                                  "--only render")
             ctx.failed_hosts[vm.name] = "vms"
             continue
-        if not ctx.sim_dir:
+        if not ctx.sim_dir:  # the simulated Workstation's ESX disks are its hosts' state, installed at power-on
             disk = vm.vmx_path.with_name(f"{vm.name}.vmdk")
             if not disk.exists():
                 adapter = "lsilogic" if getattr(vm, "flavor", None) else "ide"
-                from labctl.workstation.disks import create_disk, create_disk_argv
+                from labctl.workstation.disks import create_disk_argv
 
                 argv = create_disk_argv(disk, vm.disk_gb, adapter)
                 rep.change(vm.name, f"create {vm.disk_gb} GB disk {disk}", " ".join(argv))
                 if ctx.apply:
                     try:
-                        create_disk(disk, vm.disk_gb, adapter, environ=ctx.env.environ)
+                        drv.create_disk(vm.vmx_path, vm.disk_gb, adapter)
                     except LabctlError as e:
                         rep.changes.pop()
                         rep.fail(vm.name, e.message, e.hint)
@@ -75,18 +74,19 @@ def vms(ctx: Context, rep: StageReport) -> None:
                     if h.snapshot not in snaps:
                         drv.snapshot(src.vmx_path, h.snapshot)
                     drv.clone(src.vmx_path, h.vmx_path, snapshot=h.snapshot, clone_name=h.name, linked=True)
-                    apply_to_vmx(h.vmx_path, settings)
+                    drv.reconfigure(h.vmx_path, settings)
             else:
-                todo = needs_update(h.vmx_path.read_bytes(), settings)
+                todo = drv.reconfigure(h.vmx_path, settings, dry_run=True)
                 if todo:
                     rep.change(h.name, f"set {', '.join(todo)} in {h.vmx_path}")
                     if ctx.apply:
-                        if h.vmx_path.with_name(h.vmx_path.name + ".lck").exists() and not ctx.options.force:
+                        try:
+                            drv.reconfigure(h.vmx_path, settings, force=ctx.options.force)
+                        except RefusedError:
                             rep.changes.pop()
                             rep.fail(h.name, f"{h.vmx_path} needs {', '.join(todo)} but the VM is running",
                                      hint=f"labctl down {ctx.display_name}, then re-run (or --force)")
                             continue
-                        apply_to_vmx(h.vmx_path, settings)
         except LabctlError as e:
             rep.fail(h.name, e.message, e.hint)
             ctx.failed_hosts[h.name] = "vms"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from labctl.errors import EnvironmentProblem, LabctlError, RefusedError
-from labctl.workstation.driver import Driver, VmrunError
+from labctl.workstation.driver import Driver, VmrunError, VmxFiles
 from labctl.workstation.vmrun_output import ProductVersion
 
 SIM_VERSION = ProductVersion("Workstation", "17.5.0", 0)
@@ -104,7 +104,7 @@ class DiskOnlyHosts:
             self.on_power_off(name, hard)
 
 
-class SimDriver(Driver):
+class SimDriver(VmxFiles, Driver):
     """Workstation simulated under `sim_dir`; only .vmx paths inside `<sim dir>/vms` are accepted."""
 
     name = "sim"
@@ -302,6 +302,22 @@ class SimDriver(Driver):
         if self._has_disk(p):
             shutil.rmtree(self.hosts.host_dir(name))
         shutil.rmtree(p.parent)
+
+    def reconfigure(self, vmx: Path, changes, *, force: bool = False, dry_run: bool = False) -> list[str]:
+        return super().reconfigure(self._existing(vmx, "reconfigure"), changes, force=force, dry_run=dry_run)
+
+    def create_disk(self, vmx: Path, size_gb: int, adapter: str) -> bool:
+        """Like `vmware-vdiskmanager -c -t 0`: one growable file, nothing allocated yet (a sparse file here).
+
+        A simulated ESX host's contents are its host state (installed at its first power-on), not this file."""
+        p = self._existing(vmx, "createDisk")
+        disk = self.disk_path(p)
+        self._inside(disk, "createDisk")
+        if disk.exists():
+            return False
+        with open(disk, "xb") as f:
+            f.truncate(int(size_gb) * 1024**3)
+        return True
 
     # ---- .vmsd -------------------------------------------------------------------------------------------
     def _read_vmsd(self, vmx: Path):

@@ -107,24 +107,11 @@ def needs_update(text: str | bytes, settings: CloneSettings | Mapping[str, str |
 
 
 def apply_to_vmx(path: Path, settings: CloneSettings | Mapping[str, str | None]) -> bool:
-    """Apply the settings to the .vmx at `path` (atomic write, recorded in the lab's manifest). True if changed."""
-    from labctl.render import vmx as vmxlib
+    """Apply the settings to the .vmx at `path` (atomic write; refused while the VM runs). True if changed."""
+    from labctl.workstation.driver import VmxFiles
 
-    before = Path(path).read_bytes()
-    after = apply_to_vmx_text(before, settings)
-    if after == before:
-        return False
-    lock = Path(path).with_name(Path(path).name + ".lck")
-    if lock.exists():
-        from labctl.errors import RefusedError
-
-        raise RefusedError(
-            f"{path}: the VM is running ({lock.name} present); its .vmx needs {', '.join(needs_update(before, settings))}",
-            hint="stop it first (labctl down FILE), then re-run",
-        )
-    # vmrun wrote this file, not labctl: force past the "not written by labctl" refusal. The VM has never run.
-    vmxlib.write(path, vmxlib.parse(after), force=True)
-    return True
+    sets, deletes = vmx_changes(settings)
+    return bool(VmxFiles().reconfigure(Path(path), {**sets, **dict.fromkeys(deletes)}))
 
 
 def ensure_linked_clone(
@@ -150,7 +137,8 @@ def ensure_linked_clone(
         )
         driver.clone(parent, clone, snapshot=snapshot, clone_name=name or Path(clone).stem, linked=True)
         done.append(f"linked clone {clone} of {parent}@{snapshot}")
-    if apply_to_vmx(clone, settings):
+    sets, deletes = vmx_changes(settings)
+    if driver.reconfigure(clone, {**sets, **dict.fromkeys(deletes)}):
         done.append(f"configured {clone} (static MACs, uuid.action=create, displayName)")
     return done
 

@@ -93,7 +93,20 @@ class Timeouts:
 
 
 class Driver(abc.ABC):
-    """What labctl needs from Workstation. Paths are .vmx files; names are snapshot names."""
+    """A backend that runs the lab's VMs: everything the pipeline asks of it, and nothing else.
+
+    A backend is one package implementing this interface: Workstation through vmrun (`VmrunDriver`, here), its
+    simulated twin (`labctl.sim.workstation.SimDriver`), and later a physical vSphere. The pipeline never
+    reaches around it (no `vmrun`, no `.lck` check, no .vmx edit of its own); `labctl.plan.backends` picks one
+    per run. A VM is named by the path of its configuration file (.vmx). The operations, by concern:
+
+    - create: `create_disk` (labctl renders a VM's configuration itself; the backend gives it its disk)
+    - clone: `snapshot`, `list_snapshots`, `clone` (linked or full)
+    - power: `start`, `stop`, `list_running`, `is_running`, `guest_ip`
+    - media: `attach_media` (an ISO on the VM's CD-ROM, or the CD-ROM disconnected)
+    - config: `read_config`, `reconfigure` (refused while the VM runs, unless forced)
+    - `delete_vm`; `verify` (can it work on this machine?) and `version`
+    """
 
     name: str = "driver"
 
@@ -105,6 +118,12 @@ class Driver(abc.ABC):
     def version(self) -> ProductVersion | None:
         """Workstation's version, None when it cannot be told."""
 
+    # -- create ---------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_disk(self, vmx: Path, size_gb: int, adapter: str) -> bool:
+        """Give the VM its (growable) system disk unless it has one; True when one was made."""
+
+    # -- clone ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def clone(self, src: Path, dst: Path, *, snapshot: str, clone_name: str, linked: bool = True) -> None:
         """`clone SRC DST linked|full -snapshot=NAME -cloneName=NAME`; refuses an existing DST."""
@@ -115,6 +134,7 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def list_snapshots(self, vmx: Path) -> list[str]: ...
 
+    # -- power ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def start(self, vmx: Path, *, gui: bool = False) -> None: ...
 
@@ -125,16 +145,114 @@ class Driver(abc.ABC):
     def list_running(self) -> list[Path]:
         """The .vmx paths of running VMs (`vmrun list`)."""
 
+    def is_running(self, vmx: Path) -> bool:
+        want = os.fspath(vmx)
+        return any(out.same_vmx(os.fspath(p), want) for p in self.list_running())
+
     @abc.abstractmethod
     def guest_ip(self, vmx: Path, *, wait: bool = True, timeout: float | None = None) -> str: ...
+
+    # -- media and configuration ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def attach_media(self, vmx: Path, iso: Path | None, *, force: bool = False) -> list[str]:
+        """Put `iso` on the VM's CD-ROM, connected at power-on (None: leave it disconnected); keys changed."""
+
+    @abc.abstractmethod
+    def read_config(self, vmx: Path):
+        """The VM's configuration as a `labctl.render.vmx.VmxFile` (order, case and comments kept)."""
+
+    @abc.abstractmethod
+    def reconfigure(
+        self, vmx: Path, changes: Mapping[str, str | None], *, force: bool = False, dry_run: bool = False
+    ) -> list[str]:
+        """Set these configuration keys (None: remove the key); returns the keys that differ(ed).
+
+        Changes nothing when nothing differs; refuses (`RefusedError`) a running VM unless `force`; with
+        `dry_run` only reports.
+        """
 
     @abc.abstractmethod
     def delete_vm(self, vmx: Path) -> None:
         """`deleteVM`: removes the VM's files (callers check it is inside the lab's vm_dir first)."""
 
-    def is_running(self, vmx: Path) -> bool:
-        want = os.fspath(vmx)
-        return any(out.same_vmx(os.fspath(p), want) for p in self.list_running())
+
+# The CD-ROM a VM boots its install media from, as labctl's templates lay it out (templates/vmx/*.vmx.j2).
+CDROM_DEVICE_TYPES = ("cdrom-image", "cdrom-raw", "atapi-cdrom")
+
+
+class VmxFiles:
+    """The configuration side of a backend whose VMs are .vmx files (Workstation, and its simulated twin).
+
+    Edits go through `labctl.render.vmx`, so the rest of the file stays byte for byte; a VM is running while
+    Workstation holds its `<name>.vmx.lck` directory, which is what refuses a rewrite (as Workstation does).
+    """
+
+    def read_config(self, vmx: Path):
+        from labctl.render import vmx as vmxlib
+
+        try:
+            return vmxlib.read(vmx)
+        except FileNotFoundError:
+            raise LabctlError(f"{vmx}: the VM's configuration does not exist",
+                              hint="labctl render / labctl up create it") from None
+
+    def disk_path(self, vmx: Path) -> Path:
+        """The VM's first virtual disk as its configuration names it (else `<name>.vmdk` beside the .vmx)."""
+        vmx = Path(vmx)
+        try:
+            doc = self.read_config(vmx)
+        except LabctlError:
+            doc = None
+        for key, value in doc.items() if doc is not None else ():
+            if key.lower().endswith(".filename") and value.lower().endswith(".vmdk"):
+                return vmx.parent / value if not Path(value).is_absolute() else Path(value)
+        return vmx.with_suffix(".vmdk")
+
+    @staticmethod
+    def config_locked(vmx: Path) -> bool:
+        return Path(vmx).with_name(Path(vmx).name + ".lck").exists()
+
+    def reconfigure(
+        self, vmx: Path, changes: Mapping[str, str | None], *, force: bool = False, dry_run: bool = False
+    ) -> list[str]:
+        from labctl.render import vmx as vmxlib
+
+        doc = self.read_config(vmx)
+        todo = [k for k, v in changes.items() if (k in doc if v is None else doc.get(k) != v)]
+        if not todo or dry_run:
+            return todo
+        if self.config_locked(vmx) and not force:
+            raise RefusedError(
+                f"{vmx}: the VM is running; its configuration needs {', '.join(todo)}",
+                hint="stop it first (labctl down FILE), then re-run (or --force)",
+            )
+        for key in todo:
+            if changes[key] is None:
+                doc.delete(key)
+            else:
+                doc.set(key, changes[key])
+        # Workstation (or vmrun clone) wrote this file, not labctl's renderer: past the "user-edited" refusal
+        vmxlib.write(vmx, doc, force=True)
+        return todo
+
+    def attach_media(self, vmx: Path, iso: Path | None, *, force: bool = False) -> list[str]:
+        doc = self.read_config(vmx)
+        device = next((k[: -len(".deviceType")] for k, v in doc.items()
+                       if k.endswith(".deviceType") and v.lower() in CDROM_DEVICE_TYPES), None)
+        if iso is None:
+            if device is None:
+                return []
+            return self.reconfigure(vmx, {f"{device}.startConnected": "FALSE"}, force=force)
+        if device is None:  # no CD-ROM yet: where the templates put one (SATA on modern ESXi, else IDE)
+            device = "sata0:1" if (doc.get("sata0.present") or "").upper() == "TRUE" else "ide1:0"
+        controller = device.split(":")[0]
+        return self.reconfigure(vmx, {
+            f"{controller}.present": "TRUE",
+            f"{device}.present": "TRUE",
+            f"{device}.deviceType": "cdrom-image",
+            f"{device}.fileName": os.fspath(iso),
+            f"{device}.startConnected": "TRUE",
+        }, force=force)
 
 
 def find_vmrun(
@@ -184,7 +302,7 @@ def _winreg_reader(key: str, value: str) -> str | None:  # pragma: no cover - Wi
         return None
 
 
-class VmrunDriver(Driver):
+class VmrunDriver(VmxFiles, Driver):
     """Real Workstation through vmrun. `environ` is the environment vmrun runs with (PATH finds a fake in tests)."""
 
     name = "vmrun"
@@ -302,6 +420,16 @@ class VmrunDriver(Driver):
 
     def delete_vm(self, vmx: Path) -> None:
         self._run("deleteVM", Path(vmx), [], timeout=self.timeouts.default)
+
+    def create_disk(self, vmx: Path, size_gb: int, adapter: str) -> bool:
+        """`vmware-vdiskmanager -c -t 0` (one growable file) for `<name>.vmdk` next to the .vmx."""
+        from labctl.workstation.disks import create_disk
+
+        disk = self.disk_path(vmx)
+        if disk.exists():
+            return False
+        create_disk(disk, size_gb, adapter, environ=self.environ, timeout=self.timeouts.default)
+        return True
 
 
 @dataclass
