@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `labctl --help` imports this module
 if TYPE_CHECKING:
     from collections.abc import Iterable
 

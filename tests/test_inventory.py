@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl.cli import inventory as inv_mod
+from labctl.remote import inventory as inv_mod
 from labctl.topology import load_topology
 
 ROOT = Path(__file__).resolve().parent.parent

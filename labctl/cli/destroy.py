@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 from labctl.errors import ExitStatus, RefusedError, UsageError
 
 DESCRIPTION = """\
@@ -31,6 +28,7 @@ def configure(p) -> None:
 
 
 def run(args, env) -> ExitStatus:
+    import json
     from pathlib import Path
 
     from labctl.cli.down import lab_and_driver
@@ -85,6 +83,8 @@ def run(args, env) -> ExitStatus:
 
         simlab.down(sim_dir)
         if (sim_dir / "hosts").is_dir() or (sim_dir / "vms").is_dir():
+            import shutil
+
             shutil.rmtree(sim_dir)
             if not args.json:
                 env.out(f"removed the simulated lab's state {sim_dir}")

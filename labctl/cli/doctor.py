@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -47,6 +45,8 @@ MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
 
 def run(args, env) -> ExitStatus:
+    import json
+
     from labctl.workstation import doctor, vmnet
     from labctl.workstation import preferences as prefs
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -48,6 +46,7 @@ def lab_and_driver(args, env):
 
 
 def run(args, env) -> ExitStatus:
+    import json
     from pathlib import Path
 
     from labctl.errors import LabctlError

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 from labctl.errors import ExitStatus, UsageError
 
 DESCRIPTION = """\
@@ -91,6 +89,8 @@ def render_text(topology, fmt: str, *, engine: str = "builtin", dot_exe: str | N
 
 
 def run(args, env) -> ExitStatus:
+    import shutil
+
     from labctl.topology import load_topology
 
     fmt = _format(args)

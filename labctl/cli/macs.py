@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from labctl.env import Env
 from labctl.errors import ExitStatus, UsageError
@@ -41,10 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     scan = sub.add_parser("scan", help="list interfaces, flag duplicate MACs and UUIDs (read-only)",
                           description="Read every host's vswif/vmk MACs, vNIC MACs and /system/uuid.",
-                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                          epilog=EPILOG, formatter_class=parser.formatter_class)
     _common(scan)
     fix = sub.add_parser("fix", help="give every duplicate holder but the first a new MAC (commit confirmed)",
-                         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=DESCRIPTION, epilog=EPILOG, formatter_class=parser.formatter_class)
     _common(fix)
     fix.add_argument("--dry-run", action="store_true", help="print the changes and exact commands; run nothing")
     fix.add_argument("--strategy", choices=("follow-hardware", "recreate-vmk"), default="follow-hardware",
@@ -93,6 +92,8 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
 
 
 def _print_scan(report, args, env: Env) -> ExitStatus:
+    import json
+
     if args.json:
         env.out(json.dumps(report.to_json(), indent=2))
     else:
@@ -138,6 +139,8 @@ def _print_unreachable(unreachable, env: Env) -> None:
 
 
 def _print_fix(fix, args, env: Env) -> ExitStatus:
+    import json
+
     from labctl.remote.operations.macs import ChangeOutcome
 
     if args.json:

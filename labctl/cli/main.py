@@ -1,22 +1,27 @@
 """Entry point: lazy subcommand dispatch and the one place that maps errors to exit statuses.
 
-Start-up must stay fast (`labctl --help` < 3x `python -c pass`): this module imports only the standard
-library. A subcommand's module is imported only when that subcommand runs (or its --help is asked for), and
-those modules import paramiko, pyVmomi and Jinja2 inside the functions that need them.
+Start-up must stay fast (every `--help` and `--version` < 3x `python -c pass`, `python bench/render.py`): this
+module imports only argparse, importlib, os, re and sys. A subcommand's module is imported only when that
+subcommand runs (or its --help is asked for), and those modules import paramiko, pyVmomi, Jinja2, and even
+pathlib or dataclasses, inside the functions that need them (tests/test_cli_main.py checks which modules a
+`--help` loads).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
+import os
 import re
 import sys
-from typing import Sequence
 
 from labctl import __version__
 from labctl.env import Env
 from labctl.errors import ExitStatus, LabctlError, did_you_mean
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # name -> (module, one-line summary). The summary is shown by `labctl --help` without importing the module.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,8 +57,36 @@ Run `labctl COMMAND --help` for each command's options and examples.
 """
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter with the terminal width read by `os` (argparse asks `shutil`, which imports
+    bz2, lzma and fnmatch: a third of a bare `--help`)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """$COLUMNS, else the width of stdout's terminal, else 80 (what shutil.get_terminal_size does)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, plus "did you mean" for a mistyped command, action or choice (subparsers inherit the class)."""
+    """argparse, plus "did you mean" for a mistyped command, action or choice, and `HelpFormatter` unless told
+    otherwise (subparsers made with `add_subparsers` inherit the class)."""
+
+    def __init__(self, *args, formatter_class: type[argparse.HelpFormatter] = HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
@@ -64,12 +97,18 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+class _Listed:
+    """A command's place in the top-level help (name and summary) where its parser is not needed."""
+
+    def __init__(self, **kwargs):
+        self.prog = kwargs.get("prog")
+
+
 def _top_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="labctl",
         description="Build nested VMware ESX/ESXi labs inside VMware Workstation from one YAML topology.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"labctl {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
@@ -89,9 +128,14 @@ def _find_command(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The parser for this argv: every command listed, only the chosen one fully configured."""
     parser = _top_parser()
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     chosen = _find_command(argv)
-    for name, (module, summary) in COMMANDS.items():
+    # A known command needs only its own parser. Without one (`labctl --help`, `--version`, a misspelt command)
+    # every command is listed by name and summary only: `_Listed` stands in for parsers that never parse.
+    known = chosen in COMMANDS
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                parser_class=_Parser if known else _Listed)
+    for name in [chosen] if known else list(COMMANDS):
+        module, summary = COMMANDS[name]
         if name == chosen:
             mod = importlib.import_module(module)
             sp = sub.add_parser(
@@ -99,7 +143,6 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
                 help=summary,
                 description=getattr(mod, "DESCRIPTION", summary),
                 epilog=getattr(mod, "EPILOG", None),
-                formatter_class=argparse.RawDescriptionHelpFormatter,
             )
             mod.configure(sp)
             sp.set_defaults(_run=mod.run)
@@ -120,8 +163,12 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     try:
         parser = build_parser(argv)
         try:
-            with contextlib.redirect_stdout(env.stdout), contextlib.redirect_stderr(env.stderr):
+            saved = sys.stdout, sys.stderr  # argparse prints to sys.stdout/stderr: this run's streams instead
+            sys.stdout, sys.stderr = env.stdout, env.stderr
+            try:
                 args = parser.parse_args(argv)
+            finally:
+                sys.stdout, sys.stderr = saved
         except SystemExit as e:  # argparse: --help/--version (0) or a usage error (2)
             return int(e.code or 0)
         run = getattr(args, "_run", None)

@@ -12,7 +12,11 @@ Standard library only: these run while `--help` is built.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 SIM_DIR_HELP = "simulated lab state directory (default $LABCTL_SIM_DIR, else ~/.local/state/labctl/sim/LAB)"
 

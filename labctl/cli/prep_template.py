@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from labctl.env import Env
 from labctl.errors import ExitStatus, UsageError
@@ -43,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    import json
+
     from labctl.plan.backends import open_lab
     from labctl.remote.operations import macs
     from labctl.topology import load_topology

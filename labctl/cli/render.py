@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -40,6 +38,8 @@ def configure(p) -> None:
 
 
 def run(args, env) -> ExitStatus:
+    import json
+
     from labctl.errors import LabctlError, RefusedError
     from labctl.render.files import Manifest, write_atomic
     from labctl.render.lab import DEFAULT_VMNET_GROUP, output_path, render_lab

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -18,6 +16,8 @@ examples:
 
 
 def schema_text() -> str:
+    import json
+
     from labctl.topology.schema import SCHEMA
 
     return json.dumps(SCHEMA, indent=2, sort_keys=False) + "\n"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-from typing import TYPE_CHECKING, Any
 
 from labctl.errors import EnvironmentProblem, ExitStatus, UsageError, did_you_mean
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from labctl.env import Env
 
 DESCRIPTION = """\
@@ -96,7 +97,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
     for sp, text in ((u, SUB_EPILOGS["up"]), (s, SUB_EPILOGS["status"]), (d, SUB_EPILOGS["down"]),
                      (x, SUB_EPILOGS["exec"]), (f, SUB_EPILOGS["fault"])):
-        sp.epilog, sp.formatter_class = text, argparse.RawDescriptionHelpFormatter
+        sp.epilog, sp.formatter_class = text, p.formatter_class
 
 
 SUB_EPILOGS = {
@@ -241,6 +242,8 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
 
 def _print_endpoints(emap: Any, topo: Any, args: argparse.Namespace, env: "Env") -> None:
     if args.json:
+        import json
+
         env.out(json.dumps(emap.to_dict(), indent=2))
     else:
         for e in emap.all():
@@ -259,6 +262,7 @@ def _print_endpoints(emap: Any, topo: Any, args: argparse.Namespace, env: "Env")
 
 
 def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
+    import json
     from dataclasses import asdict
 
     from labctl.sim import lab
@@ -293,6 +297,8 @@ def _down(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStat
 
 
 def _fault(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
+    import json
+
     from labctl.sim.faults import FaultRule, read_control, write_control
     from labctl.sim.paths import host_dir
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from labctl.errors import ExitStatus, UsageError
 
 DESCRIPTION = """\
@@ -106,6 +104,8 @@ def build_context(args, env, *, apply: bool):
 
 
 def print_summary(report, env, args, *, apply: bool) -> None:
+    import json
+
     from labctl.cli.style import style_for
 
     out = env.stdout if not args.json else env.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -29,6 +27,8 @@ def configure(p) -> None:
 
 
 def run(args, env) -> ExitStatus:
+    import json
+
     from labctl.cli.style import style_for
     from labctl.topology import load
     from labctl.topology.loader import format_path

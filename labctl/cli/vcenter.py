@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from pathlib import Path
-from typing import Any
 
-from labctl.env import Env
 from labctl.errors import EnvironmentProblem, ExitStatus, LabctlError, UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from labctl.env import Env
 
 DESCRIPTION = """\
 Converge the lab's vCenter: ensure the datacenter and each cluster, add the lab's hosts to their cluster, enable HA
@@ -63,23 +65,17 @@ def load(args: argparse.Namespace, env: Env) -> Any:
 
 
 def sim_directory(topo: Any, override: str | None, env: Env) -> Path:
-    """The sim dir (shared contract 1), via labctl.sim.paths when present."""
-    try:
-        from labctl.sim.paths import sim_dir
-    except ImportError:
-        sim_dir = None
-    if sim_dir is not None:
-        return Path(sim_dir(topo.lab, env, override))
-    if override:
-        return env.path(override)
-    if env.environ.get("LABCTL_SIM_DIR"):
-        return env.path(env.environ["LABCTL_SIM_DIR"])
-    state = env.environ.get("XDG_STATE_HOME") or os.path.join(env.environ.get("HOME", "~"), ".local", "state")
-    return env.path(state) / "labctl" / "sim" / topo.lab
+    """The sim dir (shared contract 1)."""
+    from labctl.sim.paths import sim_dir
+
+    return sim_dir(topo.lab, env, override)
 
 
 def sim_vcenter(topo: Any, args: argparse.Namespace, env: Env) -> tuple[dict[str, Any], str | None, Path]:
     """The endpoints.json `vcenter` entry, its password (topology password_env, else the entry's password_file)."""
+    import json
+    from pathlib import Path
+
     d = sim_directory(topo, args.sim_dir, env)
     path = d / "endpoints.json"
     try:
@@ -107,6 +103,8 @@ def sim_vcenter(topo: Any, args: argparse.Namespace, env: Env) -> tuple[dict[str
 
 def connect(topo: Any, args: argparse.Namespace, env: Env):
     """(client, target, sim_dir or None) for the command's options."""
+    from pathlib import Path
+
     from labctl.vsphere import adapter
     from labctl.vsphere.client import VSphereClient
     from labctl.vsphere.connection import resolve_target
@@ -130,6 +128,8 @@ def connect(topo: Any, args: argparse.Namespace, env: Env):
 
 
 def emit(result: Any, args: argparse.Namespace, env: Env, header: str) -> ExitStatus:
+    import json
+
     if args.json:
         env.out(json.dumps(result.to_json(), indent=2))
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from labctl.errors import ExitStatus, UsageError
 
@@ -36,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     b = sub.add_parser("build", help="build a .vib (and optionally an offline bundle) from a stage directory",
                        description="Build a VIB from STAGE_DIR (descriptor.yaml or descriptor.xml + payloads/NAME/).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG, formatter_class=parser.formatter_class)
     b.add_argument("stage", metavar="STAGE_DIR")
     b.add_argument("-o", "--output", required=True, metavar="OUT.vib")
     b.add_argument("--bundle", metavar="OUT.zip", help="also write an offline bundle (depot zip)")
@@ -61,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                               "  labctl vib inspect signed.vib --ca lab-ca.pem     also check the signer's chain\n"
                               "  labctl vib inspect untrusted.vib --max-uncompressed 104857600\n\n"
                               "exit status: 0 no error findings, 1 errors found, 2 usage error",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=parser.formatter_class)
     i.add_argument("file", metavar="FILE.vib|BUNDLE.zip")
     i.add_argument("--ca", metavar="CA.pem", help="also check that the signer certificate chains to this CA")
     i.add_argument("--json", action="store_true", help="one JSON object (kind, vib_id, payloads, findings, vibs)")
@@ -71,7 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     d = sub.add_parser("deploy", help="upload and install a VIB on the lab's hosts",
                        description="Upload FILE.vib to each host, check/lower the acceptance level, install, "
                                    "reboot when asked. Hosts with the same version installed are skipped.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG, formatter_class=parser.formatter_class)
     d.add_argument("file", metavar="FILE.vib")
     add_lab(d)
     add_hosts(d)
@@ -94,6 +93,8 @@ def run(args: argparse.Namespace, env) -> ExitStatus:
 
 
 def _inspect(args, env) -> ExitStatus:
+    import json
+
     from labctl.vib.inspect import KIND_LABELS, inspect_path
     from labctl.vib.payload import Limits
 
@@ -182,6 +183,8 @@ def _report_lines(rep, env, labels, indent: str = "") -> None:
 
 
 def _build(args, env) -> ExitStatus:
+    import json
+
     from labctl.vib.build import BuildOptions, build_vib
 
     if bool(args.sign) != bool(args.cert):
@@ -213,6 +216,8 @@ def _build(args, env) -> ExitStatus:
 
 
 def _deploy(args, env) -> ExitStatus:
+    import json
+
     from labctl.plan.backends import open_lab
     from labctl.topology import load_topology
     from labctl.vib.deploy import DeployOptions, _topology_allows, deploy, load_vib_info, render_report

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-
 from labctl.errors import ExitStatus
 
 DESCRIPTION = """\
@@ -44,7 +41,7 @@ def configure(p) -> None:
     from labctl.cli.options import add_file
 
     sub = p.add_subparsers(dest="vmnet_command", metavar="ACTION", required=True)
-    raw = argparse.RawDescriptionHelpFormatter
+    raw = p.formatter_class  # labctl's formatter (RawDescriptionHelpFormatter without importing shutil)
     c = sub.add_parser(
         "check",
         help="show who may open each /dev/vmnetN (read-only)",
@@ -150,6 +147,8 @@ def _missing_nodes(report, lab_nets: dict[int, str], args) -> list[str]:
 
 
 def _check(args, env) -> ExitStatus:
+    import json
+
     from labctl.workstation import vmnet
 
     lab, lab_nets = _lab_vmnets(args, env)
@@ -192,6 +191,8 @@ def _check(args, env) -> ExitStatus:
 
 
 def _fix(args, env) -> ExitStatus:
+    import json
+
     from labctl.workstation import vmnet
 
     lab, lab_nets = _lab_vmnets(args, env)
@@ -231,6 +232,8 @@ def _fix(args, env) -> ExitStatus:
 
 
 def _networks(args, env) -> ExitStatus:
+    import json
+
     from labctl.topology import load_topology
     from labctl.workstation import networking as nw
     from labctl.workstation import preferences as prefs

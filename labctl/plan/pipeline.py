@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import importlib
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections import namedtuple
 
 from labctl.errors import ExitStatus, LabctlError
 
+TYPE_CHECKING = False  # `labctl up --help` imports this module: no typing, no dataclasses at start-up
 if TYPE_CHECKING:
     from labctl.plan.context import Context
     from labctl.plan.model import PipelineReport
 
 
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    title: str
-    func: str  # "module:function" — imported only when the stage runs
+class Stage(namedtuple("Stage", "name title func")):
+    """One stage: its name (--only/--skip), what it does, and "module:function" (imported only when it runs)."""
+
+    __slots__ = ()
 
 
 STAGES: tuple[Stage, ...] = (
