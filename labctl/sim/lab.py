@@ -282,7 +282,8 @@ def running(sim: Path) -> list[dict[str, Any]]:
     return [r for r in read_processes(sim) if is_ours(r)]
 
 
-def _banner_ok(port: int, timeout: float = 2.0) -> bool:
+def ssh_banner_ok(port: int, timeout: float = 2.0) -> bool:
+    """Does 127.0.0.1:port greet with an SSH banner, as a booted host's sshd does? (loopback only)"""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.settimeout(timeout)
@@ -437,7 +438,7 @@ def _wait_listening(sim: Path, names: list[str], records: list[dict[str, Any]], 
     for n, d in out.items():  # every host that should be up (no `down` fault, address present) answers SSH
         hdir = host_dir(sim, n)
         if SimHost(S.load_state(hdir), None, control=read_control(hdir)).reachable():
-            while not _banner_ok(int(d["port"])):
+            while not ssh_banner_ok(int(d["port"])):
                 if time.monotonic() > deadline:
                     raise EnvironmentProblem(f"simulated host {n} does not answer SSH on 127.0.0.1:{d['port']}")
                 time.sleep(0.05)
@@ -577,7 +578,7 @@ def status(sim: Path) -> dict[str, Any]:
             pass
         run = e.pid in alive
         hosts.append(HostStatus(e.name, e.flavor, e.version, e.address, e.port, e.pid, run,
-                                run and _banner_ok(e.port, 1.0), int(rt.get("boot_count", 0)),
+                                run and ssh_banner_ok(e.port, 1.0), int(rt.get("boot_count", 0)),
                                 {k: rt[k] for k in ("tcp_accepts", "connections", "auth_ok", "auth_failed", "execs", "commands",
                                                     "drops", "faults") if k in rt}))
     vc = emap.vcenter if emap else None

@@ -568,7 +568,7 @@ class LabHosts(DiskOnlyHosts):
         st = S.load_state(self.host_dir(name))
         if not SimHost(st, None, control=read_control(self.host_dir(name))).reachable():
             return  # management interface down or a `down` fault: a real host would not answer either
-        while not _banner_ok(port):
+        while not lab.ssh_banner_ok(port):
             if time.monotonic() > deadline:
                 lab.stop_process(rec)
                 self._reap(name)
@@ -665,16 +665,3 @@ class LabHosts(DiskOnlyHosts):
         self._write_records([r for r in lab.read_processes(self.sim_dir) if lab.is_ours(r)])
         self._publish()
         return stopped
-
-
-def _banner_ok(port: int, timeout: float = 2.0) -> bool:
-    """Does 127.0.0.1:port greet with an SSH banner? (loopback only)"""
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            return s.recv(64).startswith(b"SSH-2.0")
-    except OSError:
-        return False
-
