@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from labctl.errors import ExitStatus, LabctlError, UsageError
 
@@ -32,14 +31,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="iso_command", metavar="ACTION", required=True)
     i = sub.add_parser("inspect", help="kind, version, build, volume id, boot entries, kickstart of an ISO",
                        description="Read an ISO image (metadata only) and say what it is.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG, formatter_class=parser.formatter_class)
     i.add_argument("iso", metavar="ISO")
     i.add_argument("--json", action="store_true",
                    help="one JSON object: kind, version, build, volume_id, boot, kickstart")
     b = sub.add_parser("build", help="write the patched installer ISO and the kickstart ISO",
                        description="Patch a copy of the installer ISO to boot into ks=cdrom:/KS.CFG and write "
                                    "the kickstart CD that carries KS.CFG.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG, formatter_class=parser.formatter_class)
     b.add_argument("iso", metavar="ISO", help="the installer ISO as downloaded (read only)")
     b.add_argument("--kickstart", required=True, metavar="KS.CFG", help="the kickstart file to put on the CD")
     b.add_argument("--boot-option", action="append", default=[], metavar="WORD", dest="boot_options",
@@ -62,6 +61,8 @@ def _clean(text: str) -> str:
 
 
 def _inspect(args, env) -> ExitStatus:
+    import json
+
     from labctl.iso.image import inspect_iso
 
     info = inspect_iso(env.path(args.iso))
@@ -79,6 +80,8 @@ def _inspect(args, env) -> ExitStatus:
 
 
 def _build(args, env) -> ExitStatus:
+    import json
+
     from labctl.iso.kickstart import write_kickstart_iso
     from labctl.iso.patch import build_patched
 
