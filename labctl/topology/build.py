@@ -7,6 +7,7 @@ Semantic rules run on raw data and are defensive about malformed parts, so one p
 from __future__ import annotations
 
 import ipaddress
+import stat
 import os
 import re
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import did_you_mean
-from labctl.topology import addressing, versions
+from labctl.topology import addressing, limits, versions
 from labctl.topology.loader import Marks, Path_, Problem, YamlSyntaxError, format_path, load_yaml_with_marks
 from labctl.topology.model import (
     Cluster, Datastore, EsxHost, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, Workstation,
@@ -80,11 +81,19 @@ def load(path: str | os.PathLike[str], *, text: str | None = None, display_name:
     marks = Marks()
     if text is None:
         try:
-            text = p.read_text(encoding="utf-8")
+            with p.open("rb") as f:
+                raw = f.read(limits.MAX_BYTES + 1)  # a device or a huge file is never read whole
+            limits.check_size(len(raw))
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             return LoadResult(filename, None, [Problem((), "no such file")], marks)
-        except (OSError, UnicodeDecodeError) as e:
+        except UnicodeDecodeError as e:
+            marks.values[()] = (raw.count(b"\n", 0, e.start) + 1, e.start - raw.rfind(b"\n", 0, e.start))
+            return LoadResult(filename, None, [Problem((), f"byte 0x{raw[e.start]:02x} is not UTF-8 text")], marks)
+        except OSError as e:
             return LoadResult(filename, None, [Problem((), f"cannot read: {e}")], marks)
+        except limits.LimitError as e:
+            return LoadResult(filename, None, [Problem((), e.message)], marks)
     try:
         data, marks, problems = load_yaml_with_marks(text)
     except YamlSyntaxError as e:
@@ -156,6 +165,7 @@ class _Validator:
         self._check_vibs()
         self._check_reachability()
         self._finish_unknown_refs()
+        self._check_vm_dir()
         return self.problems
 
     def unknown_ref(self, kind: str, name: str, path: Path_, known: list[str]) -> None:
@@ -174,6 +184,29 @@ class _Validator:
             if more:
                 lines = ", ".join(str(self.marks.at(p)[0]) for p in more)
                 problem.message += f" (also used on line{'s' if len(more) > 1 else ''} {lines})"
+
+    def _check_vm_dir(self) -> None:
+        """vm_dir must be (or become) a directory: an existing file or device on its path is refused here, not
+        half-way through `render`."""
+        wsd = self.d.get("workstation")
+        raw = wsd.get("vm_dir") if isinstance(wsd, dict) else None
+        if not isinstance(raw, str):
+            return
+        if not raw.strip():
+            self.err(("workstation", "vm_dir"), "is empty; omit it for the default ~/vmware/<lab>")
+            return
+        p = Path(os.path.expanduser(raw))
+        p = p if p.is_absolute() else self.path.parent / p
+        for d in (p, *p.parents):
+            try:
+                st = d.stat()
+            except OSError:
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                what = "a file" if stat.S_ISREG(st.st_mode) else "a device or other special file"
+                self.err(("workstation", "vm_dir"), f"{d} is {what}, not a directory; each VM needs "
+                                                    f"<vm_dir>/<name>/ under it")
+            return
 
     def _check_names(self) -> None:
         seen: dict[str, str] = {}

@@ -19,6 +19,8 @@ NAME = {"type": "string", "pattern": r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
 VMNAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", "description": "a VM name"}
 IPV4 = {"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}$", "description": "an IPv4 address"}
 CIDR = {"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$", "description": "an IPv4 subnet, e.g. 192.168.69.0/24"}
+HOSTADDR = {"type": "string", "pattern": r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9._:-]{0,252}[A-Za-z0-9])?)$",
+            "description": "a host name or IP address"}
 MAC = {"type": "string", "pattern": r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$",
        "description": "a static MAC in 00:50:56:00:00:00-00:50:56:3F:FF:FF"}
 NETREF = {"type": "string", "description": "the name of a network in `networks`"}
@@ -147,7 +149,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["host"],
             "properties": {
-                "host": {"type": "string", "description": "address of vCenter (often a VM of the lab)"},
+                "host": {**HOSTADDR, "description": "address of vCenter (often a VM of the lab): a host name or IP"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "user": {"type": "string"},
                 "password_env": SSH["properties"]["password_env"],
@@ -189,7 +191,7 @@ SCHEMA: dict[str, Any] = {
                 "properties": {
                     "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,41}$"},
                     "type": {"enum": ["nfs"]},
-                    "server": {"type": "string"},
+                    "server": HOSTADDR,
                     "share": {"type": "string", "pattern": r"^/"},
                     "hosts": HOSTLIST,
                     "readonly": {"type": "boolean"},
