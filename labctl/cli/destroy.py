@@ -29,19 +29,28 @@ def configure(p) -> None:
 
 def run(args, env) -> ExitStatus:
     import json
-    from pathlib import Path
 
     from labctl.cli.down import lab_and_driver
-    from labctl.errors import LabctlError
+    from labctl.cli.lablock import lab_lock
 
     topo, drv, sim_dir = lab_and_driver(args, env)
-    vm_dir = topo.workstation.vm_dir.resolve()
-    if drv is None:  # --sim, and no simulated lab there
+    if drv is None:  # --sim, and no simulated lab there: nothing to lock, nothing to delete
         if args.json:
             env.out(json.dumps({"lab": topo.lab, "deleted": [], "failed": []}, indent=2))
         else:
             env.out(f"{topo.lab}: no simulated lab in {sim_dir}; nothing to delete")
         return ExitStatus.SUCCESS
+    with lab_lock(args, topo, sim_dir):
+        return _destroy(args, env, topo, drv, sim_dir)
+
+
+def _destroy(args, env, topo, drv, sim_dir) -> ExitStatus:
+    import json
+    from pathlib import Path
+
+    from labctl.errors import LabctlError
+
+    vm_dir = topo.workstation.vm_dir.resolve()
     order = [h for h in topo.esx_hosts if h.is_clone] + [h for h in topo.esx_hosts if not h.is_clone] + list(topo.vms)
     present = [vm for vm in order if vm.vmx_path.exists()]
     for vm in present:

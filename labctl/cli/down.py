@@ -47,17 +47,26 @@ def lab_and_driver(args, env):
 
 def run(args, env) -> ExitStatus:
     import json
-    from pathlib import Path
 
-    from labctl.errors import LabctlError
+    from labctl.cli.lablock import lab_lock
 
     topo, drv, sim_dir = lab_and_driver(args, env)
-    if drv is None:
+    if drv is None:  # no simulated lab there: nothing to lock, nothing to stop
         if args.json:
             env.out(json.dumps({"lab": topo.lab, "stopped": [], "failed": []}, indent=2))
         else:
             env.out(f"{topo.lab}: no simulated lab in {sim_dir}; nothing was running")
         return ExitStatus.SUCCESS
+    with lab_lock(args, topo, sim_dir):
+        return _stop(args, env, topo, drv, sim_dir)
+
+
+def _stop(args, env, topo, drv, sim_dir) -> ExitStatus:
+    import json
+    from pathlib import Path
+
+    from labctl.errors import LabctlError
+
     running = {Path(p).resolve() for p in drv.list_running()}
     stopped, failed = [], []
     # clones first, then their sources, then the other VMs

@@ -68,8 +68,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
-    from labctl.plan.backends import open_lab
-    from labctl.remote.operations import macs
     from labctl.topology import load_topology
 
     if args.sim_dir and not args.sim:
@@ -77,6 +75,18 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     topology = load_topology(env.path(args.file))
+    if args.action == "fix" and not args.dry_run:
+        from labctl.cli.lablock import lab_lock_from_args
+
+        with lab_lock_from_args(args, env, topology):
+            return _run(args, env, topology)
+    return _run(args, env, topology)
+
+
+def _run(args: argparse.Namespace, env: Env, topology) -> ExitStatus:
+    from labctl.plan.backends import open_lab
+    from labctl.remote.operations import macs
+
     lab, targets = open_lab(topology, env, hosts=args.host, sim=args.sim, sim_dir=args.sim_dir,
                             trust_new_hosts=args.trust_new_hosts, connect_timeout=args.connect_timeout)
     vnic_macs = topology.all_macs()

@@ -171,6 +171,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
                 sys.stdout, sys.stderr = saved
         except SystemExit as e:  # argparse: --help/--version (0) or a usage error (2)
             return int(e.code or 0)
+        args._argv = argv  # the holder's command line when a command takes its lab's lock
         run = getattr(args, "_run", None)
         if run is None:
             parser.print_help(env.stdout)

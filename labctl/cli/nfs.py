@@ -39,9 +39,18 @@ def ssh_settings(topo, args: argparse.Namespace, env: Env):
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    topo = load(args, env)
+    if not args.dry_run:
+        from labctl.cli.lablock import lab_lock_from_args
+
+        with lab_lock_from_args(args, env, topo):
+            return _mount(args, env, topo)
+    return _mount(args, env, topo)
+
+
+def _mount(args: argparse.Namespace, env: Env, topo) -> ExitStatus:
     from labctl.vsphere import adapter
 
-    topo = load(args, env)
     via = args.via or ("vcenter" if (topo.vcenter is not None or args.vcenter) else "ssh")
     specs = adapter.nfs_specs(topo)
     if via == "ssh":

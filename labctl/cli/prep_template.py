@@ -42,10 +42,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
-    import json
-
-    from labctl.plan.backends import open_lab
-    from labctl.remote.operations import macs
     from labctl.topology import load_topology
 
     if args.lab:  # prep-template HOST --lab FILE
@@ -57,6 +53,20 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     if args.sim_dir and not args.sim:
         raise UsageError("--sim-dir goes with --sim")
     topology = load_topology(env.path(args.file))
+    if not args.dry_run:
+        from labctl.cli.lablock import lab_lock_from_args
+
+        with lab_lock_from_args(args, env, topology):
+            return _run(args, env, topology)
+    return _run(args, env, topology)
+
+
+def _run(args: argparse.Namespace, env: Env, topology) -> ExitStatus:
+    import json
+
+    from labctl.plan.backends import open_lab
+    from labctl.remote.operations import macs
+
     lab, (target,) = open_lab(topology, env, hosts=[args.host], sim=args.sim, sim_dir=args.sim_dir,
                               trust_new_hosts=args.trust_new_hosts)
     if target.platform.classic:

@@ -193,6 +193,11 @@ def run(args: argparse.Namespace, env: "Env") -> ExitStatus:
     topo = _topology(args, env)
     sim = _dir(topo, args, env)
     actions = {"up": _up, "status": _status, "down": _down, "fault": _fault, "exec": _exec}
+    if args.sim_command in ("up", "down"):  # they start and stop the lab's processes
+        from labctl.cli.lablock import lab_lock
+
+        with lab_lock(args, topo, sim):
+            return actions[args.sim_command](topo, sim, args, env)
     return actions[args.sim_command](topo, sim, args, env)
 
 

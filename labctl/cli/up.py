@@ -144,9 +144,16 @@ def status_for(report) -> ExitStatus:
 
 
 def run(args, env) -> ExitStatus:
-    from labctl.plan.pipeline import run_pipeline
+    from labctl.cli.lablock import lab_lock
 
     ctx = build_context(args, env, apply=True)
+    with lab_lock(args, ctx.topology, ctx.sim_dir):
+        return _run_locked(ctx, args, env)
+
+
+def _run_locked(ctx, args, env) -> ExitStatus:
+    from labctl.plan.pipeline import run_pipeline
+
     if not args.sim and not args.yes:
         if not env.stdin_isatty:
             raise UsageError("`labctl up` changes a real lab; pass --yes to run without a terminal",

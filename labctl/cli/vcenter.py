@@ -140,9 +140,18 @@ def emit(result: Any, args: argparse.Namespace, env: Env, header: str) -> ExitSt
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    topo = load(args, env)
+    if not args.dry_run:
+        from labctl.cli.lablock import lab_lock_from_args
+
+        with lab_lock_from_args(args, env, topo):
+            return _apply(args, env, topo)
+    return _apply(args, env, topo)
+
+
+def _apply(args: argparse.Namespace, env: Env, topo) -> ExitStatus:
     from labctl.vsphere.adapter import apply_topology
 
-    topo = load(args, env)
     client, target, sim_dir = connect(topo, args, env)
     with client:
         result = apply_topology(client, topo, env.environ, known_hosts=[sim_dir / "known_hosts"] if sim_dir else [],

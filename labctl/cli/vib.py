@@ -216,13 +216,20 @@ def _build(args, env) -> ExitStatus:
 
 
 def _deploy(args, env) -> ExitStatus:
+    from labctl.cli.lablock import lab_lock_from_args
+    from labctl.topology import load_topology
+
+    topology = load_topology(env.path(args.lab))
+    with lab_lock_from_args(args, env, topology):
+        return _deploy_locked(args, env, topology)
+
+
+def _deploy_locked(args, env, topology) -> ExitStatus:
     import json
 
     from labctl.plan.backends import open_lab
-    from labctl.topology import load_topology
     from labctl.vib.deploy import DeployOptions, _topology_allows, deploy, load_vib_info, render_report
 
-    topology = load_topology(env.path(args.lab))
     vib = load_vib_info(env.path(args.file))
     hosts = args.host or None  # --host NAME (repeatable, or NAME,NAME); --hosts is its hidden alias
     if hosts:
