@@ -165,7 +165,7 @@ _BASELINE_RSS_MB: list[float] = []  # the process's high-water mark when the fuz
 _RAW_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
 
 
-@settings(max_examples=300, deadline=2000, derandomize=True,
+@settings(max_examples=300, deadline=2000, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=st.one_of(mutated_topology(), st.text(max_size=200)))
 def test_fuzz_loader_exits_0_or_2_with_a_position(text):
