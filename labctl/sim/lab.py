@@ -34,7 +34,7 @@ from labctl.sim import state as S
 from labctl.sim.boot import boot, clone
 from labctl.sim.endpoints import Endpoint, EndpointMap, load_endpoints, write_endpoints
 from labctl.sim.faults import Control, FaultRule, write_control
-from labctl.sim.paths import host_dir
+from labctl.sim.paths import ensure_private, host_dir
 
 PROCESSES_FILE = "processes.json"
 CLIENT_KEY = "id_rsa"
@@ -206,9 +206,7 @@ def prepare(sim: Path, spec: LabSpec, *, password: str | None = None, reset: boo
     """Create (or keep) every host's state under `sim`; authorize the client key; store the password hash."""
     from labctl.sim.server import hash_password
 
-    sim = Path(sim)
-    sim.mkdir(parents=True, exist_ok=True)
-    os.chmod(sim, 0o700)
+    sim = ensure_private(sim)
     key = client_key(sim)
     pub = f"{key.get_name()} {key.get_base64()} labctl-sim"
     pw_hash = hash_password(password) if password else ""
@@ -482,6 +480,11 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
     except ImportError:
         notes.append("vCenter simulator not available in this labctl (labctl.sim.vcsim missing); continuing")
         return None
+    def record(pid: int, argv: list[str]) -> None:  # before waiting for it: nothing can orphan it unrecorded
+        records.append({"pid": pid, "argv": wait_cmdline(pid, argv), "hosts": [], "start_ticks": start_ticks(pid),
+                        "kind": "vcsim"})
+        write_processes(sim, records)
+
     try:
         binary = vcsim.build(environ)
         vc = spec.vcenter
@@ -489,13 +492,13 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
         sim_vc = vcsim.start(binary, sim / "vcsim", datastores=list(spec.datastores), password=password,
                              clusters=spec.clusters, hosts_per_cluster=max(1, len(spec.hosts)),
                              user=getattr(vc, "user", None) or "administrator@vsphere.local",
-                             api_version=getattr(vc, "api_version", None))  # the lab's vCenter, not vcsim's 6.5
+                             api_version=getattr(vc, "api_version", None),  # the lab's vCenter, not vcsim's 6.5
+                             on_spawn=record)
     except LabctlError as e:
+        records[:] = [r for r in records if r.get("kind") != "vcsim" or is_ours(r)]  # a start that failed
+        write_processes(sim, records)
         notes.append(f"vCenter simulator not started: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         return None
-    # vcsim.start returned after the simulator printed its URL: it has exec'd, /proc shows its real argv
-    records.append({"pid": sim_vc.pid, "argv": _cmdline(sim_vc.pid) or [str(binary)], "hosts": [],
-                    "start_ticks": start_ticks(sim_vc.pid), "kind": "vcsim"})
     pw_file = None if password else sim / "vcsim.password"
     return sim_vc.endpoint_entry(password_file=pw_file)
 

@@ -28,5 +28,15 @@ def sim_dir(lab_name: str, env: Any = None, override: str | os.PathLike[str] | N
     return path(state) / "labctl" / "sim" / lab_name
 
 
+def ensure_private(sim: str | os.PathLike[str]) -> Path:
+    """Create the sim dir (and its parents) if needed and make it 0700, whichever command gets there first: it
+    holds the client key, the hosts' password hashes and the pinned host keys."""
+    p = Path(sim)
+    p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if p.stat().st_mode & 0o777 != 0o700:
+        os.chmod(p, 0o700)
+    return p
+
+
 def host_dir(sim: Path, name: str) -> Path:
     return Path(sim) / "hosts" / name

@@ -609,7 +609,8 @@ def from_dict(data: dict[str, Any]) -> HostState:
     return HostState(**{k: v for k, v in d.items() if k in known})
 
 
-def write_json_atomic(path: Path, data: Any, *, mode: int = 0o644) -> None:
+def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> None:
+    """Lab state is private (a host's state holds its root password hash): 0600 unless asked otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -163,6 +163,9 @@ class SimDriver(VmxFiles, Driver):
     # ---- Driver ----------------------------------------------------------------------------------------------
     def verify(self) -> None:
         try:
+            from labctl.sim.paths import ensure_private
+
+            ensure_private(self.sim_dir)
             self.vms_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise EnvironmentProblem(
@@ -428,9 +431,9 @@ class LabHosts(DiskOnlyHosts):
 
     def _pubkey(self) -> str:
         from labctl.sim import lab
+        from labctl.sim.paths import ensure_private
 
-        self.sim_dir.mkdir(parents=True, exist_ok=True)
-        key = lab.client_key(self.sim_dir)
+        key = lab.client_key(ensure_private(self.sim_dir))
         return f"{key.get_name()} {key.get_base64()} labctl-sim"
 
     def ensure_disk(self, name: str) -> None:

@@ -51,3 +51,35 @@ def test_stop_by_pid_removes_the_process_and_the_url_file_has_no_password(tmp_pa
     with pytest.raises(ProcessLookupError):
         os.kill(sim.pid, 0)
     assert not [p for p in (tmp_path / "w").iterdir() if p.name.startswith("govcsim-")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_process_is_handed_to_the_caller_before_the_wait_and_stopped_when_the_wait_is_interrupted(tmp_path):
+    """Record first, wait second (issue 13): a Ctrl-C while waiting for the URL must not leave an unrecorded vcsim."""
+    binary = fake_binary(tmp_path, "exec sleep 30")  # never prints its URL
+    seen = []
+
+    def on_spawn(pid, argv):
+        seen.append((pid, argv))
+        raise KeyboardInterrupt  # as if Ctrl-C arrived right after the process was recorded
+
+    with pytest.raises(KeyboardInterrupt):
+        launcher.start(binary, tmp_path / "w", timeout=30, on_spawn=on_spawn)
+    (pid, argv), = seen
+    assert argv[0] == str(binary)
+    assert not _alive(pid)
+
+
+def test_a_start_that_times_out_was_recorded_and_is_stopped(tmp_path):
+    binary = fake_binary(tmp_path, "exec sleep 30")
+    seen = []
+    with pytest.raises(EnvironmentProblem, match="did not start"):
+        launcher.start(binary, tmp_path / "w", timeout=0.5, on_spawn=lambda pid, argv: seen.append(pid))
+    assert len(seen) == 1 and not _alive(seen[0])

@@ -30,7 +30,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from labctl.errors import EnvironmentProblem, LabctlError
 
@@ -221,8 +221,12 @@ def _check_name(name: str) -> None:
 def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 1, hosts_per_cluster: int = 3,
           standalone_hosts: int = 0, datastores: Sequence[str] = (), api_version: str | None = None, tls: bool = False,
           user: str = "administrator@vsphere.local", password: str | None = None,
-          timeout: float = START_TIMEOUT) -> Vcsim:
-    """Start the simulator in `workdir` on 127.0.0.1 (free port) and wait for its URL."""
+          timeout: float = START_TIMEOUT, on_spawn: Callable[[int, list[str]], None] | None = None) -> Vcsim:
+    """Start the simulator in `workdir` on 127.0.0.1 (free port) and wait for its URL.
+
+    `on_spawn(pid, argv)` is called as soon as the process exists, before waiting for it, so the caller records
+    it (processes.json) before anything — a Ctrl-C, a second labctl — could orphan it. If the wait fails or is
+    interrupted, the process is stopped here."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for name in datastores:
@@ -241,6 +245,18 @@ def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 
     with open(out_path, "wb") as out, open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=log, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
+    try:
+        if on_spawn is not None:
+            on_spawn(proc.pid, argv)
+        return _wait_started(proc, argv, out_path, log_path, user, password, workdir, timeout)
+    except BaseException:
+        if proc.poll() is None:
+            stop_pid(proc.pid, proc=proc)
+        raise
+
+
+def _wait_started(proc: subprocess.Popen, argv: list[str], out_path: Path, log_path: Path, user: str,
+                  password: str, workdir: Path, timeout: float) -> Vcsim:
     deadline = time.monotonic() + timeout
     while True:
         text = out_path.read_text(errors="replace")
