@@ -38,11 +38,7 @@ def configure(p) -> None:
 
 
 def run(args, env) -> ExitStatus:
-    import json
-
-    from labctl.errors import LabctlError, RefusedError
-    from labctl.render.files import Manifest, write_atomic
-    from labctl.render.lab import DEFAULT_VMNET_GROUP, output_path, render_lab
+    from labctl.render.lab import DEFAULT_VMNET_GROUP, render_lab
     from labctl.topology import load_topology
 
     topo = load_topology(env.path(args.file), display_name=args.file)
@@ -51,36 +47,51 @@ def run(args, env) -> ExitStatus:
     out_dir = env.path(args.output) if args.output else None
     files = render_lab(topo, template_dir=env.path(args.templates) if args.templates else None,
                        vmnet_group=args.vmnet_group or DEFAULT_VMNET_GROUP)
-    results = []
-    refused: list[str] = []
+    if out_dir is None:
+        from labctl.cli.lablock import lab_lock
+
+        with lab_lock(args, topo):  # into the lab's own vm_dir: one changing command at a time
+            return _write(args, env, topo, files, out_dir)
+    return _write(args, env, topo, files, out_dir)
+
+
+def _write(args, env, topo, files, out_dir) -> ExitStatus:
+    """All or nothing: every file is checked first (outside its directory, edited, a running VM's), then all are
+    written to temporaries and renamed into place; one refusal or a full disk writes none."""
+    import json
+
+    from labctl.errors import LabctlError
+    from labctl.render.files import Manifest, commit_writes, plan_writes
+    from labctl.render.lab import output_path
+
     manifests: dict = {}
-    try:
-        for f in files:
-            dest = output_path(topo, out_dir, f)
-            root = out_dir if out_dir is not None else (topo.state_dir if f.kind == "host" else topo.workstation.vm_dir)
-            m = manifests.get(root)
-            if m is None:
-                m = manifests[root] = Manifest.open(root)
-            try:
-                status = write_atomic(dest, f.content, force=args.force, manifest=m)
-            except RefusedError as e:
-                refused.append(e.message)
-                results.append({"path": str(dest), "status": "refused", "reason": e.message})
-                continue
-            results.append({"path": str(dest), "status": str(status)})
-    finally:
+    items = []
+    for f in files:
+        root = out_dir if out_dir is not None else (topo.state_dir if f.kind == "host" else topo.workstation.vm_dir)
+        m = manifests.get(root)
+        if m is None:
+            m = manifests[root] = Manifest.open(root)
+        items.append((output_path(topo, out_dir, f), f.content, m, root))
+    planned = plan_writes(items, force=args.force)
+    refused = [p.refused.message for p in planned if p.refused is not None]
+    if not refused:
+        commit_writes(planned)
         for m in manifests.values():
             m.save()
+    results = [{"path": str(p.path), "status": "refused", "reason": p.refused.message} if p.refused is not None
+               else {"path": str(p.path), "status": "not written" if refused else str(p.status)} for p in planned]
     if args.json:
         env.out(json.dumps({"lab": topo.lab, "files": results}, indent=2))
     else:
         for r in results:
-            if r["status"] != "refused":
+            if not refused:
                 env.out(f"{r['status']:>9}  {r['path']}")
         n = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "updated", "unchanged")}
-        env.err(f"{topo.lab}: {n['created']} created, {n['updated']} updated, {n['unchanged']} unchanged"
-                + (f", {len(refused)} refused" if refused else ""))
+        if refused:
+            env.err(f"{topo.lab}: {len(refused)} refused, so nothing was written")
+        else:
+            env.err(f"{topo.lab}: {n['created']} created, {n['updated']} updated, {n['unchanged']} unchanged")
     if refused:
-        raise LabctlError("refused to overwrite:\n  " + "\n  ".join(refused),
+        raise LabctlError("refused to overwrite (nothing was written):\n  " + "\n  ".join(refused),
                           hint="re-run with --force to overwrite anyway", status=ExitStatus.REFUSED)
     return ExitStatus.SUCCESS

@@ -18,7 +18,7 @@ def validate(ctx: Context, rep: StageReport) -> None:
 
 
 def render(ctx: Context, rep: StageReport) -> None:
-    from labctl.render.files import Manifest, WriteStatus, check_write, write_atomic
+    from labctl.render.files import Manifest, WriteStatus, check_inside, check_write, write_atomic
     from labctl.render.lab import DEFAULT_VMNET_GROUP, render_lab
 
     topo = ctx.topology
@@ -31,6 +31,8 @@ def render(ctx: Context, rep: StageReport) -> None:
             dest = root / f.relpath
             # a linked clone's .vmx is vmrun's; its plan is ours
             try:
+                if not ctx.options.force:
+                    check_inside(root, dest)  # a VM directory symlinked elsewhere is not written through
                 status = (write_atomic(dest, f.content, force=ctx.options.force, manifest=manifest) if ctx.apply
                           else check_write(dest, f.content, force=ctx.options.force, manifest=manifest))
             except LabctlError as e:

@@ -28,7 +28,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Self
 
-from labctl.errors import LabctlError, RefusedError
+from labctl.errors import ExitStatus, LabctlError, RefusedError
 
 __all__ = [
     "MANIFEST_DIR",
@@ -93,8 +93,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _replace_atomic(path: Path, data: bytes, mode: int | None) -> None:
-    """Temp file in the same directory + fsync + os.replace. On any failure the old file is untouched."""
+def _stage(path: Path, data: bytes, mode: int | None) -> Path:
+    """`data` in a temporary file next to `path`, fsync'ed, with its final mode; removed again on any failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".labctl-tmp")
     tmp = Path(tmp_name)
@@ -108,6 +108,17 @@ def _replace_atomic(path: Path, data: bytes, mode: int | None) -> None:
             os.fsync(f.fileno())
         if not hasattr(os, "fchmod"):
             os.chmod(tmp, final_mode)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def _replace_atomic(path: Path, data: bytes, mode: int | None) -> None:
+    """Temp file in the same directory + fsync + os.replace. On any failure the old file is untouched."""
+    tmp = _stage(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -166,6 +177,11 @@ class Manifest:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
+        except NotADirectoryError as e:
+            where = next((p for p in (self.root, *self.root.parents) if p.exists() and not p.is_dir()), self.root)
+            raise WriteError(f"{where} is not a directory, so nothing can be written under {self.root}",
+                             hint="choose a directory (-o DIR, or workstation.vm_dir in the topology)",
+                             status=ExitStatus.USAGE) from e
         except (OSError, ValueError) as e:
             raise WriteError(
                 f"{self.path}: labctl's manifest is unreadable ({e})",
@@ -352,3 +368,113 @@ def write_atomic(
             ) from e
     m.record(path, blob)
     return status
+
+
+def check_inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """RefusedError when `path`, symlinks resolved, is not inside `root` (symlinks resolved): a VM directory that
+    is a symlink to elsewhere would otherwise be written through."""
+    real_root = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(real_root):
+        raise RefusedError(
+            f"{path}: resolves to {real}, outside {root} (a symlinked directory?); use --force to write there",
+            hint=f"remove the symlink or point the output elsewhere; labctl writes only inside {root}",
+        )
+
+
+class PlannedWrite:
+    """One file of a batch: where, what, its manifest, and what writing it would do (or why it is refused)."""
+
+    def __init__(self, path: Path, data: bytes, manifest: Manifest, status: WriteStatus | None,
+                 refused: RefusedError | None = None, mode: int | None = None):
+        self.path, self.data, self.manifest, self.status, self.refused, self.mode = (
+            path, data, manifest, status, refused, mode)
+
+
+def plan_writes(items: list[tuple[Path, bytes | str, Manifest, Path]], *, force: bool = False) -> list[PlannedWrite]:
+    """Decide every write of a batch first: (path, data, manifest, root) -> a PlannedWrite each, with `refused`
+    set for a file outside its root (unless `force`), user-edited, not labctl's, or a running VM's .vmx."""
+    out = []
+    for path, data, manifest, root in items:
+        path, blob = Path(path), _as_bytes(data)
+        try:
+            if not force:
+                check_inside(root, path)
+            status, _ = _decide(path, blob, force, manifest)
+            keep = None
+            if status is WriteStatus.UPDATED:
+                with contextlib.suppress(OSError):
+                    keep = path.stat().st_mode & 0o7777
+            out.append(PlannedWrite(path, blob, manifest, status, mode=keep))
+        except RefusedError as e:
+            out.append(PlannedWrite(path, blob, manifest, None, refused=e))
+    return out
+
+
+def commit_writes(planned: list[PlannedWrite]) -> None:
+    """Write a batch all or nothing. Every changed file is first staged to a temporary next to its target (a
+    failure here — ENOSPC, a read-only directory — removes them all and changes nothing); then each is renamed
+    over its target, and if a rename fails the files already renamed are put back. Raises RefusedError when any
+    file of the batch was refused (nothing is written), WriteError when the file system refused."""
+    refused = [p.refused for p in planned if p.refused is not None]
+    if refused:
+        raise RefusedError("refused to overwrite (nothing was written):\n  " + "\n  ".join(e.message for e in refused),
+                           hint="re-run with --force to overwrite anyway")
+    todo = [p for p in planned if p.status is not WriteStatus.UNCHANGED]
+    created_dirs: list[Path] = []
+    staged: list[tuple[PlannedWrite, Path]] = []
+    try:
+        for p in todo:
+            created_dirs += reversed([d for d in (p.path.parent, *p.path.parent.parents) if not d.exists()])
+            staged.append((p, _stage(p.path, p.data, p.mode)))
+    except OSError as e:
+        _discard(staged, created_dirs)
+        raise WriteError(f"cannot write {p.path}: {e.strerror or e}; nothing was written",
+                         hint="check the directory's permissions and free space") from e
+    except BaseException:
+        _discard(staged, created_dirs)
+        raise
+    done: list[tuple[Path, Path | None]] = []  # (target, hard-linked backup of the old file)
+    backup: Path | None = None
+    try:
+        for p, tmp in staged:
+            backup = None
+            if p.path.exists():
+                backup = p.path.with_name(f".{p.path.name}.{os.getpid()}.labctl-old")
+                with contextlib.suppress(FileNotFoundError):
+                    backup.unlink()
+                os.link(p.path, backup)
+            os.replace(tmp, p.path)
+            done.append((p.path, backup))
+            backup = None
+    except BaseException as e:
+        if backup is not None:  # the file whose rename failed is still the old one
+            with contextlib.suppress(OSError):
+                backup.unlink()
+        for target, backup in reversed(done):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, target)
+                else:
+                    target.unlink()
+        _discard([(p, t) for p, t in staged if t.exists()], created_dirs)
+        if isinstance(e, OSError):
+            raise WriteError(f"cannot write {p.path}: {e.strerror or e}; nothing was changed") from e
+        raise
+    for target, backup in done:
+        if backup is not None:
+            with contextlib.suppress(OSError):
+                backup.unlink()
+    for d in {p.path.parent for p, _ in staged}:
+        _fsync_dir(d)
+    for p in planned:
+        p.manifest.record(p.path, p.data)
+
+
+def _discard(staged: list[tuple[PlannedWrite, Path]], created_dirs: list[Path]) -> None:
+    for _, tmp in staged:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    for d in reversed(created_dirs):
+        with contextlib.suppress(OSError):
+            d.rmdir()
