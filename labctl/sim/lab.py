@@ -460,17 +460,64 @@ def _endpoint_map(sim: Path, spec: LabSpec, states: dict[str, S.HostState], list
 
 
 def _write_known_hosts(sim: Path, emap: EndpointMap, listen: dict[str, dict[str, Any]]) -> None:
+    publish_known_hosts(sim, {e.name: e.port for e in emap.all()})
+
+
+TRUST_FILE = "trusted_keys.json"
+
+
+def publish_known_hosts(sim: Path, ports: Mapping[str, int]) -> None:
+    """The sim dir's known_hosts for the hosts running now (`ports`: name -> loopback port), from the keys the
+    user trusts, never from what the hosts hold now.
+
+    A simulated host listens on a new port at every start, so its known_hosts line (`[127.0.0.1]:PORT`) is
+    rewritten each time; what is carried over is the *trusted* key, kept by host name in trusted_keys.json. A host
+    is pinned from its own keys/ only the first time it runs after its install (the explicit trust a user gives a
+    freshly installed host). A host whose keys changed since (re-keyed, see docs/security.md) keeps its old pin
+    and labctl refuses it like any changed host key. Before rewriting, the previous known_hosts is read back for
+    the hosts it listed: a key the user forgot (`ssh-keygen -R`) stays forgotten, a key labctl pinned with
+    --trust-new-hosts becomes the trusted one."""
+    sim = Path(sim)
+    kh_path, trust_path = sim / "known_hosts", sim / TRUST_FILE
+    try:
+        trust: dict[str, dict[str, Any]] = json.loads(trust_path.read_text())
+    except (FileNotFoundError, ValueError):
+        trust = {}
+    try:
+        old_lines = kh_path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        old_lines = None
+    if old_lines is not None:
+        by_name: dict[str, list[list[str]]] = {}
+        for line in old_lines:
+            parts = line.split()
+            if len(parts) >= 3 and not parts[0].startswith(("#", "@")):
+                for n in parts[0].split(","):
+                    by_name.setdefault(n, []).append([parts[1], parts[2]])
+        for t in trust.values():
+            if t.get("published"):
+                t["keys"] = by_name.get(f"[127.0.0.1]:{t.get('port')}", [])
     lines = []
-    for e in emap.all():
-        kdir = host_dir(sim, e.name) / "keys"
-        for pub in sorted(kdir.glob("*.pub")):
-            ktype, b64 = pub.read_text().split()[:2]
-            lines.append(f"[127.0.0.1]:{e.port} {ktype} {b64}")
+    for name, port in ports.items():
+        t = trust.get(name)
+        if t is None:  # first run since its install: the host's own keys
+            keys = []
+            for pub in sorted((host_dir(sim, name) / "keys").glob("*.pub")):
+                keys.append(pub.read_text().split()[:2])
+            if not keys:
+                continue  # no keys yet: nothing to trust (it is pinned when it has them)
+            t = trust[name] = {"keys": keys}
+        t["port"], t["published"] = int(port), True
+        lines += [f"[127.0.0.1]:{port} {ktype} {b64}" for ktype, b64 in t["keys"]]
+    for name, t in trust.items():
+        if name not in ports:
+            t["published"] = False  # its port may go to another host: nothing to read back for it next time
+    S.write_json_atomic(trust_path, trust, mode=0o600)
     tmp = sim / ".known_hosts.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, sim / "known_hosts")
+        f.write("".join(f"{ln}\n" for ln in lines))
+    os.replace(tmp, kh_path)
 
 
 def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records: list[dict[str, Any]],

@@ -606,7 +606,6 @@ class LabHosts(DiskOnlyHosts):
         )
 
         hosts: dict[str, Endpoint] = {}
-        lines: list[str] = []
         for r in lab.read_processes(self.sim_dir):
             if r.get("kind") != "hostd" or len(r.get("hosts", [])) != 1 or not lab.is_ours(r):
                 continue
@@ -629,9 +628,6 @@ class LabHosts(DiskOnlyHosts):
                 h.version,
                 dict(d.get("host_key_fingerprints") or {}),
             )
-            for pub in sorted((hdir / "keys").glob("*.pub")):
-                ktype, b64 = pub.read_text().split()[:2]
-                lines.append(f"[127.0.0.1]:{d['port']} {ktype} {b64}")
         vcenter = None
         if (self.sim_dir / ENDPOINTS_FILE).exists():
             try:
@@ -639,9 +635,7 @@ class LabHosts(DiskOnlyHosts):
             except LabctlError:
                 vcenter = None
         known = self.sim_dir / "known_hosts"
-        from labctl.workstation import sysfiles
-
-        sysfiles.replace_file(known, "".join(f"{ln}\n" for ln in lines), backup=False, mode=0o600)
+        lab.publish_known_hosts(self.sim_dir, {n: e.port for n, e in hosts.items()})  # trusted keys, not keys/
         ordered = {h.name: hosts[h.name] for h in self.spec.hosts if h.name in hosts}
         write_endpoints(
             self.sim_dir,
