@@ -63,6 +63,18 @@ def _sed_repl(text: str) -> str:
     return text.replace("\\", "\\\\").replace("&", "\\&").replace("/", "\\/")
 
 
+def wait_while_not(test: Argv, seconds: float) -> str:
+    """Wait up to `seconds`, ending early once `test` succeeds: `for i in 1 2 ..; do test || sleep STEP; done`.
+
+    No arithmetic and no `break` (not every ESX shell has them): one word per step of at most a second, so once
+    the condition holds the remaining steps only run `test`."""
+    import math
+
+    steps = max(1, math.ceil(seconds))
+    words = " ".join(str(k) for k in range(1, steps + 1))
+    return f"for i in {words}; do {sh(test)} || {sh(['sleep', f'{seconds / steps:g}'])}; done"
+
+
 def detached(script_lines: Iterable[Argv | str], *, log: str) -> str:
     """Run a sequence of commands as one job that survives the SSH session dropping.
 

@@ -154,3 +154,57 @@ def test_job_that_never_started_is_reported_and_the_host_left_untouched(sim_lab)
     rerun = lab.macs("fix", "--confirm-within", CONFIRM)
     assert rerun.status == 0, rerun.err + rerun.out
     assert lab.scan_json()["duplicates"] == []
+
+
+def _tmp_files(lab, host: str) -> list[str]:
+    r = lab.labctl("sim", "exec", "--sim-dir", str(lab.sim_dir), str(lab.topology), host, "ls /tmp")
+    assert r.status == 0, r.err
+    return sorted(r.out.split())
+
+
+def test_esx_classic_job_files_are_removed_before_the_reboot_that_follows(sim_lab):
+    """ESX classic keeps /tmp across reboots: the confirmed vswif0 job's log, .decided marker and backups must not
+    be left there by the reboot change that follows it (issue 13)."""
+    lab = sim_lab(SEED)
+    boots = lab.counters("esx2")["boot_count"]
+    fix = lab.macs("fix", "--confirm-within", "30", "--json")
+    assert fix.status == 0, fix.err + fix.out
+    assert [c["kind"] for c in json.loads(fix.out)["changes"]] == ["mac", "reboot"]
+    assert lab.counters("esx2")["boot_count"] == boots + 1
+    assert [f for f in _tmp_files(lab, "esx2") if f.startswith("labctl-mac-")] == []
+
+
+def test_rolled_back_job_leaves_no_files_either(sim_lab):
+    lab = sim_lab(SEED)
+    lab.fault("esx2", "--drop", "^mkdir /tmp/labctl-mac-", "--phase", "before")
+    fix = lab.macs("fix", "--confirm-within", "2", "--json")
+    assert [o["status"] for o in json.loads(fix.out)["outcomes"]] == ["rolled-back"]
+    lab.fault("esx2", "--clear")
+    assert [f for f in _tmp_files(lab, "esx2") if f.startswith("labctl-mac-")] == []
+
+
+def test_a_reboot_whose_reply_was_lost_is_reported_by_what_the_read_back_shows(sim_lab):
+    """The reboot is scheduled, then the connection drops before its reply: the host reboots and is fixed, and
+    the outcome says so (it used to say "dropped before the reboot was scheduled")."""
+    lab = sim_lab(SEED)
+    boots = lab.counters("esx2")["boot_count"]
+    lab.fault("esx2", "--drop", "labctl-reboot", "--phase", "after", "--times", "1")
+    fix = lab.macs("fix", "--confirm-within", CONFIRM, "--json")
+    assert fix.status == 0, fix.err + fix.out
+    outcomes = json.loads(fix.out)["outcomes"]
+    assert [o["status"] for o in outcomes] == ["applied", "applied"]
+    assert "reply to the reboot command was lost" in outcomes[1]["detail"]
+    assert lab.counters("esx2")["boot_count"] == boots + 1
+    assert lab.scan_json()["duplicates"] == []
+
+
+def test_a_reboot_command_that_never_arrived_is_reported_as_not_applied_after_reading_back(sim_lab):
+    lab = sim_lab(SEED)
+    boots = lab.counters("esx2")["boot_count"]
+    lab.fault("esx2", "--drop", "labctl-reboot", "--phase", "before", "--times", "1")
+    fix = lab.macs("fix", "--confirm-within", CONFIRM, "--back-within", "4", "--json")
+    assert fix.status == 3, fix.err + fix.out
+    outcomes = json.loads(fix.out)["outcomes"]
+    assert [o["status"] for o in outcomes] == ["applied", "failed"]
+    assert "still shows" in outcomes[1]["detail"] and "may not have rebooted" in outcomes[1]["detail"]
+    assert lab.counters("esx2")["boot_count"] == boots

@@ -300,6 +300,9 @@ class JobFiles:
     def backup(self, what: str) -> str:
         return f"{self.base}.{what}.bak"
 
+    def all(self) -> list[str]:
+        return [self.log, self.decided, self.rolled_back, self.done, self.backup("ifcfg"), self.backup("esxconf")]
+
 
 @dataclass(frozen=True)
 class MacChange:
@@ -341,7 +344,9 @@ class MacChange:
         j = self.job
         apply_, restore = self._apply_and_restore()
         script = [*apply_,
-                  C.sh(["sleep", f"{self.confirm_within:g}"]),
+                  # until labctl's confirmation (its mkdir) or the deadline: a confirmed job ends within a second,
+                  # so labctl removes its files before a reboot that follows could kill it (ESX classic keeps /tmp)
+                  C.wait_while_not(["test", "-d", j.decided], self.confirm_within),
                   C.all_of(["mkdir", j.decided], C.redirect_out(["echo", "rollback"], j.rolled_back)),
                   *(C.all_of(["test", "-f", j.rolled_back], r) for r in restore),
                   C.redirect_out(["echo", "done"], j.done)]
@@ -613,6 +618,7 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
             seen = _mac_of(conn, change.interface)
             if seen == change.new_mac:
                 if conn.run(change.confirm_command()).ok:
+                    _remove_job_files(conn, job, poll)
                     return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
                 break  # the decision was already made: find out which below
         except HOST_PROBLEMS:
@@ -630,6 +636,7 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
             if exists("-f", job.rolled_back):
                 if exists("-f", job.done):
                     now = _mac_of(conn, change.interface)
+                    _remove_job_files(conn, job, poll)
                     restored = "restored" if now == change.old_mac else f"tried to restore (now {now})"
                     return ChangeOutcome(change, "rolled-back", f"could not confirm {change.new_mac} in time (saw "
                                          f"{seen}); the job {restored} {change.interface}")
@@ -642,6 +649,7 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
                 if not exists("-f", job.rolled_back):  # labctl's confirm won; only its reply was lost
                     if not change.platform.classic:
                         conn.run(C.sh(["/sbin/auto-backup.sh"])).check()
+                    _remove_job_files(conn, job, poll)
                     return ChangeOutcome(change, "applied", f"{change.interface} now {change.new_mac}")
         except HOST_PROBLEMS:
             pass
@@ -650,16 +658,58 @@ def _apply_confirmed(conn: Connection, change: MacChange, *, back_within: float,
                          "re-run `labctl macs fix`")
 
 
+def _read_back_after_lost_reply(conn: Connection, change: RebootChange, reason: str, *, back_within: float,
+                                poll: float) -> ChangeOutcome:
+    """The reply to the reboot command was lost: the host may be rebooting or may never have got the command.
+    Every change here takes effect only at boot, so the read-back tells: poll until it shows them (applied) or
+    until `back_within` has passed (report what it shows)."""
+    end = time.monotonic() + back_within
+    problems = ["the host did not answer"]
+    while time.monotonic() < end:
+        try:
+            conn.wait_until_back(end, interval=poll)
+            problems = change.verify(gather(conn))
+            if not problems:
+                return ChangeOutcome(change, "applied", f"the reply to the reboot command was lost ({reason}); "
+                                     "verified after the reboot")
+        except HOST_PROBLEMS:
+            pass
+        time.sleep(max(poll, 0.5))
+    return ChangeOutcome(change, "failed", f"the reply to the reboot command was lost ({reason}) and after "
+                         f"{back_within:g} s the host still shows: {'; '.join(problems)}; it may not have rebooted "
+                         "— re-run `labctl macs fix`")
+
+
+def _remove_job_files(conn: Connection, job: JobFiles, poll: float, *, within: float = 5.0) -> None:
+    """Once the decision is made, remove the job's log, markers and backups from /tmp (ESX classic keeps /tmp
+    across the reboot that often follows). The markers go only when the job has finished (`.done`): until it has
+    passed its own mkdir, `.decided` is what keeps it from rolling back. Best effort: a host that drops now keeps
+    them, and the next run of the same change starts by removing them."""
+    end = time.monotonic() + within
+    try:
+        while not conn.run(C.sh(["test", "-f", job.done])).ok:
+            if time.monotonic() > end:  # still running: the backups and log are no longer needed, the marker is
+                conn.run(C.sh(["rm", "-f", job.log, job.backup("ifcfg"), job.backup("esxconf")]))
+                return
+            time.sleep(poll)
+        conn.run(C.sh(["rm", "-rf", *job.all()]))
+    except HOST_PROBLEMS:
+        pass
+
+
 def _apply_with_reboot(conn: Connection, change: RebootChange, *, back_within: float, poll: float) -> ChangeOutcome:
     """Reboot-based changes keep the host's network identity (IP, port group), so it comes back where it was."""
-    try:
-        for cmd in change.commands():
+    cmds = change.commands()
+    for i, cmd in enumerate(cmds):
+        try:
             conn.run(cmd).check()
-    except ConnectionDropped as e:
-        return ChangeOutcome(change, "failed", f"the connection dropped before the reboot was scheduled ({e.reason}); "
-                             "nothing takes effect until the host reboots — re-run `labctl macs fix`")
-    except HOST_PROBLEMS as e:
-        return ChangeOutcome(change, "failed", e.reason)
+        except ConnectionDropped as e:
+            if i == len(cmds) - 1:  # the reboot itself: scheduled or not, only the read-back can tell
+                return _read_back_after_lost_reply(conn, change, e.reason, back_within=back_within, poll=poll)
+            return ChangeOutcome(change, "failed", f"the connection dropped before the reboot was scheduled "
+                                 f"({e.reason}); nothing takes effect until the host reboots — re-run `labctl macs fix`")
+        except HOST_PROBLEMS as e:
+            return ChangeOutcome(change, "failed", e.reason)
     conn.wait_for_drop(timeout=min(back_within, 60.0))
     try:
         conn.wait_until_back(time.monotonic() + back_within, interval=poll)
