@@ -52,7 +52,8 @@ typical session:
   labctl up topologies/esx35-ha-pair.yaml --sim      the whole pipeline against a simulated lab
 
 exit statuses: 0 ok, 1 findings (e.g. duplicates found), 2 usage or topology error, 3 an operation failed,
-4 host unreachable, 5 refused to overwrite (use --force), 6 missing prerequisite, 130 interrupted.
+4 host unreachable, 5 refused to overwrite (use --force) or the lab is busy, 6 missing prerequisite,
+130 interrupted.
 Run `labctl COMMAND --help` for each command's options and examples.
 """
 
