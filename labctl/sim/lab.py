@@ -379,8 +379,13 @@ def spawn_hostd(sim: Path, hosts: list[str], log_name: str,
     with open(logs / log_name, "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                 start_new_session=True, cwd=str(sim))
-    rec = {"pid": proc.pid, "argv": wait_cmdline(proc.pid, argv), "hosts": list(hosts),
-           "start_ticks": start_ticks(proc.pid), "kind": "hostd"}
+    try:
+        rec = {"pid": proc.pid, "argv": wait_cmdline(proc.pid, argv), "hosts": list(hosts),
+               "start_ticks": start_ticks(proc.pid), "kind": "hostd"}
+    except BaseException:  # interrupted before the caller could record it: stop it now rather than orphan it
+        proc.kill()
+        proc.wait()
+        raise
     return proc, rec
 
 

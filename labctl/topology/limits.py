@@ -16,7 +16,7 @@ from typing import Any
 
 MAX_BYTES = 1024 * 1024  # a topology file larger than 1 MiB is refused before parsing
 MAX_DEPTH = 64  # nested mappings/sequences
-MAX_NODES = 200_000  # values in the document, aliases counted as what they expand to
+MAX_NODES = 50_000  # values in the document, aliases counted as what they expand to (a large lab has ~5,000)
 MAX_ALIAS_NODES = 10_000  # values produced by alias expansion (merge keys included), in total
 
 

@@ -118,7 +118,9 @@ def test_classic_plan_edits_ifcfg_in_a_commit_confirmed_job_then_one_reboot():
     script = job_script(cmd)
     assert f"sed -i 's/^MACADDR=.*/MACADDR={new}/' /etc/sysconfig/network-scripts/ifcfg-vswif0" in script
     assert f'\\/net\\/vswif\\/child[0000]\\/mac = "{new}"/' in script
-    assert "ifdown vswif0; ifup vswif0; sleep 5; mkdir " in script
+    # the job waits for labctl's mkdir in one-second steps, ending as soon as it is there
+    assert (f"ifdown vswif0; ifup vswif0; for i in 1 2 3 4 5; do test -d {vswif.job.decided} || sleep 1; done; "
+            "mkdir ") in script
     assert f"test -f {vswif.job.rolled_back} && cp {vswif.job.backup('ifcfg')} " in script
     assert script.endswith(f"echo done > {vswif.job.done}")
     assert vswif.confirm_command() == f"mkdir {vswif.job.decided}"

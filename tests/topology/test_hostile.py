@@ -52,7 +52,7 @@ CASES: dict[str, tuple[str | bytes, str, tuple[int, int] | None]] = {
     "python-name-tag": ("lab: a\ny: !!python/name:os.system x\n", "python/name:os.system", (2, 4)),
     "python-object-tag": ("lab: !!python/object/apply:os.system [echo hi]\n", "python/object/apply", (1, 6)),
     "comments-10mb": (("#" + "x" * 98 + "\n") * 100_000, "larger than 1,048,576 bytes", (1, 1)),
-    "list-300k-items": ("lab: a\nesx_hosts: [" + ",".join(["0"] * 300_000) + "]\n", "more than 200,000 values", None),
+    "list-300k-items": ("lab: a\nesx_hosts: [" + ",".join(["0"] * 300_000) + "]\n", "more than 50,000 values", None),
     "nul-byte": ("lab: a\nesx_hosts: [x\0]\n", "U+0000 (NUL)", (2, 14)),
     "not-utf8": (b"lab: a\nesx_hosts: [\xff]\n", "byte 0xff is not UTF-8", (2, 13)),
     "bidi-in-cluster-name": ("lab: a\nclusters: [{name: \"c\\u202egnp.exe\", hosts: []}]\n", "U+202E", (2, 19)),
@@ -62,28 +62,28 @@ CASES: dict[str, tuple[str | bytes, str, tuple[int, int] | None]] = {
 }
 
 
+CHILD = r"""
+import os, sys
+from labctl.cli.main import main
+rc = main(sys.argv[1:])
+status = dict(ln.split(":", 1) for ln in open("/proc/self/status"))
+os.write(2, ("\nPEAK-KB " + status["VmHWM"].split()[0] + "\n").encode())
+sys.exit(rc)
+"""
+
+
 def _peak_rss_mb(path: Path, cwd: Path) -> tuple[int, str, float, float]:
-    """Run validate in a child and read that child's own peak RSS with wait4 (not the max over all children)."""
-    env = {**os.environ, "HOME": str(cwd), "TMPDIR": str(cwd), "PYTHONDONTWRITEBYTECODE": "1"}
+    """Run validate in a child: (exit status, stderr, seconds, the child's own peak RSS in MB).
+
+    The peak is the child's VmHWM read at its exit: wait4's ru_maxrss would also count the pytest process's pages
+    the child shared before it exec'd."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABCTL", "PYTHON"))}
+    env.update(HOME=str(cwd), TMPDIR=str(cwd), PYTHONDONTWRITEBYTECODE="1")
     t0 = time.monotonic()
-    with open(cwd / ".err", "w+b") as errf:
-        proc = subprocess.Popen([sys.executable, "-m", "labctl", "validate", path.name], cwd=cwd, env=env,
-                                stdout=subprocess.DEVNULL, stderr=errf)
-        deadline = t0 + MAX_SECONDS * 3
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                pytest.fail(f"validate {path.name} still running after {MAX_SECONDS * 3} s")
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        errf.seek(0)
-        err = errf.read().decode("utf-8", "replace")
-    (cwd / ".err").unlink()
-    return proc.returncode, err, time.monotonic() - t0, usage.ru_maxrss / 1024  # ru_maxrss is KB on Linux
+    p = subprocess.run([sys.executable, "-c", CHILD, "validate", path.name], cwd=cwd, env=env, capture_output=True,
+                       timeout=MAX_SECONDS * 3)
+    err, _, peak = p.stderr.decode("utf-8", "replace").rpartition("\nPEAK-KB ")
+    return p.returncode, err, time.monotonic() - t0, int(peak.split()[0]) / 1024
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
