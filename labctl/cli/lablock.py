@@ -20,6 +20,14 @@ def lab_lock(args: Any, topology: Any, sim_dir: Path | None = None):
     return _lock(sim_dir if sim_dir is not None else topology.state_dir, command_line(args), lab=topology.lab)
 
 
+def run_locked(args: Any, env: Any, topology: Any, fn: Any, *, changes: bool = True) -> Any:
+    """`fn()` under the lab's lock when the command `changes` the lab (not for --dry-run)."""
+    if not changes:
+        return fn()
+    with lab_lock_from_args(args, env, topology):
+        return fn()
+
+
 def lab_lock_from_args(args: Any, env: Any, topology: Any):
     """`lab_lock` for a command with `--sim [--sim-dir DIR]` options."""
     sim = None

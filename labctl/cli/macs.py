@@ -75,12 +75,10 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     topology = load_topology(env.path(args.file))
-    if args.action == "fix" and not args.dry_run:
-        from labctl.cli.lablock import lab_lock_from_args
+    from labctl.cli.lablock import run_locked
 
-        with lab_lock_from_args(args, env, topology):
-            return _run(args, env, topology)
-    return _run(args, env, topology)
+    return run_locked(args, env, topology, lambda: _run(args, env, topology),
+                      changes=args.action == "fix" and not args.dry_run)
 
 
 def _run(args: argparse.Namespace, env: Env, topology) -> ExitStatus:

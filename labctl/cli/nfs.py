@@ -40,12 +40,9 @@ def ssh_settings(topo, args: argparse.Namespace, env: Env):
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     topo = load(args, env)
-    if not args.dry_run:
-        from labctl.cli.lablock import lab_lock_from_args
+    from labctl.cli.lablock import run_locked
 
-        with lab_lock_from_args(args, env, topo):
-            return _mount(args, env, topo)
-    return _mount(args, env, topo)
+    return run_locked(args, env, topo, lambda: _mount(args, env, topo), changes=not args.dry_run)
 
 
 def _mount(args: argparse.Namespace, env: Env, topo) -> ExitStatus:

@@ -53,12 +53,9 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     if args.sim_dir and not args.sim:
         raise UsageError("--sim-dir goes with --sim")
     topology = load_topology(env.path(args.file))
-    if not args.dry_run:
-        from labctl.cli.lablock import lab_lock_from_args
+    from labctl.cli.lablock import run_locked
 
-        with lab_lock_from_args(args, env, topology):
-            return _run(args, env, topology)
-    return _run(args, env, topology)
+    return run_locked(args, env, topology, lambda: _run(args, env, topology), changes=not args.dry_run)
 
 
 def _run(args: argparse.Namespace, env: Env, topology) -> ExitStatus:

@@ -141,12 +141,9 @@ def emit(result: Any, args: argparse.Namespace, env: Env, header: str) -> ExitSt
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     topo = load(args, env)
-    if not args.dry_run:
-        from labctl.cli.lablock import lab_lock_from_args
+    from labctl.cli.lablock import run_locked
 
-        with lab_lock_from_args(args, env, topo):
-            return _apply(args, env, topo)
-    return _apply(args, env, topo)
+    return run_locked(args, env, topo, lambda: _apply(args, env, topo), changes=not args.dry_run)
 
 
 def _apply(args: argparse.Namespace, env: Env, topo) -> ExitStatus:

@@ -216,12 +216,11 @@ def _build(args, env) -> ExitStatus:
 
 
 def _deploy(args, env) -> ExitStatus:
-    from labctl.cli.lablock import lab_lock_from_args
+    from labctl.cli.lablock import run_locked
     from labctl.topology import load_topology
 
     topology = load_topology(env.path(args.lab))
-    with lab_lock_from_args(args, env, topology):
-        return _deploy_locked(args, env, topology)
+    return run_locked(args, env, topology, lambda: _deploy_locked(args, env, topology))
 
 
 def _deploy_locked(args, env, topology) -> ExitStatus:

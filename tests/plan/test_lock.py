@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,3 +129,36 @@ def test_two_up_sim_at_once_one_is_refused_naming_the_holder_no_process_leaks_an
         lab.down(d)
         for pid in _lab_processes(tmp_path):  # only processes of this test's own tmp dir, by PID
             os.kill(pid, signal.SIGKILL)
+
+
+def test_every_command_that_changes_a_lab_is_refused_while_another_holds_it(run_cli, tmp_path):
+    text = (ROOT / "topologies" / "esx35-ha-pair.yaml").read_text()
+    topo = tmp_path / "lab.yaml"
+    topo.write_text(re.sub(r"(?m)^  vm_dir: .*$", f"  vm_dir: {tmp_path / 'vms'}", text))
+    d = tmp_path / "sim"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "LABCTL_SIM_DIR": str(d)}
+    from labctl.topology import load_topology
+
+    state_dir = load_topology(topo).state_dir
+    changing_sim = [("up", str(topo), "--sim"), ("down", str(topo), "--sim"), ("destroy", str(topo), "--sim", "--yes"),
+                    ("sim", "up", str(topo), "--no-vcenter"), ("sim", "down", str(topo)),
+                    ("macs", "fix", str(topo), "--sim"), ("nfs", str(topo), "--sim", "--via", "ssh")]
+    changing_real = [("render", str(topo))]
+    for directory, commands in ((d, changing_sim), (state_dir, changing_real)):
+        p = _holder_process(directory)
+        try:
+            for argv in commands:
+                r = run_cli(*argv, environ=env)
+                assert r.status == 5 and f"is busy: `labctl up lab.yaml --sim` (PID {p.pid})" in r.err, (argv, r.err)
+        finally:
+            p.kill()
+            p.wait()
+    # reading is not changing: plan, a dry run and --output elsewhere do not take the lock
+    p = _holder_process(d)
+    try:
+        assert "is busy" not in run_cli("macs", "fix", str(topo), "--sim", "--dry-run", environ=env).err
+        assert "is busy" not in run_cli("plan", str(topo), "--sim", environ=env).err
+    finally:
+        p.kill()
+        p.wait()
+    assert run_cli("render", str(topo), "-o", str(tmp_path / "out"), environ=env).status == 0
