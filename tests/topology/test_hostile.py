@@ -178,7 +178,7 @@ def test_fuzz_loader_exits_0_or_2_with_a_position(text):
     if not _BASELINE_RSS_MB:
         _BASELINE_RSS_MB.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
-    from labctl.cli.env import Env
+    from labctl.env import Env
     from labctl.cli.main import main
 
     with tempfile.TemporaryDirectory() as d:
