@@ -35,4 +35,8 @@ def lab_lock_from_args(args: Any, env: Any, topology: Any):
         from labctl.sim.paths import sim_dir
 
         sim = Path(sim_dir(topology.lab, env, getattr(args, "sim_dir", None)))
+        if not sim.is_dir():  # no simulated lab: the command says so (status 6); locking would create its dir
+            import contextlib
+
+            return contextlib.nullcontext()
     return lab_lock(args, topology, sim)
