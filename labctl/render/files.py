@@ -461,7 +461,7 @@ def commit_writes(planned: list[PlannedWrite]) -> None:
         if isinstance(e, OSError):
             raise WriteError(f"cannot write {p.path}: {e.strerror or e}; nothing was changed") from e
         raise
-    for target, backup in done:
+    for _target, backup in done:
         if backup is not None:
             with contextlib.suppress(OSError):
                 backup.unlink()
