@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "iso": ("labctl.cli.iso", "inspect installer ISOs; patch a copy for an unattended install"),
     "vmnet": ("labctl.cli.vmnet", "check or fix /dev/vmnet* permissions (promiscuous mode)"),
     "doctor": ("labctl.cli.doctor", "check this machine (and a topology) for what a lab needs"),
+    "kickstart": ("labctl.cli.kickstart", "print a host's kickstart (unattended install script), hash masked"),
     "graph": ("labctl.cli.graph", "draw the lab as SVG or Mermaid"),
     "inventory": ("labctl.cli.inventory", "print the lab's hosts for other tools (ansible, json)"),
 }

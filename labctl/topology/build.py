@@ -18,13 +18,13 @@ from labctl.errors import did_you_mean
 from labctl.topology import addressing, limits, versions
 from labctl.topology.loader import Marks, Path_, Problem, YamlSyntaxError, format_path, load_yaml_with_marks
 from labctl.topology.model import (
-    Cluster, Datastore, EsxHost, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, Workstation,
+    Cluster, Datastore, EsxHost, InstallSettings, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, Workstation,
 )
 from labctl.topology.schema import SCHEMA, check
 
 DEFAULT_WS = "17.5"
-# keys a linked clone never inherits from its source
-NOT_INHERITED = {"name", "linked_clone_of", "snapshot", "access_ip"}
+# keys a linked clone never inherits from its source (`install`: a clone is cloned, never installed)
+NOT_INHERITED = {"name", "linked_clone_of", "snapshot", "access_ip", "install"}
 
 
 @dataclass
@@ -156,6 +156,7 @@ class _Validator:
         self._resolve_clones()
         self._check_networks()
         self._check_hosts()
+        self._check_install()
         self._check_vms()
         self._check_ips()
         self._check_macs()
@@ -439,6 +440,67 @@ class _Validator:
                 elif flavor == "esx" and isinstance(mg, dict) and h["access_ip"] != mg.get("ip"):
                     self.warn(base + ("access_ip",), "on ESX classic sshd listens on the service console (vswif) only, "
                                                      "not on VMkernel ports; use a vswif address or ssh.jump")
+
+    def _check_install(self) -> None:
+        """`install:` — what the era's installer can do unattended, the user's template, the lines it carries."""
+        for i, h in enumerate(self.hosts_raw):
+            if not isinstance(h, dict) or i not in self.resolved:
+                continue
+            base: Path_ = ("esx_hosts", i, "install")
+            inst = h.get("install")
+            if inst is not None and h.get("linked_clone_of") is not None:
+                self.err(base, f"a linked clone is not installed: it is cloned from {h['linked_clone_of']} after that "
+                               "host's install; put install: on the source host", key=True)
+                continue
+            if h.get("linked_clone_of") is not None:
+                continue
+            inst = inst if isinstance(inst, dict) else {}
+            ks = inst.get("kickstart", "auto")
+            e = self.resolved[i]
+            v = versions.parse_esx_version(str(e.get("version"))) if e.get("version") is not None else None
+            if isinstance(ks, str) and ks != "none" and v is not None and e.get("flavor") == "esxi" \
+                    and v.release in ((3, 5), (4, 0)) and ("iso" in e or "install" in h):
+                path = base + ("kickstart",) if "kickstart" in inst else (base if "install" in h else ("esx_hosts", i, "iso"))
+                self.err(path, f"ESXi {v} has no scripted install (ESXi Installable {v.major}.{v.minor} reads no "
+                               "kickstart; scripted installs start with ESXi 4.1): set install: {kickstart: none} and "
+                               "install it at the installer console, or use ESXi 4.1 or later")
+            if isinstance(ks, str) and ks not in ("auto", "none"):
+                self._check_template(base + ("kickstart",), ks)
+            for j, line in enumerate(_list(inst, "firstboot")):
+                if not isinstance(line, str):
+                    continue
+                if "\n" in line or "\r" in line:
+                    self.err(base + ("firstboot", j), "one command per entry: this line contains a line break")
+                elif line.lstrip().startswith("%"):
+                    self.err(base + ("firstboot", j), f"'{line.strip()}' would start a new kickstart section; "
+                                                      "firstboot lines are commands run inside labctl's section")
+            for j, word in enumerate(_list(inst, "boot_options")):
+                if not isinstance(word, str):
+                    continue
+                if word.endswith("\n") and not any(c.isspace() for c in word[:-1]):  # what the schema's $ lets by
+                    self.err(base + ("boot_options", j), f"{word!r}: one kernelopt word per entry (no line break)")
+                elif word.lower().startswith("ks="):
+                    self.err(base + ("boot_options", j), "labctl sets ks= itself (the kickstart CD); leave it out, or "
+                                                         "set install: {kickstart: none} to boot the installer as is")
+
+    def _check_template(self, path: Path_, text: str) -> None:
+        fp = Path(self._file(text) or text)
+        if not fp.is_file():
+            what = "is a directory, not a template file" if fp.is_dir() else "does not exist"
+            self.err(path, f"kickstart template {text} {what} ({fp}); use auto, none or the path of a Jinja2 "
+                           "kickstart template")
+            return
+        try:
+            source = fp.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as ex:
+            self.err(path, f"cannot read kickstart template {fp}: {ex}")
+            return
+        import jinja2
+
+        try:
+            jinja2.Environment().parse(source)
+        except jinja2.TemplateSyntaxError as ex:
+            self.err(path, f"kickstart template {fp} line {ex.lineno}: {ex.message}")
 
     def _check_vms(self) -> None:
         for i, vm in enumerate(_list(self.d, "vms")):
@@ -803,6 +865,7 @@ class _Validator:
                 ssh=SshSettings(user=hs.get("user", "root"), port=hs.get("port", 22), password_env=hs.get("password_env"),
                                 key_file=hs.get("key_file"), jump=hs.get("jump")),
                 vmx_path=vm_dir / e["name"] / f"{e['name']}.vmx",
+                install=None if raw.get("linked_clone_of") else _install_settings(raw.get("install") or {}, self._file),
             ))
         vms = tuple(Vm(name=v["name"], guest_os=v.get("guest_os", "other"), cpus=v.get("cpus", 1),
                        memory_mb=v.get("memory_mb", 1024), disk_gb=v.get("disk_gb", 16), iso=self._file(v.get("iso")),
@@ -841,6 +904,12 @@ class _Validator:
                             jump=top_ssh.get("jump")),
             clusters=tuple(clusters), datastores=datastores, vibs=tuple(vibs), warnings=tuple(warnings),
         )
+
+
+def _install_settings(d: dict, resolve) -> InstallSettings:
+    ks = d.get("kickstart", "auto")
+    return InstallSettings(kickstart=ks if ks in ("auto", "none") else resolve(ks),
+                           firstboot=tuple(d.get("firstboot", ())), boot_options=tuple(d.get("boot_options", ())))
 
 
 def supported(flavor: str) -> str:

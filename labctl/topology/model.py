@@ -70,6 +70,19 @@ class SshSettings:
 
 
 @dataclass(frozen=True)
+class InstallSettings:
+    """How labctl installs a host from its ISO (`install:`); clones have none (they are never installed)."""
+
+    kickstart: str = "auto"  # auto | none | an absolute path to the user's own Jinja2 kickstart template
+    firstboot: tuple[str, ...] = ()  # extra %firstboot lines (ESXi) / %post lines (ESX classic), verbatim
+    boot_options: tuple[str, ...] = ()  # extra kernelopt words
+
+    @property
+    def template(self) -> Path | None:
+        return None if self.kickstart in ("auto", "none") else Path(self.kickstart)
+
+
+@dataclass(frozen=True)
 class EsxHost:
     name: str
     flavor: str  # esx | esxi
@@ -87,6 +100,7 @@ class EsxHost:
     access_ip: str | None
     ssh: SshSettings
     vmx_path: Path
+    install: InstallSettings | None = None  # None for a linked clone
 
     @property
     def address(self) -> str:

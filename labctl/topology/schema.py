@@ -81,6 +81,21 @@ HOST_PROPS: dict[str, Any] = {
     "snapshot": {"type": "string", "description": "snapshot of the source the clone is made from (default base)"},
     "access_ip": {**IPV4, "description": "address labctl dials instead of the management IP (on a reachable network)"},
     "ssh": SSH,
+    "install": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "unattended install from `iso` (not for linked clones: they are cloned, never installed)",
+        "properties": {
+            "kickstart": {"type": "string",
+                          "description": "auto (labctl's kickstart for the host's era, default) | none (install by hand "
+                                         "at the installer console) | path to your own Jinja2 kickstart template"},
+            "firstboot": {"type": "array", "items": {"type": "string"},
+                          "description": "extra lines run at first boot as given: %firstboot (ESXi) or %post "
+                                         "(ESX classic), one command per line"},
+            "boot_options": {"type": "array", "items": {"type": "string", "pattern": r"^[^\s]+$"},
+                             "description": "extra kernelopt words for the installer, e.g. allowLegacyCPU=true"},
+        },
+    },
 }
 
 SCHEMA: dict[str, Any] = {

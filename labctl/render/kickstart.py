@@ -1,0 +1,142 @@
+"""A host's kickstart (installation script), rendered from `templates/kickstart/` per ESX era.
+
+    hash_ = root_password_hash(topology, host, env.environ, env.secret_prompt())   # crypt hash, never plaintext
+    text = render_kickstart(topology, host, hash_)                                  # str
+    path = write_kickstart(topology, host, hash_)                                   # <vm_dir>/.labctl/<host>.ks.cfg
+
+Eras (docs/install.md cites the syntax of each):
+  esx-classic-3   ESX 3.5 (Anaconda with VMware's commands; %post)
+  esx-classic-4   ESX 4.0 and 4.1 (accepteula, part ... --onfirstdisk, virtualdisk esxconsole; %post)
+  esxi-4.1        ESXi 4.1 (autopart --firstdisk --overwritevmfs; %firstboot --unsupported)
+  esxi            ESXi 5.0 – 8.x and ESX 9.x (install --firstdisk --overwritevmfs; %firstboot --interpreter=busybox)
+ESXi 3.5 and 4.0 have no scripted install (validation refuses `kickstart: auto` there).
+
+A user's template directory (`template_dir`, as for .vmx files) overrides `kickstart/<era>.ks.j2`; a host's
+`install.kickstart: PATH` renders that template instead. Every template gets the same variables (see `context`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from labctl.errors import UsageError
+from labctl.render.cryptpw import MASK, hash_password, scheme_for
+from labctl.topology.model import EsxHost, InstallSettings, Topology
+
+KICKSTART_MODE = 0o600
+ERAS = ("esx-classic-3", "esx-classic-4", "esxi-4.1", "esxi")
+
+
+class NoScriptedInstall(UsageError):
+    """The host's era has no scripted install, or the host is a linked clone, or kickstart: none."""
+
+
+def era(host: EsxHost) -> str | None:
+    """The kickstart template family of a host, or None when its installer reads no kickstart."""
+    r = host.version_info.release
+    if host.flavor == "esx" and r < (5, 0):
+        return "esx-classic-3" if r < (4, 0) else "esx-classic-4"
+    if r < (4, 1):
+        return None  # ESXi Installable 3.5 / 4.0
+    if r < (5, 0):
+        return "esxi-4.1"
+    return "esxi"  # ESXi 5.0 – 8.x, ESX 9.x (either flavor spelling)
+
+
+def is_clone_source(topology: Topology, host: EsxHost) -> bool:
+    return any(h.linked_clone_of == host.name for h in topology.esx_hosts)
+
+
+def context(topology: Topology, host: EsxHost, password_hash: str) -> dict:
+    """The variables every kickstart template sees."""
+    mgmt = host.management
+    inst = host.install or InstallSettings()
+    r = host.version_info.release
+    return {
+        "host": host,
+        "lab": topology.lab,
+        "label": host.label,
+        "hostname": host.name,
+        "ip": mgmt.ip,
+        "netmask": mgmt.netmask,
+        "gateway": mgmt.gateway,
+        "device": "vmnic0",
+        "password_hash": password_hash,
+        "firstboot": list(inst.firstboot),
+        "clone_source": is_clone_source(topology, host),
+        "release": r,
+        "scsi_disk": "sda",
+    }
+
+
+def _refuse(host: EsxHost) -> None:
+    if host.install is None:
+        raise NoScriptedInstall(f"{host.name} is a linked clone of {host.linked_clone_of}: it is cloned, never "
+                                "installed, so it has no kickstart", hint=f"ask for {host.linked_clone_of}'s kickstart")
+    if host.install.kickstart == "none":
+        raise NoScriptedInstall(f"{host.name} has install: {{kickstart: none}} (installed by hand at the console)",
+                                hint="set install.kickstart to auto or to your own template")
+    if era(host) is None and host.install.template is None:
+        raise NoScriptedInstall(f"{host.label} ({host.name}) has no scripted install",
+                                hint="set install: {kickstart: none} and install it at the console")
+
+
+def render_kickstart(topology: Topology, host: EsxHost, password_hash: str,
+                     template_dir: str | os.PathLike[str] | None = None) -> str:
+    """The kickstart text for `host`, carrying `password_hash` (a crypt hash; never a plaintext password)."""
+    from labctl.render.templates import environment
+
+    _refuse(host)
+    if not re.fullmatch(r"\$(1|6)\$[^\s$]+\$[./0-9A-Za-z]+|\*{8}", password_hash):
+        raise ValueError("render_kickstart takes a crypt hash ($1$ or $6$), never a plaintext password")
+    own = host.install.template if host.install else None
+    if own is not None:
+        import jinja2
+
+        env = environment(template_dir)
+        env.loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(own.parent)), env.loader])
+        template = env.get_template(own.name)
+    else:
+        template = environment(template_dir).get_template(f"kickstart/{era(host)}.ks.j2")
+    return template.render(**context(topology, host, password_hash))
+
+
+def mask(text: str) -> str:
+    """The kickstart with its root password hash replaced by ******** (for printing)."""
+    return re.sub(r"(?m)^(\s*rootpw\b.*?--iscrypted\s+)\S+", lambda m: m.group(1) + MASK, text)
+
+
+def kickstart_path(topology: Topology, host: EsxHost) -> Path:
+    return topology.state_dir / "kickstart" / f"{host.name}.ks.cfg"
+
+
+def write_kickstart(topology: Topology, host: EsxHost, password_hash: str, *,
+                    template_dir: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+    """Render and write `<vm_dir>/.labctl/kickstart/<host>.ks.cfg` atomically, mode 0600 (it carries the hash)."""
+    from labctl.render.files import Manifest, write_atomic
+
+    text = render_kickstart(topology, host, password_hash, template_dir)
+    path = kickstart_path(topology, host)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with Manifest.open(topology.workstation.vm_dir) as manifest:
+        write_atomic(path, text, force=force, manifest=manifest, mode=KICKSTART_MODE)
+    os.chmod(path, KICKSTART_MODE)  # also when an older copy had another mode
+    return path
+
+
+def root_password_hash(topology: Topology, host: EsxHost, environ: dict[str, str], prompt=None, *,
+                       salt: str | None = None) -> str:
+    """The crypt hash for `host`'s root password, from `ssh.password_env` in `environ` or from `prompt` (a TTY).
+
+    Only the hash leaves this function; the scheme is the one the host's era accepts (`cryptpw.scheme_for`)."""
+    var = host.ssh.password_env
+    password = environ.get(var) if var else None
+    if not password and prompt is not None:
+        password = prompt(f"root password for {host.name} (goes into its kickstart as a hash): ")
+    if not password:
+        where = f"set {var} in the environment" if var else "set ssh.password_env in the topology and that variable"
+        raise UsageError(f"no root password for {host.name}'s kickstart", hint=f"{where}, or run on a terminal to be "
+                                                                               "asked for it")
+    return hash_password(password, scheme_for(host.flavor, host.version_info.release), salt=salt)

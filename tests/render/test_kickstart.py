@@ -1,0 +1,233 @@
+"""Kickstarts per ESX era (goldens), crypt hashes held to openssl, 0600 writes that never carry the plaintext.
+
+Regenerate the goldens after an intended change with `LABCTL_UPDATE_GOLDEN=1 pytest tests/render/test_kickstart.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labctl.render import cryptpw, kickstart
+from labctl.topology import load_topology
+from labctl.topology.versions import EsxVersion
+
+GOLDEN = Path(__file__).parent / "golden" / "kickstart"
+UPDATE = os.environ.get("LABCTL_UPDATE_GOLDEN") == "1"
+PASSWORD = "Lab-Passw0rd!"  # what a user exports as LAB_ROOT_PW; must never reach a file
+
+LAB = """\
+lab: kslab
+workstation: {{version: "17.5", vm_dir: {vm_dir}}}
+ssh: {{password_env: LAB_ROOT_PW}}
+networks:
+  - {{name: lan, type: lan-segment, subnet: 192.168.69.0/24}}
+  - {{name: mgmt, type: host-only, vmnet: 3, subnet: 10.20.0.0/24, host_ip: 10.20.0.1, gateway: 10.20.0.254}}
+esx_hosts:
+  - name: src
+    flavor: {flavor}
+    version: "{version}"
+    memory_mb: 8192
+    iso: installer.iso
+    nics: [{net}]
+    management: {{network: {net}, ip: {ip}}}
+    install: {{firstboot: [{firstboot}]}}
+{clone}"""
+
+CLONE = """\
+  - name: copy
+    linked_clone_of: src
+    management: {network: NET, ip: IP}
+"""
+
+# (golden name, flavor, version, gateway network?, has a clone?) — one case per era and then some
+ERAS = [
+    ("esx-3.5", "esx", "3.5u5", False, True),
+    ("esx-4.0", "esx", "4.0", True, False),
+    ("esx-4.1", "esx", "4.1u3", False, True),
+    ("esxi-4.1", "esxi", "4.1", True, True),
+    ("esxi-5.5", "esxi", "5.5", True, False),
+    ("esxi-6.7", "esxi", "6.7u3", False, True),
+    ("esxi-7.0", "esxi", "7.0u3", True, True),
+    ("esxi-8.0", "esxi", "8.0u2", False, True),
+]
+
+
+def _topology(tmp_path, flavor, version, gateway, clone, firstboot='"esxcli system ntp set -s 10.20.0.1"'):
+    net, ip = ("mgmt", "10.20.0.11") if gateway else ("lan", "192.168.69.11")
+    f = tmp_path / "lab.yaml"
+    f.write_text(LAB.format(vm_dir=tmp_path / "vms", flavor=flavor, version=version, net=net, ip=ip,
+                            firstboot=firstboot, clone=CLONE.replace("NET", net).replace("IP", ip[:-1] + "2") if clone else ""))
+    return load_topology(f)
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / f"{name}.ks.cfg"
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"missing golden {path}; run with LABCTL_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{path.name} differs (LABCTL_UPDATE_GOLDEN=1 to accept)"
+
+
+@pytest.mark.parametrize("name,flavor,version,gateway,clone", ERAS, ids=[e[0] for e in ERAS])
+def test_golden_per_era(tmp_path, name, flavor, version, gateway, clone):
+    topo = _topology(tmp_path, flavor, version, gateway, clone)
+    host = topo.host("src")
+    h = cryptpw.hash_password(PASSWORD, cryptpw.scheme_for(host.flavor, host.version_info.release), salt="labctlSALT")
+    text = kickstart.render_kickstart(topo, host, h)
+    _golden(name, text)
+    assert f"rootpw --iscrypted {h}" in text and PASSWORD not in text
+    assert ("$6$" if host.version_info.release >= (6, 0) else "$1$") in text
+    assert "esxcli system ntp set -s 10.20.0.1" in text  # the user's line, verbatim
+    assert "clone identity hook (PLACEHOLDER)" in text
+    assert ("FollowHardwareMac" in text) == clone and ("uuid/d' /etc/vmware/esx.conf" in text) == clone
+    assert (" --gateway=10.20.0.254" in text) == gateway
+
+
+def test_golden_esx_90(tmp_path):
+    """ESX 9.0 (ESXi renamed): the 5.0–8.x kickstart, SHA-512 hash. Built from the 8.0 host with 9.0's version so the
+    test does not depend on which release table validation has."""
+    topo = _topology(tmp_path, "esxi", "8.0u2", True, False)
+    host = dataclasses.replace(topo.host("src"), flavor="esx", version="9.0", version_info=EsxVersion(9, 0))
+    assert kickstart.era(host) == "esxi" and cryptpw.scheme_for(host.flavor, host.version_info.release) == "sha512"
+    text = kickstart.render_kickstart(topo, host, cryptpw.hash_password(PASSWORD, "sha512", salt="labctlSALT"))
+    _golden("esx-9.0", text)
+
+
+@pytest.mark.parametrize("version,expected", [("3.5", None), ("4.0", None), ("4.1", "esxi-4.1"), ("5.0", "esxi"),
+                                              ("8.0", "esxi")])
+def test_eras(tmp_path, version, expected):
+    topo = _topology(tmp_path, "esxi", "8.0u2", True, False)
+    v = EsxVersion(*map(int, version.split(".")))
+    assert kickstart.era(dataclasses.replace(topo.host("src"), version_info=v)) == expected
+    for classic, era in (("3.5", "esx-classic-3"), ("4.0", "esx-classic-4"), ("4.1", "esx-classic-4")):
+        cv = EsxVersion(*map(int, classic.split(".")))
+        assert kickstart.era(dataclasses.replace(topo.host("src"), flavor="esx", version_info=cv)) == era
+
+
+# ---- crypt hashes, held to openssl ------------------------------------------------------------------------------
+HASH_CASES = [("VMware1!", "abcdefgh"), ("pässwörd ünïcode", "Zz./"), ("x" * 100, "saltsaltsaltsalt"),
+              ("a", "a"), ("with space and $dollar", "0123456789abcdefXYZ")]
+
+
+@pytest.mark.parametrize("password,salt", HASH_CASES)
+def test_hashes_match_openssl(password, salt):
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed (installed by .ci/run)"
+    for flag, ours in (("-1", cryptpw.md5_crypt(password, salt[:8])), ("-6", cryptpw.sha512_crypt(password, salt))):
+        ref = subprocess.run([openssl, "passwd", flag, "-salt", salt, password], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        assert ours == ref, (flag, ours, ref)
+
+
+def test_hash_password_salts_and_rejects():
+    a, b = cryptpw.hash_password("pw", "sha512"), cryptpw.hash_password("pw", "sha512")
+    assert a != b and a.startswith("$6$") and len(a.split("$")[2]) == 16
+    assert cryptpw.hash_password("pw", "md5").startswith("$1$")
+    with pytest.raises(ValueError):
+        cryptpw.md5_crypt("pw", "bad salt")
+    with pytest.raises(ValueError):
+        cryptpw.hash_password("pw", "des")
+
+
+def test_render_refuses_a_plaintext_password(tmp_path):
+    topo = _topology(tmp_path, "esxi", "8.0u2", True, False)
+    with pytest.raises(ValueError, match="never a plaintext"):
+        kickstart.render_kickstart(topo, topo.host("src"), PASSWORD)
+
+
+# ---- writing: 0600, atomic, never the plaintext ------------------------------------------------------------------
+def test_write_is_0600_and_no_file_carries_the_password(tmp_path, run_cli):
+    topo = _topology(tmp_path, "esxi", "7.0u3", True, True)
+    r = run_cli("kickstart", str(tmp_path / "lab.yaml"), "src", "--write", environ={"LAB_ROOT_PW": PASSWORD})
+    assert r.status == 0, r.err
+    path = Path(r.out.strip())
+    assert path == topo.state_dir / "kickstart" / "src.ks.cfg"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    h = text.split("rootpw --iscrypted ", 1)[1].split()[0]
+    assert h.startswith("$6$") and cryptpw.sha512_crypt(PASSWORD, h.split("$")[2]) == h
+    again = run_cli("kickstart", str(tmp_path / "lab.yaml"), "src", "--write", environ={"LAB_ROOT_PW": PASSWORD})
+    assert again.status == 0 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert PASSWORD.encode() not in f.read_bytes(), f
+    assert PASSWORD not in r.out + r.err + again.out + again.err
+
+
+def test_write_without_a_password_is_a_usage_error(tmp_path, run_cli):
+    _topology(tmp_path, "esxi", "8.0u2", True, False)
+    r = run_cli("kickstart", str(tmp_path / "lab.yaml"), "src", "--write")
+    assert r.status == 2 and "no root password for src's kickstart" in r.err and "LAB_ROOT_PW" in r.err
+    assert not (tmp_path / "vms" / ".labctl" / "kickstart").exists()
+
+
+# ---- the command ---------------------------------------------------------------------------------------------------
+def test_cli_prints_masked(tmp_path, run_cli):
+    _topology(tmp_path, "esx", "3.5u5", False, True)
+    r = run_cli("kickstart", str(tmp_path / "lab.yaml"), "src", environ={"LAB_ROOT_PW": PASSWORD})
+    assert r.status == 0, r.err
+    assert "rootpw --iscrypted ********\n" in r.out and "$1$" not in r.out and PASSWORD not in r.out
+    assert "vmaccepteula" in r.out and "PermitRootLogin yes" in r.out
+
+
+def test_cli_refuses_clone_none_and_unknown(tmp_path, run_cli):
+    topo_file = tmp_path / "lab.yaml"
+    _topology(tmp_path, "esxi", "8.0u2", True, True)
+    r = run_cli("kickstart", str(topo_file), "copy")
+    assert r.status == 2 and "linked clone of src" in r.err and "Traceback" not in r.err
+    r = run_cli("kickstart", str(topo_file), "scr")
+    assert r.status == 2 and "unknown host 'scr'" in r.err and "src" in r.err
+    topo_file.write_text(topo_file.read_text().replace("install: {", "install: {kickstart: none, "))
+    r = run_cli("kickstart", str(topo_file), "src")
+    assert r.status == 2 and "kickstart: none" in r.err
+
+
+def test_user_templates_override(tmp_path, run_cli):
+    _topology(tmp_path, "esxi", "8.0u2", True, False)
+    mine = tmp_path / "my" / "kickstart"
+    mine.mkdir(parents=True)
+    (mine / "esxi.ks.j2").write_text("vmaccepteula\nrootpw --iscrypted {{ password_hash }}\n# mine {{ hostname }}\n")
+    r = run_cli("kickstart", str(tmp_path / "lab.yaml"), "src", "--templates", str(tmp_path / "my"))
+    assert r.status == 0 and r.out == "vmaccepteula\nrootpw --iscrypted ********\n# mine src\n"
+
+
+def test_install_kickstart_path_is_rendered(tmp_path):
+    own = tmp_path / "own.ks.j2"
+    own.write_text('{% include "kickstart/_header.ks.j2" %}\nvmaccepteula\nrootpw --iscrypted {{ password_hash }}\n'
+                   "{% for l in firstboot %}{{ l }}\n{% endfor %}")
+    f = tmp_path / "lab.yaml"
+    _topology(tmp_path, "esxi", "8.0u2", True, False)
+    f.write_text(f.read_text().replace("install: {", "install: {kickstart: own.ks.j2, "))
+    topo = load_topology(f)
+    assert topo.host("src").install.template == own
+    text = kickstart.render_kickstart(topo, topo.host("src"), cryptpw.MASK)
+    assert text.endswith("vmaccepteula\nrootpw --iscrypted ********\nesxcli system ntp set -s 10.20.0.1\n")
+
+
+def test_bad_user_template_is_a_topology_error_with_its_line(tmp_path):
+    from labctl.topology import load
+
+    (tmp_path / "own.ks.j2").write_text("vmaccepteula\n{% if x %}\n")
+    _topology(tmp_path, "esxi", "8.0u2", True, False)
+    f = tmp_path / "lab.yaml"
+    f.write_text(f.read_text().replace("install: {", "install: {kickstart: own.ks.j2, "))
+    errs = load(f, display_name="lab.yaml").formatted("error")
+    assert len(errs) == 1 and errs[0].startswith("lab.yaml:15:") and "own.ks.j2 line 2" in errs[0], errs
+
+
+def test_clones_inherit_no_install(tmp_path):
+    topo = _topology(tmp_path, "esxi", "8.0u2", True, True)
+    assert topo.host("src").install.firstboot == ("esxcli system ntp set -s 10.20.0.1",)
+    assert topo.host("copy").install is None
+
+
+def test_mask():
+    assert kickstart.mask("x\nrootpw --iscrypted $6$ab$cd\ny") == "x\nrootpw --iscrypted ********\ny"
