@@ -231,3 +231,17 @@ def test_clones_inherit_no_install(tmp_path):
 
 def test_mask():
     assert kickstart.mask("x\nrootpw --iscrypted $6$ab$cd\ny") == "x\nrootpw --iscrypted ********\ny"
+
+
+def test_root_password_from_env_or_prompt(tmp_path):
+    topo = _topology(tmp_path, "esx", "4.1u3", False, False)
+    host = topo.host("src")
+    h = kickstart.root_password_hash(topo, host, {"LAB_ROOT_PW": PASSWORD})
+    assert h.startswith("$1$") and cryptpw.md5_crypt(PASSWORD, h.split("$")[2]) == h
+    asked = []
+    h2 = kickstart.root_password_hash(topo, host, {}, lambda text: asked.append(text) or PASSWORD)
+    assert asked and "src" in asked[0] and cryptpw.md5_crypt(PASSWORD, h2.split("$")[2]) == h2
+    from labctl.errors import UsageError
+
+    with pytest.raises(UsageError, match="no root password"):
+        kickstart.root_password_hash(topo, host, {}, lambda text: None)
