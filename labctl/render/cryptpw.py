@@ -35,6 +35,22 @@ def _check_salt(salt: str, maximum: int) -> bytes:
     return salt[:maximum].encode("ascii")
 
 
+def _rounds(new, digest: bytes, p: bytes, s: bytes, n: int) -> bytes:
+    """The stretching loop both schemes share: each round hashes the previous digest and the password (P) — P
+    first in odd rounds — with the salt (S) added unless the round is a multiple of 3, and P again unless it is a
+    multiple of 7."""
+    for r in range(n):
+        h = new()
+        h.update(p if r & 1 else digest)
+        if r % 3:
+            h.update(s)
+        if r % 7:
+            h.update(p)
+        h.update(digest if r & 1 else p)
+        digest = h.digest()
+    return digest
+
+
 def md5_crypt(password: str, salt: str) -> str:
     """`$1$<salt>$<hash>` (salt: up to 8 characters of ./0-9A-Za-z)."""
     pw = password.encode("utf-8")
@@ -50,17 +66,7 @@ def md5_crypt(password: str, salt: str) -> str:
     while i:
         ctx.update(b"\0" if i & 1 else pw[:1])
         i >>= 1
-    final = ctx.digest()
-    for r in range(1000):
-        c = hashlib.md5()
-        c.update(pw if r & 1 else final)
-        if r % 3:
-            c.update(s)
-        if r % 7:
-            c.update(pw)
-        c.update(final if r & 1 else pw)
-        final = c.digest()
-    f = final
+    f = _rounds(hashlib.md5, ctx.digest(), pw, s, 1000)
     enc = "".join(_b64_from_24bit(f[a], f[b], f[c], 4) for a, b, c in ((0, 6, 12), (1, 7, 13), (2, 8, 14),
                                                                       (3, 9, 15), (4, 10, 5)))
     enc += _b64_from_24bit(0, 0, f[11], 2)
@@ -89,16 +95,7 @@ def sha512_crypt(password: str, salt: str, rounds: int = 5000) -> str:
     p = (dp * (len(pw) // 64 + 1))[: len(pw)]
     ds = hashlib.sha512(s * (16 + a_digest[0])).digest()
     sb = (ds * (len(s) // 64 + 1))[: len(s)]
-    c = a_digest
-    for r in range(rounds):
-        h = hashlib.sha512()
-        h.update(p if r & 1 else c)
-        if r % 3:
-            h.update(sb)
-        if r % 7:
-            h.update(p)
-        h.update(c if r & 1 else p)
-        c = h.digest()
+    c = _rounds(hashlib.sha512, a_digest, p, sb, rounds)
     parts = []
     for k in range(21):
         trio = (k, k + 21, k + 42)  # Drepper's order: (0, 21, 42), (22, 43, 1), (44, 2, 23), (3, 24, 45), ...
