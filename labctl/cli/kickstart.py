@@ -19,6 +19,7 @@ EPILOG = """\
 examples:
   labctl kickstart topologies/esxi8-ha-trio.yaml esxi-a                 look at the kickstart of esxi-a
   labctl kickstart topologies/esx35-ha-pair.yaml esx1 --templates my/   your kickstart/<era>.ks.j2 wins
+  labctl kickstart topologies/esxi8-ha-trio.yaml esxi-a --json          era, hash scheme and text as JSON
   LAB_ROOT_PW=... labctl kickstart lab.yaml esx1 --write               write it (0600) for an install
 
 exit status: 0 printed (or written), 2 topology error, unknown host, a host without a scripted install
@@ -32,6 +33,8 @@ def configure(p) -> None:
     p.add_argument("--write", action="store_true",
                    help="write <vm_dir>/.labctl/kickstart/HOST.ks.cfg with the real hash (needs the root password)")
     p.add_argument("--force", action="store_true", help="with --write: overwrite a kickstart edited since")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object: host, era, hash scheme, path (with --write) and the masked kickstart")
 
 
 def run(args, env) -> ExitStatus:
@@ -50,10 +53,20 @@ def run(args, env) -> ExitStatus:
                          hint="hosts: " + ", ".join(names))
     host = topo.host(args.host)
     tdir = env.path(args.templates) if args.templates else None
+    text = kickstart.render_kickstart(topo, host, MASK, tdir)  # refuses (clone, none, no scripted install) first
+    path = None
     if args.write:
-        kickstart.render_kickstart(topo, host, MASK, tdir)  # refuses before asking for a password
         hashed = kickstart.root_password_hash(topo, host, env.environ, env.secret_prompt())
-        env.out(str(kickstart.write_kickstart(topo, host, hashed, template_dir=tdir, force=args.force)))
+        path = kickstart.write_kickstart(topo, host, hashed, template_dir=tdir, force=args.force)
+    if args.json:
+        import json
+
+        from labctl.render.cryptpw import scheme_for
+
+        env.out(json.dumps({"host": host.name, "era": kickstart.era(host),
+                            "template": str(host.install.template) if host.install.template else None,
+                            "scheme": scheme_for(host.flavor, host.version_info.release),
+                            "path": str(path) if path else None, "kickstart": text}, indent=2))
     else:
-        env.out(kickstart.render_kickstart(topo, host, MASK, tdir).rstrip("\n"))
+        env.out(str(path) if path else text.rstrip("\n"))
     return ExitStatus.SUCCESS

@@ -178,6 +178,15 @@ def test_cli_prints_masked(tmp_path, run_cli):
     assert "vmaccepteula" in r.out and "PermitRootLogin yes" in r.out
 
 
+def test_cli_json(tmp_path, run_cli):
+    import json
+
+    _topology(tmp_path, "esxi", "6.7u3", True, False)
+    doc = json.loads(run_cli("kickstart", str(tmp_path / "lab.yaml"), "src", "--json").out)
+    assert doc["host"] == "src" and doc["era"] == "esxi" and doc["scheme"] == "sha512" and doc["path"] is None
+    assert "rootpw --iscrypted ********\n" in doc["kickstart"] and doc["template"] is None
+
+
 def test_cli_refuses_clone_none_and_unknown(tmp_path, run_cli):
     topo_file = tmp_path / "lab.yaml"
     _topology(tmp_path, "esxi", "8.0u2", True, True)
