@@ -14,6 +14,7 @@ examples:
   labctl iso inspect ESX-3.5.0-64607.iso --json
   labctl iso build VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso --kickstart esx1.cfg -o isos/
   labctl iso build ESXi-7.0U3.iso --kickstart ks.cfg --boot-option allowLegacyCPU=true -o isos/
+  LAB_ROOT_PW=... labctl iso build lab.yaml --host esx1 -o isos/   the host's iso, its kickstart, its boot_options
 
 what `build` writes (the original ISO is never changed):
   DIR/NAME.ks-HASH.iso        a copy of the installer whose BOOT.CFG and EFI/BOOT/BOOT.CFG (ESXi 5.0+) or
@@ -21,6 +22,9 @@ what `build` writes (the original ISO is never changed):
                               both El Torito entries (BIOS, UEFI) unchanged. HASH is of the source's content and
                               the patch: the same build again reuses it. Attach it as the first CD-ROM.
   DIR/KS-NAME.iso             a small CD with your kickstart as KS.CFG (volume LABCTL-KS): the second CD-ROM.
+                              With a topology FILE and --host NAME: the host's own kickstart (labctl kickstart
+                              FILE NAME shows it), with the root password from ssh.password_env (or a prompt) as
+                              a crypt hash, and KS-NAME.iso named after the host.
   Both are mode 0600 (a kickstart carries the root password's hash).
 
 exit statuses: 0 ok, 2 missing or unreadable file, not an ESX installer, bad option, 3 cannot write DIR.
@@ -39,8 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        description="Patch a copy of the installer ISO to boot into ks=cdrom:/KS.CFG and write "
                                    "the kickstart CD that carries KS.CFG.",
                        epilog=EPILOG, formatter_class=parser.formatter_class)
-    b.add_argument("iso", metavar="ISO", help="the installer ISO as downloaded (read only)")
-    b.add_argument("--kickstart", required=True, metavar="KS.CFG", help="the kickstart file to put on the CD")
+    b.add_argument("iso", metavar="ISO", help="the installer ISO as downloaded (read only), or a topology FILE "
+                                               "with --host")
+    b.add_argument("--host", metavar="NAME", help="with a topology FILE: that host's iso, kickstart and boot_options")
+    b.add_argument("--kickstart", metavar="KS.CFG", help="the kickstart file to put on the CD (with an ISO)")
+    b.add_argument("--templates", metavar="DIR", help="with --host: a template directory overriding labctl's")
     b.add_argument("--boot-option", action="append", default=[], metavar="WORD", dest="boot_options",
                    help="an extra kernel boot option, e.g. allowLegacyCPU=true (repeatable)")
     b.add_argument("-o", "--output", required=True, metavar="DIR", help="where both ISOs go (created if needed)")
@@ -79,24 +86,65 @@ def _inspect(args, env) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
+def _from_topology(args, env, out):
+    """(installer ISO, kickstart text, name, boot options) of `--host` in the topology FILE."""
+    from pathlib import Path
+
+    from labctl.iso.image import IsoError, inspect_iso
+    from labctl.iso.kickstart import read_kickstart_iso
+    from labctl.render import kickstart
+    from labctl.render.cryptpw import MASK
+    from labctl.topology import load_topology
+
+    topo = load_topology(env.path(args.iso), display_name=args.iso)
+    host = kickstart.host_named(topo, args.host, args.iso)
+    tdir = env.path(args.templates) if args.templates else None
+    kickstart.render_kickstart(topo, host, MASK, tdir)  # a clone, kickstart: none, ESXi 3.5/4.0: refused here
+    if not host.iso:
+        raise UsageError(f"{host.name} has no iso in {args.iso}", hint="add iso: PATH (the installer) to the host")
+    info = inspect_iso(host.iso)
+    if info.version is not None and info.version.release != host.version_info.release:
+        raise UsageError(f"{host.iso} is ESX {info.version} but {host.name} is {host.label}",
+                         hint="give the host the ISO of its version, or its version the ISO's")
+    previous = None
+    ks_iso = out / f"KS-{host.name}.iso"
+    if ks_iso.is_file():
+        try:
+            previous = kickstart.hash_in((read_kickstart_iso(ks_iso) or b"").decode("utf-8", "replace"))
+        except IsoError:
+            previous = None
+    hashed = kickstart.root_password_hash(topo, host, env.environ, env.secret_prompt(), previous=previous)
+    text = kickstart.render_kickstart(topo, host, hashed, tdir)
+    return Path(host.iso), text, host.name, [*host.install.boot_options, *args.boot_options]
+
+
 def _build(args, env) -> ExitStatus:
     import json
 
     from labctl.iso.kickstart import write_kickstart_iso
     from labctl.iso.patch import build_patched
 
-    src = env.path(args.iso)
-    ks_path = env.path(args.kickstart)
-    try:
-        ks = ks_path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"{args.kickstart}: cannot read the kickstart: {e.strerror}") from None
     out = env.path(args.output)
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {args.output}: not a directory", hint="give the directory both ISOs go to")
-    ks_iso = out / f"KS-{ks_path.stem}.iso"
+    if args.host:
+        if args.kickstart:
+            raise UsageError("--kickstart and --host exclude each other: --host renders the host's own kickstart")
+        src, ks, name, options = _from_topology(args, env, out)
+    else:
+        if not args.kickstart:
+            raise UsageError("iso build ISO needs --kickstart KS.CFG",
+                             hint="or give a topology FILE and --host NAME to use that host's kickstart")
+        src = env.path(args.iso)
+        ks_path = env.path(args.kickstart)
+        try:
+            ks = ks_path.read_bytes()
+        except OSError as e:
+            raise UsageError(f"{args.kickstart}: cannot read the kickstart: {e.strerror}") from None
+        name, options = ks_path.stem, args.boot_options
+    ks_iso = out / f"KS-{name}.iso"
     try:
-        res = build_patched(src, out, args.boot_options)
+        res = build_patched(src, out, options)
         wrote = write_kickstart_iso(ks_iso, ks)
     except OSError as e:
         raise LabctlError(f"cannot write to {out}: {e.strerror or e}", status=ExitStatus.FAILED) from None

@@ -38,7 +38,6 @@ def configure(p) -> None:
 
 
 def run(args, env) -> ExitStatus:
-    from labctl.errors import UsageError, did_you_mean
     from labctl.render import kickstart
     from labctl.render.cryptpw import MASK
     from labctl.topology import load_topology
@@ -46,17 +45,16 @@ def run(args, env) -> ExitStatus:
     topo = load_topology(env.path(args.file), display_name=args.file)
     for w in topo.warnings:
         env.err(w)
-    names = [h.name for h in topo.esx_hosts]
-    if args.host not in names:
-        hint = did_you_mean(args.host, names)
-        raise UsageError(f"unknown host '{args.host}' in {args.file}" + (f"; {hint}" if hint else ""),
-                         hint="hosts: " + ", ".join(names))
-    host = topo.host(args.host)
+    host = kickstart.host_named(topo, args.host, args.file)
     tdir = env.path(args.templates) if args.templates else None
     text = kickstart.render_kickstart(topo, host, MASK, tdir)  # refuses (clone, none, no scripted install) first
     path = None
     if args.write:
-        hashed = kickstart.root_password_hash(topo, host, env.environ, env.secret_prompt())
+        try:
+            previous = kickstart.hash_in(kickstart.kickstart_path(topo, host).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            previous = None
+        hashed = kickstart.root_password_hash(topo, host, env.environ, env.secret_prompt(), previous=previous)
         path = kickstart.write_kickstart(topo, host, hashed, template_dir=tdir, force=args.force)
     if args.json:
         import json

@@ -14,6 +14,7 @@ store MD5-crypt; ESXi 6.0 and later (ESX 9 included) SHA-512-crypt.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 ITOA64 = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -105,6 +106,21 @@ def sha512_crypt(password: str, salt: str, rounds: int = 5000) -> str:
     parts.append(_b64_from_24bit(0, 0, c[63], 2))
     prefix = "$6$" + ("" if rounds == 5000 else f"rounds={rounds}$")
     return f"{prefix}{s.decode()}${''.join(parts)}"
+
+
+def verify(password: str, hashed: str) -> bool:
+    """Does `hashed` ($1$ or $6$, as these functions write them) come from `password`?"""
+    import hmac
+
+    m = re.fullmatch(r"\$(1|6)\$(?:rounds=(\d+)\$)?([./0-9A-Za-z]{1,16})\$[./0-9A-Za-z]+", hashed or "")
+    if not m:
+        return False
+    kind, rounds, salt = m.groups()
+    try:
+        again = md5_crypt(password, salt) if kind == "1" else sha512_crypt(password, salt, int(rounds or 5000))
+    except ValueError:
+        return False
+    return hmac.compare_digest(again, hashed)
 
 
 def random_salt(length: int) -> str:

@@ -45,6 +45,18 @@ def era(host: EsxHost) -> str | None:
     return "esxi"  # ESXi 5.0 – 8.x, ESX 9.x (either flavor spelling)
 
 
+def host_named(topology: Topology, name: str, filename: str) -> EsxHost:
+    """The ESX host `name` of the topology, or a usage error naming the hosts there are."""
+    from labctl.errors import did_you_mean
+
+    names = [h.name for h in topology.esx_hosts]
+    if name not in names:
+        hint = did_you_mean(name, names)
+        raise UsageError(f"unknown host '{name}' in {filename}" + (f"; {hint}" if hint else ""),
+                         hint="hosts: " + ", ".join(names))
+    return topology.host(name)
+
+
 def is_clone_source(topology: Topology, host: EsxHost) -> bool:
     return any(h.linked_clone_of == host.name for h in topology.esx_hosts)
 
@@ -126,11 +138,19 @@ def write_kickstart(topology: Topology, host: EsxHost, password_hash: str, *,
     return path
 
 
+def hash_in(text: str | None) -> str | None:
+    """The `rootpw --iscrypted` hash of a kickstart text, or None."""
+    m = re.search(r"(?m)^\s*rootpw\b.*?--iscrypted\s+(\S+)", text or "")
+    return m.group(1) if m else None
+
+
 def root_password_hash(topology: Topology, host: EsxHost, environ: dict[str, str], prompt=None, *,
-                       salt: str | None = None) -> str:
+                       salt: str | None = None, previous: str | None = None) -> str:
     """The crypt hash for `host`'s root password, from `ssh.password_env` in `environ` or from `prompt` (a TTY).
 
-    Only the hash leaves this function; the scheme is the one the host's era accepts (`cryptpw.scheme_for`)."""
+    Only the hash leaves this function; the scheme is the one the host's era accepts (`cryptpw.scheme_for`).
+    `previous` (the hash in the kickstart written last time) is returned as it is when it is of that scheme and
+    the password still matches it, so an unchanged password rewrites nothing (each new hash has a new salt)."""
     var = host.ssh.password_env
     password = environ.get(var) if var else None
     if not password and prompt is not None:
@@ -139,4 +159,9 @@ def root_password_hash(topology: Topology, host: EsxHost, environ: dict[str, str
         where = f"set {var} in the environment" if var else "set ssh.password_env in the topology and that variable"
         raise UsageError(f"no root password for {host.name}'s kickstart", hint=f"{where}, or run on a terminal to be "
                                                                                "asked for it")
-    return hash_password(password, scheme_for(host.flavor, host.version_info.release), salt=salt)
+    from labctl.render.cryptpw import SCHEMES, verify
+
+    scheme = scheme_for(host.flavor, host.version_info.release)
+    if previous and previous.startswith(SCHEMES[scheme][0]) and verify(password, previous):
+        return previous
+    return hash_password(password, scheme, salt=salt)

@@ -254,3 +254,62 @@ def test_root_password_from_env_or_prompt(tmp_path):
 
     with pytest.raises(UsageError, match="no root password"):
         kickstart.root_password_hash(topo, host, {}, lambda text: None)
+
+
+# ---- labctl iso build FILE --host NAME (the ISO layer calls render_kickstart) ------------------------------------
+def test_iso_build_from_the_topology(tmp_path, run_cli):
+    import json
+
+    from labctl.iso import synthetic
+    from labctl.iso.image import inspect_iso
+    from labctl.iso.kickstart import read_kickstart_iso
+
+    synthetic.write_esxi_iso(tmp_path / "installer.iso", "8.0u2", "22380479")
+    f = tmp_path / "lab.yaml"
+    _topology(tmp_path, "esxi", "8.0u2", True, True)
+    f.write_text(f.read_text().replace("install: {", "install: {boot_options: [allowLegacyCPU=true], "))
+    argv = ("iso", "build", str(f), "--host", "src", "-o", str(tmp_path / "out"), "--json")
+    r = run_cli(*argv, environ={"LAB_ROOT_PW": PASSWORD})
+    assert r.status == 0, r.err
+    doc = json.loads(r.out)
+    ks = read_kickstart_iso(doc["kickstart_iso"]).decode()
+    assert Path(doc["kickstart_iso"]).name == "KS-src.iso" and stat.S_IMODE(os.stat(doc["kickstart_iso"]).st_mode) == 0o600
+    assert cryptpw.verify(PASSWORD, kickstart.hash_in(ks)) and kickstart.hash_in(ks).startswith("$6$")
+    assert "--hostname=src" in ks and "FollowHardwareMac" in ks
+    assert "allowLegacyCPU=true" in inspect_iso(doc["installer"]).configs["BOOT.CFG"]
+    again = json.loads(run_cli(*argv, environ={"LAB_ROOT_PW": PASSWORD}).out)
+    assert again["kickstart_status"] == "unchanged" and again["installer_status"] == "cached"
+    changed = json.loads(run_cli(*argv, environ={"LAB_ROOT_PW": "another one"}).out)
+    assert changed["kickstart_status"] == "written"
+    for p in tmp_path.rglob("*"):
+        if p.is_file():
+            assert PASSWORD.encode() not in p.read_bytes(), p
+    r = run_cli("iso", "build", str(f), "--host", "copy", "-o", str(tmp_path / "out"), environ={"LAB_ROOT_PW": "x"})
+    assert r.status == 2 and "linked clone" in r.err
+
+
+def test_iso_build_refuses_an_iso_of_another_version(tmp_path, run_cli):
+    from labctl.iso import synthetic
+
+    synthetic.write_esxi_iso(tmp_path / "installer.iso", "7.0u3")
+    _topology(tmp_path, "esxi", "8.0u2", True, False)
+    r = run_cli("iso", "build", str(tmp_path / "lab.yaml"), "--host", "src", "-o", str(tmp_path / "out"),
+                environ={"LAB_ROOT_PW": PASSWORD})
+    assert r.status == 2 and "7.0u3" in r.err and "8.0u2" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.iso"))
+
+
+def test_write_keeps_the_hash_while_the_password_is_the_same(tmp_path, run_cli):
+    _topology(tmp_path, "esxi", "8.0u2", True, False)
+    argv = ("kickstart", str(tmp_path / "lab.yaml"), "src", "--write")
+    path = Path(run_cli(*argv, environ={"LAB_ROOT_PW": PASSWORD}).out.strip())
+    first = path.read_text()
+    assert run_cli(*argv, environ={"LAB_ROOT_PW": PASSWORD}).status == 0 and path.read_text() == first
+    run_cli(*argv, environ={"LAB_ROOT_PW": "changed"})
+    assert cryptpw.verify("changed", kickstart.hash_in(path.read_text()))
+
+
+def test_verify():
+    h = cryptpw.sha512_crypt("pw", "salt")
+    assert cryptpw.verify("pw", h) and not cryptpw.verify("pW", h) and not cryptpw.verify("pw", "$6$x")
+    assert cryptpw.verify("pw", cryptpw.md5_crypt("pw", "s")) and cryptpw.verify("pw", cryptpw.sha512_crypt("pw", "s", 6000))
