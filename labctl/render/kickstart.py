@@ -98,21 +98,17 @@ def _refuse(host: EsxHost) -> None:
 def render_kickstart(topology: Topology, host: EsxHost, password_hash: str,
                      template_dir: str | os.PathLike[str] | None = None) -> str:
     """The kickstart text for `host`, carrying `password_hash` (a crypt hash; never a plaintext password)."""
-    from labctl.render.templates import environment
+    from labctl.render.templates import environment, render
 
     _refuse(host)
     if not re.fullmatch(r"\$(1|6)\$[^\s$]+\$[./0-9A-Za-z]+|\*{8}", password_hash):
         raise ValueError("render_kickstart takes a crypt hash ($1$ or $6$), never a plaintext password")
     own = host.install.template if host.install else None
     if own is not None:
-        import jinja2
-
-        env = environment(template_dir)
-        env.loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(own.parent)), env.loader])
-        template = env.get_template(own.name)
+        env, name = environment(template_dir, first=(own.parent,)), own.name
     else:
-        template = environment(template_dir).get_template(f"kickstart/{era(host)}.ks.j2")
-    return template.render(**context(topology, host, password_hash))
+        env, name = environment(template_dir), f"kickstart/{era(host)}.ks.j2"
+    return render(env, name, context(topology, host, password_hash))
 
 
 def mask(text: str) -> str:

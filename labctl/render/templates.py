@@ -29,10 +29,12 @@ def vmx_value(value: object) -> str:
     return '"' + escape(str(value).encode("utf-8")).decode("utf-8") + '"'
 
 
-def environment(user_dir: str | os.PathLike[str] | None = None):
+def environment(user_dir: str | os.PathLike[str] | None = None, *, first: tuple[str | os.PathLike[str], ...] = ()):
+    """Templates are looked up in `first` (e.g. the directory of a user's own kickstart template), then `user_dir`,
+    then labctl's own."""
     import jinja2
 
-    dirs = ([str(user_dir)] if user_dir else []) + [str(builtin_template_dir())]
+    dirs = [str(d) for d in first] + ([str(user_dir)] if user_dir else []) + [str(builtin_template_dir())]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(dirs),
         undefined=jinja2.StrictUndefined,
@@ -43,3 +45,22 @@ def environment(user_dir: str | os.PathLike[str] | None = None):
     )
     env.filters["vmx"] = vmx_value
     return env
+
+
+def render(env, name: str, context: dict) -> str:
+    """Render template `name`; a broken template (syntax, unknown variable) is a usage error naming it, not a
+    traceback — user templates (`--templates`, `install.kickstart`) go through here."""
+    import jinja2
+
+    from labctl.errors import UsageError
+
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateSyntaxError as e:
+        raise UsageError(f"template {e.filename or name} line {e.lineno}: {e.message}",
+                         hint="fix the template, or remove it to use labctl's own") from None
+    except jinja2.TemplateNotFound as e:
+        raise UsageError(f"template {e.name} not found", hint="check the template directory") from None
+    except jinja2.UndefinedError as e:
+        raise UsageError(f"template {name}: {e.message}",
+                         hint="the variables a kickstart template sees are listed in docs/install.md") from None
