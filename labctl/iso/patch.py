@@ -123,6 +123,17 @@ def _copy(src: Path, fd: int) -> None:
             os.write(fd, chunk)
 
 
+def _read_source(src: Path, options: list[str], ks: str) -> tuple[IsoInfo, list[Target], Any]:
+    """Read the source image once: what it is, the files to patch with their new text, and its boot entries."""
+    iso = open_iso(src)
+    try:
+        with open(src, "rb") as fp:
+            info = read_info(iso, src, fp)
+            return info, _targets(iso, info, options, ks), boot_summary(iso, fp)
+    finally:
+        iso.close()
+
+
 def _patch_in_place(tmp: Path, targets: list[Target]) -> None:
     import warnings
 
@@ -295,15 +306,7 @@ def patch_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str], boot_op
                *, ks: str = bootcfg.KS_PATH, allow_in_place: bool = True) -> PatchResult:
     """Write a copy of the installer image `src` to `dst` (atomically, mode 0600) with the kickstart wired in."""
     src, dst = Path(src), Path(dst)
-    options = list(boot_options)
-    iso = open_iso(src)
-    try:
-        with open(src, "rb") as fp:
-            info = read_info(iso, src, fp)
-            targets = _targets(iso, info, options, ks)
-            src_boot = boot_summary(iso, fp)
-    finally:
-        iso.close()
+    _, targets, src_boot = _read_source(src, list(boot_options), ks)
     if not targets:
         raise PatchError(f"{src}: found no boot loader configuration to patch")
     in_place = allow_in_place and all(_fits(t) for t in targets)
@@ -405,14 +408,8 @@ def build_patched(src: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
 
     src, cache = Path(src), Path(cache_dir)
     options = list(boot_options)
-    iso = open_iso(src)  # a missing or unreadable source fails here, before anything is hashed or written
-    try:
-        with open(src, "rb") as fp:
-            info = read_info(iso, src, fp)
-            targets = _targets(iso, info, options, ks)
-            src_boot = boot_summary(iso, fp)
-    finally:
-        iso.close()
+    # a missing or unreadable source fails here, before anything is hashed or written
+    info, targets, src_boot = _read_source(src, options, ks)
     cache.mkdir(parents=True, exist_ok=True)
     stem = src.name[:-4] if src.name.lower().endswith(".iso") else src.name
 
