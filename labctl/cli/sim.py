@@ -215,6 +215,7 @@ def _exec(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> int:
 
 def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
     from labctl.sim import lab
+    from labctl.sim.paths import describe_existing, mark_created
 
     spec = lab.spec_from_topology(topo)
     notes: list[str] = []
@@ -232,11 +233,15 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
             env.err("note: --latency, --command-latency and --fault apply when a lab starts; change a running "
                     f"one with `labctl sim fault {args.file} HOST ...`")
         return ExitStatus.SUCCESS
+    existing = None if args.reset else describe_existing(sim, args.file, f"--sim-dir {args.sim_dir}" if args.sim_dir else "")
+    if existing:
+        env.err(existing)
     emap = lab.up(sim, spec, environ=env.environ, latency=args.latency,
                   command_latency=_latencies(args.command_latency), reboot_delay=args.reboot_delay,
                   faults=_faults(args.fault, {h.name for h in spec.hosts} | ({spec.jump.name} if spec.jump else set())),
                   hosts_per_process=args.hosts_per_process, reset=args.reset, vcenter=not args.no_vcenter,
-                  notes=notes)
+                  notes=notes, progress=_build_ticker(env))
+    mark_created(sim)
     if not args.json:
         env.out(f"simulated lab {topo.lab} is up ({sim})")
     _print_endpoints(emap, topo, args, env)
@@ -264,6 +269,13 @@ def _print_endpoints(emap: Any, topo: Any, args: argparse.Namespace, env: "Env")
             env.out(f"by hand: ssh -i {emap.identity_file} -o UserKnownHostsFile={emap.known_hosts} "
                     f"-o StrictHostKeyChecking=yes{legacy} -p {first.port} root@127.0.0.1")
         env.out(f"use it: labctl macs scan {args.file} --sim" + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
+
+
+def _build_ticker(env: "Env"):
+    """vcsim's first build takes a minute: say so on stderr (stdout may be --json)."""
+    from labctl.plan.progress import Progress
+
+    return Progress(env.stderr, live=bool(getattr(env.stderr, "isatty", lambda: False)())).ticker("vcenter")
 
 
 def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:

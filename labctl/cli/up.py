@@ -99,6 +99,14 @@ def build_context(args, env, *, apply: bool):
     from labctl.cli.style import style_for
 
     progress = Progress(stream, live=live, quiet=args.quiet, paint=style_for(env, stream, args))
+    if sim_dir is not None:
+        from labctl.sim.paths import describe_existing, mark_created
+
+        existing = describe_existing(sim_dir, args.file, f"--sim-dir {args.sim_dir}" if args.sim_dir else "")
+        if existing:
+            progress.line(existing)
+        elif apply:
+            mark_created(sim_dir)
     return Context(topology=topo, env=env, options=opts, progress=progress, apply=apply, display_name=args.file,
                    sim_dir=sim_dir)
 

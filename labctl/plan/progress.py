@@ -41,6 +41,23 @@ class Progress:
                 self.stream.write(f"    {name}: {state}\n")
                 self.stream.flush()
 
+    def ticker(self, name: str, *, every_plain: float = 15.0):
+        """A callback for long work that reports as it goes (e.g. vcsim.build): on a terminal each report redraws
+        the host's status line; in plain output (logs, pipes) the first and last reports are lines of their own, and
+        the ones between at most every `every_plain` seconds."""
+        last = [float("-inf")]
+
+        def report(text: str) -> None:
+            now = time.monotonic()
+            final = text.startswith(("built ", "done"))
+            if final and self.live:
+                self.line(f"    {name}: {text}")  # stays on screen after the status line is gone
+            elif self.live or final or now - last[0] >= every_plain:
+                last[0] = now
+                self.host(name, text)
+
+        return report
+
     def line(self, text: str, kind: str | None = None) -> None:
         with self._lock:
             self._clear()

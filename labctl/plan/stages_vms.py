@@ -135,7 +135,8 @@ def _ensure_sim_vcenter(ctx: Context, rep: StageReport) -> None:
     if not ctx.apply:
         ctx.pending.add("vcenter-simulator")
         return
-    entry, notes = simlab.ensure_vcenter(ctx.sim_dir, simlab.spec_from_topology(ctx.topology), ctx.env.environ)
+    entry, notes = simlab.ensure_vcenter(ctx.sim_dir, simlab.spec_from_topology(ctx.topology), ctx.env.environ,
+                                         progress=ctx.progress.ticker("vcenter"))
     rep.notes.extend(notes)
     if entry is None:
         rep.changes.pop()

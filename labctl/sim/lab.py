@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from labctl.errors import EnvironmentProblem, LabctlError, UsageError
 from labctl.sim import state as S
@@ -320,8 +320,10 @@ def stop_process(rec: Mapping[str, Any], timeout: float = 5.0) -> bool:
 def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, latency: float = 0.0,
        command_latency: Mapping[str, float] | None = None, reboot_delay: float = 2.0,
        faults: Mapping[str, list[FaultRule]] | None = None, hosts_per_process: int = 8, reset: bool = False,
-       vcenter: bool = True, timeout: float = START_TIMEOUT, notes: list[str] | None = None) -> EndpointMap:
-    """Start the lab in the background; return its endpoint map once every host answers SSH."""
+       vcenter: bool = True, timeout: float = START_TIMEOUT, notes: list[str] | None = None,
+       progress: Callable[[str], None] | None = None) -> EndpointMap:
+    """Start the lab in the background; return its endpoint map once every host answers SSH. `progress` hears about
+    a first build of the vCenter simulator."""
     sim = Path(sim)
     environ = dict(os.environ if environ is None else environ)
     notes = notes if notes is not None else []
@@ -350,7 +352,7 @@ def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, la
         _write_known_hosts(sim, emap, listen)
         vc = None
         if spec.vcenter is not None and vcenter:
-            vc = _start_vcenter(sim, spec, environ, records, notes)
+            vc = _start_vcenter(sim, spec, environ, records, notes, progress)
         elif spec.vcenter is not None:
             notes.append("vCenter simulator not started (--no-vcenter)")
         emap = EndpointMap(lab=emap.lab, sim_dir=sim, hosts=emap.hosts, jump=emap.jump, vcenter=vc,
@@ -526,7 +528,7 @@ def publish_known_hosts(sim: Path, ports: Mapping[str, int]) -> None:
 
 
 def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records: list[dict[str, Any]],
-                   notes: list[str]) -> dict[str, Any] | None:
+                   notes: list[str], progress: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     try:
         from labctl.sim import vcsim
     except ImportError:
@@ -538,7 +540,7 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
         write_processes(sim, records)
 
     try:
-        binary = vcsim.build(environ)
+        binary = vcsim.build(environ, progress)
         vc = spec.vcenter
         password = environ.get(vc.password_env) if getattr(vc, "password_env", None) else None
         sim_vc = vcsim.start(binary, sim / "vcsim", datastores=list(spec.datastores), password=password,
@@ -555,9 +557,11 @@ def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records
     return sim_vc.endpoint_entry(password_file=pw_file)
 
 
-def ensure_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str]) -> tuple[dict[str, Any] | None, list[str]]:
+def ensure_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], progress: Callable[[str], None] | None = None,
+                   ) -> tuple[dict[str, Any] | None, list[str]]:
     """The running lab's vCenter simulator: started (and recorded in processes.json and endpoints.json) when it is
-    not running yet. Returns (its endpoint entry or None when it could not start, notes)."""
+    not running yet; `progress` hears about a first build (vcsim.build). Returns (its endpoint entry or None when it
+    could not start, notes)."""
     notes: list[str] = []
     sim = Path(sim)
     if any(r.get("kind") == "vcsim" for r in running(sim)):
@@ -566,7 +570,7 @@ def ensure_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str]) -> tupl
         except LabctlError:
             return None, notes
     records = read_processes(sim)
-    entry = _start_vcenter(sim, spec, environ, records, notes)
+    entry = _start_vcenter(sim, spec, environ, records, notes, progress)
     write_processes(sim, records)
     if entry is None:
         return None, notes

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any, Mapping
+
+CREATED_FILE = "created"  # when labctl first made this simulated lab (ISO 8601, UTC)
 
 
 def sim_dir(lab_name: str, env: Any = None, override: str | os.PathLike[str] | None = None) -> Path:
@@ -40,3 +43,38 @@ def ensure_private(sim: str | os.PathLike[str]) -> Path:
 
 def host_dir(sim: Path, name: str) -> Path:
     return Path(sim) / "hosts" / name
+
+
+def lab_created(sim: Path) -> datetime | None:
+    """When the simulated lab in `sim` was created, or None when there is none there yet (no VMs, no hosts)."""
+    sim = Path(sim)
+    if not ((sim / "vms").is_dir() or (sim / "hosts").is_dir()):
+        return None
+    try:
+        return datetime.fromisoformat((sim / CREATED_FILE).read_text().strip())
+    except (OSError, ValueError):  # a lab from before the marker: its oldest entry is the best guess
+        times = [e.stat().st_mtime for e in sim.iterdir()]
+        return datetime.fromtimestamp(min(times), timezone.utc) if times else None
+
+
+def mark_created(sim: Path) -> None:
+    """Record the creation time of a new simulated lab (kept when there is one already)."""
+    sim = Path(sim)
+    sim.mkdir(parents=True, exist_ok=True)
+    marker = sim / CREATED_FILE
+    if not marker.exists():
+        tmp = sim / f".{CREATED_FILE}.tmp"
+        tmp.write_text(datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
+        os.replace(tmp, marker)
+
+
+def describe_existing(sim: Path, file: str, extra: str = "") -> str | None:
+    """The line that tells a user an existing simulated lab is used, and how to start afresh; None when there is
+    no lab in `sim`. `extra` is any option the commands need besides --sim (e.g. `--sim-dir X`)."""
+    created = lab_created(sim)
+    if created is None:
+        return None
+    when = created.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    opts = f"--sim {extra}".rstrip()
+    return (f"using the existing simulated lab in {sim} (created {when}); to start from scratch: "
+            f"labctl destroy {file} {opts} --yes, then run this again")

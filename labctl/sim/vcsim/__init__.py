@@ -1,9 +1,10 @@
 """The vCenter simulator: build labctl's small Go program on govmomi's simulator once, start it, stop it by PID.
 
 The Go source (`main.go`, shipped next to this module) builds with Debian's `golang-go` and
-`golang-github-vmware-govmomi-dev` (`GO111MODULE=off GOPATH=/usr/share/gocode go build`, ~15 s). The binary is cached
-in `$XDG_CACHE_HOME/labctl/vcsim-<hash>/` keyed by the source, the Go version and the govmomi sources' location, so
-only the first start of a given source pays the build.
+`golang-github-vmware-govmomi-dev` (`GO111MODULE=off GOPATH=/usr/share/gocode go build`: ~20 s on an idle 2-core
+machine, a minute or more on a busy one; `build(progress=…)` reports as it goes). The binary is cached in
+`$XDG_CACHE_HOME/labctl/vcsim-<hash>/` keyed by the source, the Go version and the govmomi sources' location, so only
+the first start of a given source pays the build.
 
     binary = build(environ)
     sim = start(binary, workdir, datastores=["nfs-iso"], password="s3cret")
@@ -39,6 +40,7 @@ GOVMOMI_PKG = Path("src/github.com/vmware/govmomi/simulator")
 DEFAULT_GOPATHS = ("/usr/share/gocode",)
 APT_HINT = "sudo apt-get install golang-go golang-github-vmware-govmomi-dev"
 START_TIMEOUT = 15.0
+PROGRESS_EVERY = 2.0  # seconds between two build progress reports
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,36 @@ def source_hash(toolchain: Toolchain) -> str:
     return h.hexdigest()[:16]
 
 
-def build(environ: Mapping[str, str] | None = None) -> Path:
-    """Return the path of the built simulator, building it into the cache first if needed."""
+BUILD_MESSAGE = "building the vCenter simulator (once, about a minute)"
+
+
+def is_built(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `build` would return at once (the binary for this source and toolchain is in the cache)."""
+    environ = dict(os.environ if environ is None else environ)
+    try:
+        tc = find_toolchain(environ)
+    except LabctlError:
+        return False
+    binary = cache_root(environ) / f"vcsim-{source_hash(tc)}" / "vcsim"
+    return binary.is_file() and os.access(binary, os.X_OK)
+
+
+def build(environ: Mapping[str, str] | None = None, progress: Callable[[str], None] | None = None, *,
+          every: float = PROGRESS_EVERY) -> Path:
+    """Return the path of the built simulator, building it into the cache first if needed.
+
+    A build takes from ~20 s (idle 2-core machine) to over a minute (busy one): `progress`, when given, is called with
+    a short status as it goes — BUILD_MESSAGE first, then the elapsed seconds and the Go package being compiled (from
+    `go build -v`), at most every `every` seconds, and a last "built the vCenter simulator in N s"."""
     environ = dict(os.environ if environ is None else environ)
     tc = find_toolchain(environ)
     out_dir = cache_root(environ) / f"vcsim-{source_hash(tc)}"
     binary = out_dir / "vcsim"
     if binary.is_file() and os.access(binary, os.X_OK):
         return binary
+    say = progress or (lambda _text: None)
+    t0 = time.monotonic()
+    say(BUILD_MESSAGE)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vcsim-src-", dir=out_dir) as tmp:
         src = Path(tmp) / "vcsim"
@@ -117,16 +141,36 @@ def build(environ: Mapping[str, str] | None = None) -> Path:
             "GOFLAGS": "",
             "CGO_ENABLED": "0",
         }
-        proc = subprocess.run(
-            [str(tc.go), "build", "-o", str(tmp_bin), "."],
-            cwd=src, env=env, capture_output=True, text=True, timeout=600, check=False,
+        # -v: go names each package as it compiles it (on stderr), which is the only progress a build has
+        proc = subprocess.Popen(
+            [str(tc.go), "build", "-v", "-o", str(tmp_bin), "."],
+            cwd=src, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        if proc.returncode != 0:
+        tail: list[str] = []
+        compiled, last = 0, t0
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                line = line.rstrip("\n")
+                tail = (tail + [line])[-40:]
+                if line and not line.startswith(("#", " ", "\t")):
+                    compiled += 1
+                now = time.monotonic()
+                if progress and now - last >= every:
+                    last = now
+                    say(f"{BUILD_MESSAGE}: {now - t0:.0f} s, {compiled} Go packages compiled, now {line.strip()}")
+            rc = proc.wait(timeout=600)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if rc != 0:
             raise EnvironmentProblem(
-                f"building the vCenter simulator failed:\n{proc.stderr.strip()[-2000:]}",
+                "building the vCenter simulator failed:\n" + "\n".join(tail)[-2000:],
                 hint=f"check the Go toolchain and govmomi sources ({APT_HINT})",
             )
         os.replace(tmp_bin, binary)  # atomic: a concurrent build wins or loses as a whole
+    say(f"built the vCenter simulator in {time.monotonic() - t0:.1f} s (cached in {out_dir})")
     return binary
 
 

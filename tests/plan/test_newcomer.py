@@ -1,0 +1,85 @@
+"""A new user's first runs (issue 12): what `up --sim` says about the vCenter simulator's build and about a lab
+left from an earlier try. In-process CLI against the simulated lab; every process stopped by PID (the `sim` fixture)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.plan.test_pipeline import sim  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = str(ROOT / "topologies" / "esx35-ha-pair.yaml")
+
+
+def _warm_go_cache() -> Path:
+    """The Go build cache of this machine's vcsim build: a fresh labctl cache then relinks in seconds, not a minute."""
+    from labctl.errors import LabctlError
+    from labctl.sim import vcsim
+
+    try:
+        vcsim.build(os.environ)
+    except LabctlError as e:
+        pytest.skip(f"vcsim unavailable: {e.message}")
+    return vcsim.cache_root(os.environ) / "go-build"
+
+
+@pytest.mark.vcsim
+def test_first_up_says_it_builds_the_vcenter_simulator_and_a_second_says_it_reuses_the_lab(sim, run_cli):  # noqa: F811
+    d, environ = sim
+    environ = {**environ, "XDG_CACHE_HOME": str(d.parent / "cache"), "GOCACHE": str(_warm_go_cache())}
+    r = run_cli("up", SEED, "--sim", "--skip", "vibs", environ=environ)
+    assert r.status == 0, r.out + r.err
+    lines = r.out.splitlines()
+    building = [i for i, ln in enumerate(lines) if "vcenter: building the vCenter simulator (once, about a minute)" in ln]
+    built = [i for i, ln in enumerate(lines) if re.search(r"vcenter: built the vCenter simulator in \d+\.\d s", ln)]
+    assert building and built and building[0] < built[0], r.out
+    assert "existing simulated lab" not in r.out  # a new lab
+    assert (d / "created").is_file()
+    # the next run: no build, and it says which lab it uses, since when, and how to start from scratch
+    again = run_cli("up", SEED, "--sim", "--skip", "vibs", environ=environ)
+    assert again.status == 0, again.out + again.err
+    assert "building the vCenter simulator" not in again.out
+    first = again.out.splitlines()[0]
+    created = (d / "created").read_text().strip()
+    assert re.fullmatch(
+        rf"using the existing simulated lab in {re.escape(str(d))} \(created {created[:10]} {created[11:16]} UTC\); "
+        rf"to start from scratch: labctl destroy {re.escape(SEED)} --sim --yes, then run this again", first), first
+    assert "no changes — the lab matches the topology" in again.out
+    # the hint works: destroy, and the next up is a new lab again (its duplicate-MAC story included)
+    gone = run_cli("destroy", SEED, "--sim", "--yes", environ=environ)
+    assert gone.status == 0 and not d.exists(), gone.out + gone.err
+    fresh = run_cli("up", SEED, "--sim", "--skip", "vibs", "vcenter", environ=environ)
+    assert fresh.status == 0, fresh.out + fresh.err
+    assert "existing simulated lab" not in fresh.out and "duplicate: MAC" in fresh.out
+
+
+def test_plan_on_an_existing_lab_says_so_and_plan_on_none_writes_nothing(sim, run_cli):  # noqa: F811
+    d, environ = sim
+    r = run_cli("plan", SEED, "--sim", environ=environ)
+    assert r.status == 0 and "existing simulated lab" not in r.out and not d.exists()
+    r = run_cli("up", SEED, "--sim", "--only", "validate", "render", environ=environ)
+    assert r.status == 0, r.out + r.err
+    r = run_cli("plan", SEED, "--sim", "--sim-dir", str(d), environ=environ)
+    assert f"using the existing simulated lab in {d}" in r.out
+    assert f"labctl destroy {SEED} --sim --sim-dir {d} --yes" in r.out
+
+
+def test_vcsim_build_reports_progress(tmp_path):
+    from labctl.sim import vcsim
+
+    warm = _warm_go_cache()
+    said: list[str] = []
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c"),
+           "GOCACHE": str(warm)}
+    assert not vcsim.is_built(env)
+    binary = vcsim.build(env, said.append, every=0)
+    assert binary.is_file() and vcsim.is_built(env)
+    assert said[0] == vcsim.BUILD_MESSAGE
+    assert re.fullmatch(r"built the vCenter simulator in \d+\.\d s \(cached in .*\)", said[-1]), said
+    said.clear()
+    vcsim.build(env, said.append)
+    assert said == []  # cached: nothing to say
