@@ -23,6 +23,7 @@ class ExitStatus(IntEnum):
     REFUSED = 5  # labctl refused to overwrite something (user-edited file, running VM) without --force
     ENVIRONMENT = 6  # a prerequisite is missing on this machine (vmrun, Go toolchain, permissions)
     INTERRUPTED = 130  # Ctrl-C
+    OUTPUT_CLOSED = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as a shell reports it
 
 
 class LabctlError(Exception):

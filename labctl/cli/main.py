@@ -190,8 +190,12 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
     except KeyboardInterrupt:
         env.err("labctl: interrupted; nothing more was started. Re-run the same command to resume.")
         return int(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:
-        return int(ExitStatus.SUCCESS)
+    except BrokenPipeError:  # `labctl … | head`: the output was cut short, so the run was too
+        try:
+            env.err("labctl: output closed (broken pipe); stopped")
+        except OSError:
+            pass
+        return int(ExitStatus.OUTPUT_CLOSED)
     except Exception as e:  # a bug: say so plainly, traceback only with --debug
         if debug:
             raise
@@ -201,4 +205,11 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    status = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        status = int(ExitStatus.OUTPUT_CLOSED)
+    if status == ExitStatus.OUTPUT_CLOSED:  # no "Exception ignored … BrokenPipeError" from the flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(status)

@@ -35,7 +35,7 @@ examples:
 
 exit status: 0 done (or nothing to do), 2 usage or topology errors, 3 some step failed (see summary),
 4 a host was unreachable, 6 a prerequisite is missing (vmrun, root for
---apply-network, Go for the vCenter simulator), 130 interrupted (re-run to resume)."""
+--apply-network, Go for the vCenter simulator), 130 interrupted, 141 output closed (`| head`; re-run to resume or finish)."""
 
 
 def add_pipeline_args(p, *, up: bool) -> None:
@@ -140,6 +140,8 @@ def print_summary(report, env, args, *, apply: bool) -> None:
 
 
 def status_for(report) -> ExitStatus:
+    if getattr(report, "output_closed", False):
+        return ExitStatus.OUTPUT_CLOSED
     if report.interrupted:
         return ExitStatus.INTERRUPTED
     if report.failures:
@@ -177,5 +179,9 @@ def _run_locked(ctx, args, env) -> ExitStatus:
         report = run_pipeline(ctx)
     finally:
         ctx.close()
+    if report.output_closed:  # nobody reads the summary: say why on stderr, which may still be open
+        env.err(f"labctl: output closed (broken pipe): stopped after {len(report.stages)} stage(s), "
+                f"{len(report.changes)} change(s) made. Run the same command again to finish.")
+        return ExitStatus.OUTPUT_CLOSED
     print_summary(report, env, args, apply=True)
     return status_for(report)

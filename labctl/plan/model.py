@@ -46,6 +46,9 @@ class StageReport:
         return c
 
     def fail(self, target: str, message: str, hint: str | None = None) -> Failure:
+        # errors about one host already start with its name ("esx2: …"): the summary prints the target once
+        while message.startswith(f"{target}: "):
+            message = message[len(target) + 2:]
         f = Failure(self.name, target, message, hint)
         self.failures.append(f)
         return f
@@ -65,6 +68,7 @@ class PipelineReport:
     sim: bool
     stages: list[StageReport] = field(default_factory=list)
     interrupted: bool = False
+    output_closed: bool = False  # stdout's reader went away (a broken pipe): the run stopped between stages
     environment: bool = False  # a stage could not run for want of something on this machine (vmrun, root, Go)
 
     @property

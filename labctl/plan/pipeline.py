@@ -43,7 +43,8 @@ def selected(only: tuple[str, ...], skip: tuple[str, ...]) -> list[Stage]:
 
 
 def run_pipeline(ctx: Context) -> PipelineReport:
-    """Run the selected stages in order. Ctrl-C stops between steps; a re-run resumes (every stage reads state)."""
+    """Run the selected stages in order. Ctrl-C, or a closed output (broken pipe), stops between steps; a re-run
+    resumes (every stage reads state)."""
     from labctl.plan.model import PipelineReport, StageReport
 
     report = PipelineReport(ctx.topology.lab, "up" if ctx.apply else "plan", bool(ctx.sim_dir))
@@ -75,6 +76,9 @@ def run_pipeline(ctx: Context) -> PipelineReport:
                 ctx.progress.line(f"    - skipped: {rep.skipped}")
             if not rep.changes and not rep.failures and not rep.skipped:
                 ctx.progress.line("    = no changes")
+            if getattr(ctx.progress, "broken", False):  # `labctl up … | head`: stop here, like Ctrl-C
+                report.output_closed = True
+                break
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

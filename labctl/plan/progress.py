@@ -19,6 +19,18 @@ class Progress:
         self._hosts: dict[str, str] = {}
         self._shown = 0
         self._t0 = time.monotonic()
+        self.broken = False  # the stream's reader went away (EPIPE): nothing more is written; see run_pipeline
+
+    def _write(self, text: str) -> None:
+        """Write and flush, never raising for a closed pipe in the middle of a step (a half-made change would be
+        worse than a missing line): the pipeline checks `broken` between stages and stops there."""
+        if self.broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.broken = True
 
     def stage(self, title: str) -> None:
         with self._lock:
@@ -26,8 +38,7 @@ class Progress:
             self._stage = title
             self._hosts = {}
             if not self.quiet:
-                self.stream.write(f"==> {title}\n")
-                self.stream.flush()
+                self._write(f"==> {title}\n")
 
     def host(self, name: str, state: str) -> None:
         """Per-host state within the current stage (e.g. 'connecting', 'rebooting', 'done')."""
@@ -38,8 +49,7 @@ class Progress:
             if self.live:
                 self._draw()
             else:
-                self.stream.write(f"    {name}: {state}\n")
-                self.stream.flush()
+                self._write(f"    {name}: {state}\n")
 
     def ticker(self, name: str, *, every_plain: float = 15.0):
         """A callback for long work that reports as it goes (e.g. vcsim.build): on a terminal each report redraws
@@ -62,8 +72,7 @@ class Progress:
         with self._lock:
             self._clear()
             if not self.quiet:
-                self.stream.write(self.paint(text, kind) + "\n")
-                self.stream.flush()
+                self._write(self.paint(text, kind) + "\n")
 
     def _draw(self) -> None:
         parts = "  ".join(f"{h}:{s}" for h, s in self._hosts.items())
@@ -71,14 +80,12 @@ class Progress:
         width = 120
         if len(text) > width:
             text = text[: width - 1] + "…"
-        self.stream.write("\r\x1b[2K" + text)
-        self.stream.flush()
+        self._write("\r\x1b[2K" + text)
         self._shown = 1
 
     def _clear(self) -> None:
         if self.live and self._shown:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
+            self._write("\r\x1b[2K")
             self._shown = 0
 
     def close(self) -> None:

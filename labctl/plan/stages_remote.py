@@ -50,7 +50,7 @@ def ssh(ctx: Context, rep: StageReport) -> None:
     def probe(conn):
         ctx.progress.host(conn.target.name, "connecting")
         deadline = time.monotonic() + wait
-        conn.wait_until_back(deadline, probe="vmware -v")
+        conn.wait_until_back(deadline, probe="vmware -v", first=True)
         r = conn.run(["vmware", "-v"])
         ctx.progress.host(conn.target.name, "up")
         return r.stdout.strip()

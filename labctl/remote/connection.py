@@ -155,9 +155,29 @@ class Connection:
         route = self.route()
         raise HostUnreachable(
             self.target.name,
-            f"cannot connect to {route.host}:{route.port} after {attempts} attempt(s): {_describe(last)}",
-            hint="is the host up and its SSH service on? (`labctl sim status FILE` for a simulated lab)",
+            f"cannot connect to {self.dialled(route)} after {attempts} attempt(s): {_describe(last)}",
+            hint=self._unreachable_hint(),
         )
+
+    def dialled(self, route: Route | None = None) -> str:
+        """What labctl dials for this host, in the user's terms: the lab address and port, with the loopback port a
+        simulated lab maps it to, and the jump host in between."""
+        route = route or self.route()
+        t = self.target
+        text = f"{route.user}@{t.address}:{t.port}"
+        if self.settings.endpoints is not None:
+            text += f" (simulated lab: {route.host}:{route.port})"
+        elif (route.host, route.port) != (t.address, t.port):
+            text += f" (as {route.host}:{route.port}, from ~/.ssh/config)"
+        if route.jump is not None:
+            text += f" via jump host {route.jump}"
+        return text
+
+    def _unreachable_hint(self) -> str:
+        if self.settings.endpoints is not None:
+            return "is the simulated host up? `labctl sim status FILE` (a `down` fault, or the lab is stopped)"
+        return (f"is {self.target.name} powered on, with its SSH service enabled, and {self.target.address} reachable "
+                "from this machine? (`labctl doctor FILE`; access_ip or ssh.jump when it is not)")
 
     def _connect_once(self) -> None:
         self.close()
@@ -224,16 +244,10 @@ class Connection:
         except LabctlError:
             client.close()
             raise
-        except paramiko.AuthenticationException as e:
+        except paramiko.AuthenticationException:
             client.close()
-            via = f"${self.target.password_env}" if self.target.password_env else "no password"
-            raise AuthFailed(
-                who,
-                f"authentication failed for {route.user}@{route.host}:{route.port} ({e}); tried "
-                f"{len(keys)} key(s), agent={'yes' if kwargs['allow_agent'] else 'no'}, "
-                f"{via}",
-                hint="set the topology's ssh.key_file or export the variable named by ssh.password_env",
-            ) from None
+            raise self._auth_failed(who, route, keys=[path for path, _ in keys], agent=kwargs["allow_agent"],
+                                    password=password is not None) from None
         except (OSError, EOFError) as e:  # refused, reset, timed out: the host may be (re)starting
             client.close()
             raise _Transient() from e
@@ -244,6 +258,26 @@ class Connection:
             raise HostUnreachable(who, f"SSH with {route.host}:{route.port} failed: {e}",
                                   hint="an SSH server labctl cannot talk to (algorithms, protocol)") from None
         return client
+
+    def _auth_failed(self, who: str, route: Route, *, keys: list[str], agent: bool, password: bool) -> AuthFailed:
+        """The refusal, with exactly what was offered (a variable only when it was set) and what to set."""
+        var = self.target.password_env
+        tried = [f"key {k}" for k in keys] + (["ssh-agent's keys"] if agent else [])
+        if password:
+            tried.append(f"the password from ${var}" if var and self.settings.environ.get(var) else "a typed password")
+        offered = ", ".join(tried) if tried else "nothing (no key, no agent, no password)"
+        msg = f"authentication failed at {self.dialled(route)}; offered {offered}"
+        if var and not self.settings.environ.get(var):
+            msg += f" (${var} is not set)"
+        if var and self.settings.environ.get(var):
+            hint = f"check that ${var} holds {route.user}'s password on {self.target.name}"
+        elif var:
+            hint = f"export {var}='…' ({route.user}'s password on {self.target.name}; ssh.password_env names it)"
+        else:
+            hint = "set ssh.password_env to a variable holding the password, or ssh.key_file to a key the host accepts"
+        if self.settings.endpoints is not None:
+            hint += "; a simulated host refuses logins under a --refuse-auth fault (labctl sim fault FILE HOST --clear)"
+        return AuthFailed(who, msg, hint=hint)
 
     def _password(self) -> str | None:
         env = self.target.password_env
@@ -368,10 +402,13 @@ class Connection:
         return "cat"
 
     # -- reboots and dropped sessions -------------------------------------------------------------------------
-    def wait_until_back(self, deadline: float, *, probe: str = "true", interval: float = 0.2) -> None:
+    def wait_until_back(self, deadline: float, *, probe: str = "true", interval: float = 0.2,
+                        first: bool = False) -> None:
         """Until `deadline` (time.monotonic): use the open connection if it still answers `probe`, else reconnect
-        (one attempt at a time) — for hosts that bounce their management interface or reboot."""
+        (one attempt at a time) — for hosts that bounce their management interface or reboot, or (`first`) that are
+        still booting. A refused login or a host-key problem is final at once: waiting cannot change it."""
         last: Exception | None = None
+        start = time.monotonic()
         while True:
             try:
                 with self._lock:
@@ -379,6 +416,9 @@ class Connection:
                         self._connect_once()
                 if self.run(probe, timeout=max(1.0, deadline - time.monotonic())).ok:
                     return
+            except (AuthFailed, HostKeyUnknown, HostKeyMismatch):
+                self.drop()
+                raise
             except (_Transient, HostUnreachable, ConnectionDropped, CommandTimeout) as e:
                 last = e
                 self.drop()
@@ -386,7 +426,12 @@ class Connection:
                 break
             time.sleep(interval)
         self.drop()
-        raise HostUnreachable(self.target.name, f"did not come back in time ({_describe(last)})",
+        waited = f"{time.monotonic() - start:.0f} s"
+        if first:
+            raise HostUnreachable(self.target.name, f"no SSH answer from {self.dialled()} within {waited} "
+                                                    f"({_describe(last)})", hint=self._unreachable_hint())
+        raise HostUnreachable(self.target.name, f"did not come back within {waited} at {self.dialled()} "
+                                                f"({_describe(last)})",
                               hint="check the host's console; labctl left its rollback job in charge")
 
     def wait_for_drop(self, timeout: float, *, interval: float = 0.05) -> bool:
@@ -550,12 +595,30 @@ def _ssh_config_lookup(path: Path, address: str) -> dict:
 
 
 def _describe(e: BaseException | None) -> str:
+    """Why a connect failed, in plain words (no paramiko class names)."""
     if e is None:
         return "no attempt finished"
     if isinstance(e, _Transient) and e.__cause__ is not None:
         e = e.__cause__
+    if isinstance(e, HostUnreachable):
+        return e.reason
+    errors = getattr(e, "errors", None)  # paramiko's NoValidConnectionsError: {(addr, port): OSError}
+    if isinstance(errors, dict) and errors:
+        e = next(iter(errors.values()))
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, (socket.timeout, TimeoutError)):
+        return "timed out (no answer: host down, or a firewall drops the packets)"
+    if isinstance(e, ConnectionResetError):
+        return "connection reset by the host"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror[:1].lower() + e.strerror[1:]
+    if isinstance(e, EOFError):
+        return "the host closed the connection during the SSH handshake"
     text = str(e) or type(e).__name__
-    return f"{type(e).__name__}: {text}" if text != type(e).__name__ else text
+    if "Error reading SSH protocol banner" in text:
+        return "no SSH banner (the port answers, but not with SSH yet)"
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -646,6 +647,21 @@ def status(sim: Path) -> dict[str, Any]:
             "hosts": hosts, "vcenter": ({**vc, "running": vc_running} if vc else None)}
 
 
+def _plain_connect_error(err: BaseException) -> str:
+    errors = getattr(err, "errors", None)  # paramiko's NoValidConnectionsError: {(addr, port): OSError}
+    if isinstance(errors, dict) and errors:
+        err = next(iter(errors.values()))
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    if isinstance(err, EOFError) or "Error reading SSH protocol banner" in str(err):
+        return "the host closed the connection before SSH started"
+    return str(err) or type(err).__name__
+
+
 def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
             timeout: float = 60.0) -> tuple[int, bytes, bytes]:
     """Run one command on a running simulated host over SSH (its pinned host key, the sim's client key)."""
@@ -656,21 +672,29 @@ def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
     if e is None:
         raise UsageError(f"{name} is not a host of the simulated lab {emap.lab}",
                          hint="hosts: " + ", ".join(x.name for x in emap.all()))
+    from labctl.errors import UnreachableError
+
+    log = logging.getLogger("paramiko")  # its transport thread logs a refused or dropped session at ERROR
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
     c = paramiko.SSHClient()
     c.load_host_keys(str(emap.known_hosts))
     c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    where = f"{name} ({e.address}, simulated at 127.0.0.1:{e.port})"
     try:
-        c.connect(e.host, e.port, "root", key_filename=str(emap.identity_file), look_for_keys=False,
-                  allow_agent=False, timeout=10, banner_timeout=10, auth_timeout=10)
+        # the key loaded here, not through key_filename: paramiko's probing of key formats would report its last
+        # "encountered RSA key, expected OPENSSH key" instead of the refusal
+        key = paramiko.RSAKey.from_private_key_file(str(emap.identity_file))
+        c.connect(e.host, e.port, "root", pkey=key, look_for_keys=False, allow_agent=False, timeout=10,
+                  banner_timeout=10, auth_timeout=10)
     except paramiko.AuthenticationException:
-        from labctl.errors import UnreachableError
-
-        raise UnreachableError(f"{name} (127.0.0.1:{e.port}) refused the simulator's key",
+        c.close()
+        raise UnreachableError(f"{where} refused the login of root with the simulated lab's key {emap.identity_file}",
                                hint=f"a --refuse-auth fault? labctl sim fault FILE {name} --clear") from None
-    except (OSError, paramiko.SSHException) as err:
-        from labctl.errors import UnreachableError
-
-        raise UnreachableError(f"{name} (127.0.0.1:{e.port}) does not answer: {err}",
+    except (OSError, EOFError, paramiko.SSHException) as err:
+        c.close()
+        raise UnreachableError(f"{where} does not answer SSH: {_plain_connect_error(err)}",
                                hint="labctl sim status FILE; a rebooting or `down` host answers again later") from None
     try:
         chan = c.get_transport().open_session(timeout=10)

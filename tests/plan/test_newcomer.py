@@ -34,7 +34,7 @@ def test_first_up_says_it_builds_the_vcenter_simulator_and_a_second_says_it_reus
     r = run_cli("up", SEED, "--sim", "--skip", "vibs", environ=environ)
     assert r.status == 0, r.out + r.err
     lines = r.out.splitlines()
-    building = [i for i, ln in enumerate(lines) if "vcenter: building the vCenter simulator (once, about a minute)" in ln]
+    building = [i for i, ln in enumerate(lines) if "vcenter: building the vCenter simulator (once, 20 s to 2 minutes)" in ln]
     built = [i for i, ln in enumerate(lines) if re.search(r"vcenter: built the vCenter simulator in \d+\.\d s", ln)]
     assert building and built and building[0] < built[0], r.out
     assert "existing simulated lab" not in r.out  # a new lab
@@ -83,3 +83,44 @@ def test_vcsim_build_reports_progress(tmp_path):
     said.clear()
     vcsim.build(env, said.append)
     assert said == []  # cached: nothing to say
+
+
+@pytest.mark.slow
+def test_a_broken_pipe_stops_the_run_with_141_and_a_rerun_converges(sim, run_cli):  # noqa: F811
+    """`labctl up … | head -1`: the reader goes away after the first line; labctl stops after the step it is in,
+    exits 141 (128 + SIGPIPE, as a shell reports a process killed by it) and says so on stderr; the same command
+    then finishes the lab, and the next run changes nothing."""
+    import json
+    import subprocess
+    import sys
+
+    d, environ = sim
+    argv = [sys.executable, "-m", "labctl", "up", SEED, "--sim", "--skip", "vcenter", "vibs"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ, cwd=d.parent)
+    assert p.stdout.readline() == b"==> validate the topology\n"
+    p.stdout.close()  # what `head -1` does after its line
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141, err
+    assert re.fullmatch(r"labctl: output closed \(broken pipe\): stopped after \d+ stage\(s\), \d+ change\(s\) made\. "
+                        r"Run the same command again to finish\.\n", err), err
+    rerun = run_cli("up", SEED, "--sim", "--skip", "vcenter", "vibs", "--json", environ=environ)
+    rep = json.loads(rerun.out)
+    assert rerun.status == 0 and rep["failures"] == [], rerun.out + rerun.err
+    again = json.loads(run_cli("up", SEED, "--sim", "--skip", "vcenter", "vibs", "--json", environ=environ).out)
+    assert again["changes"] == [] and again["failures"] == []
+
+
+def test_a_broken_pipe_on_any_command_is_not_success(tmp_path):
+    """Any command whose output is cut short (`labctl schema | head -1`) exits 141, not 0."""
+    import io
+
+    from labctl.cli.env import Env
+    from labctl.cli.main import main
+
+    class ClosedPipe(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    err = io.StringIO()
+    status = main(["schema"], Env(stdout=ClosedPipe(), stderr=err, stdin=io.StringIO(), environ={}, cwd=tmp_path))
+    assert status == 141 and err.getvalue() == "labctl: output closed (broken pipe); stopped\n"

@@ -112,7 +112,7 @@ def test_password_over_keyboard_interactive_on_esxi5(sim_lab, tmp_path):
         conn.close()
     bad = ConnectSettings(known_hosts=lab.sim_dir / "known_hosts", endpoints=ep, environ={"LAB_PW": "wrong"},
                           connect_attempts=1)
-    with pytest.raises(AuthFailed, match=r"authentication failed for root@127\.0\.0\.1:\d+ .*\$LAB_PW"):
+    with pytest.raises(AuthFailed, match=r"authentication failed at root@[\d.]+:22 \(simulated lab: 127\.0\.0\.1:\d+\); offered the password from \$LAB_PW$"):
         Connection(target, bad).run("true")
     asked = []
     prompt = ConnectSettings(known_hosts=lab.sim_dir / "known_hosts", endpoints=ep, environ={},

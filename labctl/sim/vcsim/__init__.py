@@ -96,7 +96,7 @@ def source_hash(toolchain: Toolchain) -> str:
     return h.hexdigest()[:16]
 
 
-BUILD_MESSAGE = "building the vCenter simulator (once, about a minute)"
+BUILD_MESSAGE = "building the vCenter simulator (once, 20 s to 2 minutes)"
 
 
 def is_built(environ: Mapping[str, str] | None = None) -> bool:
