@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from labctl.errors import EnvironmentProblem, ExitStatus, UsageError, did_you_mean
 
@@ -39,8 +40,37 @@ running), 2 usage or topology error, 6 no simulated lab running (`status`, `faul
 `labctl sim up FILE`), `exec`: the remote command's status (255: the connection dropped)."""
 
 
+class _SimParser(argparse.ArgumentParser):
+    """`sim exec` (dashdash=True) takes the remote command as the words after the first `--`, and everything before
+    it as labctl's own (so options work anywhere: FILE HOST 'cmd' --sim-dir X), or as one quoted argument. Several
+    words without `--` are refused: they would mix labctl's options and the command's."""
+
+    dashdash = False
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 - argparse's own
+        if not self.dashdash or self._inner:
+            return super().parse_known_args(args, namespace)
+        args = list(sys.argv[1:] if args is None else args)
+        rest = None
+        if "--" in args:
+            i = args.index("--")
+            args, rest = args[:i], args[i + 1:]
+        self._inner = True
+        try:  # intermixed: FILE HOST --sim-dir X 'cmd' fills the optional 'cmd' after the option too
+            ns, extra = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+        if self.dashdash:
+            if extra:
+                self.error(f"unrecognized arguments: {' '.join(extra)} — a command of several words goes after `--` "
+                           "(labctl sim exec FILE HOST -- CMD ARG…) or in one quoted argument ('CMD ARG…')")
+            ns.command_argv = rest
+        return ns, extra
+
+
 def configure(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
+    sub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True, parser_class=_SimParser)
 
     from labctl.cli.options import add_file, add_sim
 
@@ -73,12 +103,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     common(d)
 
     x = sub.add_parser("exec", help="run a command on a simulated host (exit status: the command's)",
-                       description="Run one command line on a simulated host over SSH with the sim's key and "
-                       "pinned host key; stdout/stderr pass through, the exit status is the command's (255 when the "
-                       "connection dropped before it finished).")
+                       usage="labctl sim exec [-h] [--sim-dir SIM_DIR] FILE HOST ('COMMAND LINE' | -- CMD [ARG ...])",
+                       description="Run one command on a simulated host over SSH with the sim's key and pinned host "
+                       "key; stdout/stderr pass through, the exit status is the command's (255 when the connection "
+                       "dropped before it finished). The command is either one quoted argument, run as the host's "
+                       "shell reads it (pipes and all), or the words after `--`, each passed as one argument "
+                       "(quoted for the remote shell). labctl's own options may come anywhere before `--`.",
+                       epilog="examples:\n"
+                       "  labctl sim exec topologies/esx35-ha-pair.yaml esx2 'esxcfg-vswif -l | grep vswif0'\n"
+                       "  labctl sim exec topologies/esx35-ha-pair.yaml esx2 --sim-dir /tmp/lab -- cat /etc/hosts",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    x.dashdash = True
     common(x)
     x.add_argument("host", metavar="HOST")
-    x.add_argument("command", metavar="COMMAND", nargs=argparse.REMAINDER, help="the command line (quote it)")
+    x.add_argument("command", metavar="'COMMAND LINE'", nargs="?",
+                   help="the command line, quoted as one argument (or give the command after --)")
 
     f = sub.add_parser("fault", help="inject faults or latency into a running simulated host",
                        description="Change a running host's faults/latency (its control.json); takes effect at once.")
@@ -204,10 +243,17 @@ def run(args: argparse.Namespace, env: "Env") -> ExitStatus:
 def _exec(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> int:
     from labctl.sim import lab
 
-    words = [w for w in args.command if w != "--"] if args.command[:1] == ["--"] else list(args.command)
-    if not words:
-        raise UsageError("no command given", hint=f"labctl sim exec {args.file} {args.host} 'esxcfg-vmknic -l'")
-    code, out, err = lab.exec_on(sim, args.host, " ".join(words))
+    import shlex
+
+    argv = getattr(args, "command_argv", None)
+    if argv is not None and args.command is not None:
+        raise UsageError(f"two commands given: {args.command!r} and the words after `--`",
+                         hint="give one: a quoted command line, or the command after --")
+    line = shlex.join(argv) if argv else args.command
+    if not line:
+        raise UsageError("no command given", hint=f"labctl sim exec {args.file} {args.host} 'esxcfg-vmknic -l'   "
+                                                  f"(or: … {args.host} -- esxcfg-vmknic -l)")
+    code, out, err = lab.exec_on(sim, args.host, line)
     env.stdout.write(out.decode("utf-8", "replace"))
     env.stderr.write(err.decode("utf-8", "replace"))
     return code if code >= 0 else 255
