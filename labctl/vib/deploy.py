@@ -294,8 +294,8 @@ def _deploy_esxi(conn: Connection, vib: VibInfo, opts: DeployOptions, out: HostO
     if lower and not opts.allow_community:
         raise _HostFailed(
             f"the host accepts {host_level} and above; {vib.vib_id} is {vib.acceptance}",
-            hint=f"re-run with --allow-community (or set allow_community: true in the topology's vibs:) to "
-                 f"run `{sh(set_cmd)}` first",
+            hint=f"re-run with --allow-community (or allow_community: true on this file's own entry in the "
+                 f"topology's vibs:) to run `{sh(set_cmd)}` first",
         )
     if opts.dry_run:
         out.status = "planned"
@@ -519,14 +519,18 @@ def render_report(report: DeployReport) -> list[str]:
 
 
 def _topology_allows(topology, vib: VibInfo) -> bool:
-    """The topology's `vibs:` entry for this file may allow community VIBs (the same path, or a copy of the
-    listed file under the same name, e.g. built elsewhere with `labctl vib build -o /tmp/x/<name>.vib`)."""
-    specs = list(getattr(topology, "vibs", ()))
-    for spec in specs:
+    """Whether the topology's `vibs:` entry for exactly this file (the same resolved path) allows community VIBs.
+
+    Only that entry speaks for the file: another file under the same name (a build in /tmp, a download) is not the
+    one the topology vouches for, so lowering a host's acceptance level for it takes --allow-community."""
+    try:
+        mine = vib.path.resolve()
+    except OSError:
+        return False
+    for spec in getattr(topology, "vibs", ()):
         try:
-            if Path(spec.file).resolve() == vib.path.resolve():
+            if Path(spec.file).resolve() == mine:
                 return bool(spec.allow_community)
         except OSError:
             continue
-    same_name = [s for s in specs if Path(s.file).name == vib.path.name]
-    return len(same_name) == 1 and bool(same_name[0].allow_community)
+    return False

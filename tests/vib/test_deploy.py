@@ -361,12 +361,14 @@ def test_on_demand_build_follows_the_stage_directory(tmp_path):
     assert not needs_build(out, stage) and out.read_bytes() != first  # new release date from the newer source
 
 
-def test_topology_allow_community_follows_the_listed_file_by_path_or_name(tmp_path):
+def test_topology_allow_community_follows_only_the_listed_file_by_its_resolved_path(tmp_path):
     from types import SimpleNamespace
 
     from labctl.vib.deploy import _topology_allows
 
     listed = tmp_path / "build" / "lab-tools-1.0.0-1.vib"
+    listed.parent.mkdir()
+    (tmp_path / "link").symlink_to(listed.parent)
     topo = SimpleNamespace(vibs=[SimpleNamespace(file=listed, allow_community=True),
                                  SimpleNamespace(file=tmp_path / "other.vib", allow_community=False)])
 
@@ -374,6 +376,9 @@ def test_topology_allow_community_follows_the_listed_file_by_path_or_name(tmp_pa
         return SimpleNamespace(path=path)
 
     assert _topology_allows(topo, info(listed))
-    assert _topology_allows(topo, info(tmp_path / "elsewhere" / "lab-tools-1.0.0-1.vib"))
+    assert _topology_allows(topo, info(tmp_path / "build" / ".." / "build" / "lab-tools-1.0.0-1.vib"))
+    assert _topology_allows(topo, info(tmp_path / "link" / "lab-tools-1.0.0-1.vib"))  # the same file
+    # the same name elsewhere is another file: the topology does not speak for it
+    assert not _topology_allows(topo, info(tmp_path / "elsewhere" / "lab-tools-1.0.0-1.vib"))
     assert not _topology_allows(topo, info(tmp_path / "elsewhere" / "other.vib"))
     assert not _topology_allows(topo, info(tmp_path / "unlisted.vib"))
