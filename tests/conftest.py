@@ -20,6 +20,48 @@ FIXTURES = SHARED / "fixtures"
 # per machine instead of once per test (a Go build is ~1 CPU-minute). A test about the build sets its own.
 os.environ.setdefault("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
 
+try:  # hypothesis keeps no example database in the checkout (.hypothesis/): the suite leaves nothing there
+    from hypothesis import settings as _hsettings
+
+    _hsettings.register_profile("labctl", database=None)
+    _hsettings.load_profile("labctl")
+except ImportError:  # pragma: no cover - the test extras install it
+    pass
+
+# The checkout before and after the session: a test that writes into it (a VIB built into build/, setuptools'
+# build/ and egg-info, a golden written by accident) fails the run. Caches and the venv are not the suite's output.
+_NOT_OUTPUT = {".git", "__pycache__", ".pytest_cache", ".venv", ".ruff_cache"}
+
+
+def _checkout_tree() -> set[str]:
+    out: set[str] = set()
+    for d, dirs, files in os.walk(ROOT):
+        dirs[:] = [x for x in dirs if x not in _NOT_OUTPUT]
+        rel = os.path.relpath(d, ROOT)
+        out.update(os.path.normpath(os.path.join(rel, x)) + "/" for x in dirs)
+        out.update(os.path.normpath(os.path.join(rel, f)) for f in files if not f.endswith(".pyc"))
+    return out
+
+
+def pytest_sessionstart(session):
+    session.config._labctl_checkout = _checkout_tree()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_labctl_checkout", None)
+    if before is None:
+        return
+    left = sorted(_checkout_tree() - before)
+    if left:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        msg = f"the test suite left {len(left)} new file(s) in the checkout {ROOT}: " + ", ".join(left[:20])
+        if tr is not None:
+            tr.write("\n")
+            tr.write_line(msg, red=True, bold=True)
+        else:  # pragma: no cover
+            print(msg)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 @dataclass
 class CliResult:

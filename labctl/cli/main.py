@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("labctl.cli.sim", "run a simulated lab on this machine (ESX hosts over SSH, vCenter)"),
     "macs": ("labctl.cli.macs", "find and repair duplicate vswif/vmk MACs and system UUIDs"),
     "prep-template": ("labctl.cli.prep_template", "prepare a golden ESXi host so its clones come up unique"),
-    "vcenter": ("labctl.cli.vcenter", "datacenter, clusters, HA isolation addresses, NFS datastores"),
+    "vcenter": ("labctl.cli.vcenter", "datacenter, clusters, hosts, HA isolation addresses (as up's stage)"),
     "nfs": ("labctl.cli.nfs", "mount the topology's NFS datastores on its hosts"),
     "vib": ("labctl.cli.vib", "build, inspect and deploy custom VIBs"),
     "iso": ("labctl.cli.iso", "inspect installer ISOs; patch a copy for an unattended install"),

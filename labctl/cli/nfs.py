@@ -11,14 +11,15 @@ from labctl.errors import ExitStatus
 DESCRIPTION = """\
 Mount each NFS datastore of the topology on its hosts, idempotently: a datastore already mounted from the same
 server/share is fine; the same name from another share is an error naming both; a host that cannot mount is
-reported and does not stop the others. Through vCenter (CreateNasDatastore, localPath = the datastore name) when
-the topology has a vCenter (or --vcenter is given), else over SSH (esxcfg-nas on ESX classic, esxcli storage nfs
-on ESXi 5+)."""
+reported and does not stop the others. Over SSH by default (esxcfg-nas on ESX classic, esxcli storage nfs on
+ESXi 5+), the same route as `labctl up`'s nfs stage, so `labctl nfs` after `labctl up` finds nothing to do;
+`--via vcenter` (or a `--vcenter URL`) mounts through vCenter instead (CreateNasDatastore, localPath = the datastore name; the hosts must
+be in vCenter already, which `up` does after the nfs stage)."""
 
 EPILOG = """\
 examples:
   labctl nfs lab.yaml --dry-run              what would be mounted where
-  labctl nfs lab.yaml --via ssh              over SSH even when the lab has a vCenter
+  labctl nfs lab.yaml --via vcenter          through the lab's vCenter (CreateNasDatastore)
   labctl nfs lab.yaml --sim                  against the simulated lab (labctl sim up lab.yaml)
 
 exit statuses: 0 done (or nothing to do), 2 topology/usage error, 3 some host failed (listed), 4 unreachable.
@@ -27,8 +28,8 @@ exit statuses: 0 done (or nothing to do), 2 topology/usage error, 3 some host fa
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_connection_args(parser)
-    parser.add_argument("--via", choices=("vcenter", "ssh"), help="how to mount (default: vcenter when the "
-                        "topology has one, else ssh)")
+    parser.add_argument("--via", choices=("ssh", "vcenter"),
+                        help="how to mount: ssh (default, as `labctl up` does; --vcenter URL means vcenter)")
 
 
 def ssh_settings(topo, args: argparse.Namespace, env: Env):
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
 def _mount(args: argparse.Namespace, env: Env, topo) -> ExitStatus:
     from labctl.vsphere import adapter
 
-    via = args.via or ("vcenter" if (topo.vcenter is not None or args.vcenter) else "ssh")
+    via = args.via or ("vcenter" if args.vcenter else "ssh")  # a vCenter given on the command line is a choice
     specs = adapter.nfs_specs(topo)
     if via == "ssh":
         from labctl.vsphere.nfs_ssh import mount_over_ssh

@@ -1,4 +1,4 @@
-"""`labctl vcenter FILE`: datacenter, clusters, hosts, HA isolation addresses and NFS datastores through vCenter."""
+"""`labctl vcenter FILE`: datacenter, clusters, hosts, HA isolation addresses (and with --nfs the NFS datastores)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 DESCRIPTION = """\
 Converge the lab's vCenter: ensure the datacenter and each cluster, add the lab's hosts to their cluster, enable HA
 and set its isolation addresses (FDM das.isolationaddress0..9, or the legacy AAM keys on vCenter 4.1 and older;
-das.usedefaultisolationaddress=false when the management segment has no gateway), then mount the NFS datastores.
-The current state is read first and only the differences are sent (one reconfigure per cluster); a second run
+das.usedefaultisolationaddress=false when the management segment has no gateway) — what `labctl up`'s vcenter
+stage does, so after `up` this finds nothing to change. With --nfs it also mounts the NFS datastores through vCenter
+(`up` mounts them over SSH in its nfs stage, as `labctl nfs` does). The current state is read first and only the differences are sent (one reconfigure per cluster); a second run
 changes nothing. A failure on one cluster or host is reported with its name and does not stop the others."""
 
 EPILOG = """\
@@ -55,7 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_connection_args(parser)
     parser.add_argument("--trust-new-hosts", action="store_true",
                         help="accept the certificate of hosts vCenter does not know yet (else: only pinned hosts)")
-    parser.add_argument("--no-nfs", action="store_true", help="skip mounting the NFS datastores")
+    parser.add_argument("--nfs", action="store_true",
+                        help="also mount the NFS datastores through vCenter (CreateNasDatastore)")
+    parser.add_argument("--no-nfs", action="store_true", help=argparse.SUPPRESS)  # the old default's opt-out
 
 
 def load(args: argparse.Namespace, env: Env) -> Any:
@@ -152,6 +155,6 @@ def _apply(args: argparse.Namespace, env: Env, topo) -> ExitStatus:
     client, target, sim_dir = connect(topo, args, env)
     with client:
         result = apply_topology(client, topo, env.environ, known_hosts=[sim_dir / "known_hosts"] if sim_dir else [],
-                                sim=args.sim, trust_new_hosts=args.trust_new_hosts, nfs=not args.no_nfs,
+                                sim=args.sim, trust_new_hosts=args.trust_new_hosts, nfs=args.nfs and not args.no_nfs,
                                 dry_run=args.dry_run)
     return emit(result, args, env, f"vCenter {target.display} ({target.source}): {client.full_name}")

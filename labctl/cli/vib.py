@@ -229,6 +229,10 @@ def _deploy_locked(args, env, topology) -> ExitStatus:
     from labctl.plan.backends import open_lab
     from labctl.vib.deploy import DeployOptions, _topology_allows, deploy, load_vib_info, render_report
 
+    if args.sim:  # the simulated lab keeps its state (and the VIBs `up` built) in the sim dir, as `up --sim` does
+        from labctl.sim.paths import sim_dir
+
+        topology = topology.rebased(sim_dir(topology.lab, env, args.sim_dir) / "vms")
     vib = load_vib_info(env.path(args.file))
     hosts = args.host or None  # --host NAME (repeatable, or NAME,NAME); --hosts is its hidden alias
     if hosts:

@@ -33,10 +33,7 @@ class Options:
 
 def rebase(topo: Topology, vm_dir: Path) -> Topology:
     """The same lab with its VMs under another directory (the simulated Workstation keeps them in the sim dir)."""
-    ws = dataclasses.replace(topo.workstation, vm_dir=vm_dir)
-    hosts = tuple(dataclasses.replace(h, vmx_path=vm_dir / h.name / f"{h.name}.vmx") for h in topo.esx_hosts)
-    vms = tuple(dataclasses.replace(v, vmx_path=vm_dir / v.name / f"{v.name}.vmx") for v in topo.vms)
-    return dataclasses.replace(topo, workstation=ws, esx_hosts=hosts, vms=vms)
+    return topo.rebased(vm_dir)
 
 
 @dataclass

@@ -215,6 +215,8 @@ def vibs(ctx: Context, rep: StageReport) -> None:
     reports = deploy_topology_vibs(topo, lb.conns, targets, reboot=ctx.options.reboot_for_vibs,
                                    only_hosts=sorted(live), dry_run=not ctx.apply)
     for r in reports:
+        if r.built:
+            rep.change(r.vib.path.name, r.built)
         for h in r.hosts:
             if h.status == "skipped":
                 continue  # the same version is installed: nothing to do

@@ -692,6 +692,11 @@ class _Validator:
                     self.err(("vibs", i, "hosts", j), f"{hn} runs {e.get('flavor', 'esx').upper()} {v}: VIBs arrived with "
                                                       "vSphere 4.0 (ESX 3.5's esxupdate installs RPM bundles, not VIBs)")
             f = vib.get("file")
+            if f is None and vib.get("source") is None:
+                self.err(("vibs", i), "give `file` (a .vib or bundle) or `source` (a stage directory labctl builds "
+                                      "into the lab's state), or both")
+            if f is None and isinstance(vib.get("source"), str):
+                self._check_vib_source(i, vib["source"])
             if isinstance(f, str):
                 fp = Path(os.path.expanduser(f))
                 if not fp.is_absolute():
@@ -700,14 +705,17 @@ class _Validator:
                     self.err(("vibs", i, "file"), f"'{f}' is not a .vib or offline bundle .zip")
                 src = vib.get("source")
                 if isinstance(src, str):
-                    sp = Path(os.path.expanduser(src))
-                    sp = sp if sp.is_absolute() else self.path.parent / sp
-                    if not (sp / "descriptor.yaml").is_file() and not (sp / "descriptor.xml").is_file():
-                        self.err(("vibs", i, "source"), f"{src} is not a VIB stage directory (no descriptor.yaml or "
-                                                        "descriptor.xml in it)")
+                    self._check_vib_source(i, src)
                 elif not fp.exists():
                     self.warn(("vibs", i, "file"), f"{f} does not exist yet; build it with `labctl vib build STAGE_DIR "
                                                    f"-o {f}` or give `source: STAGE_DIR` so labctl builds it")
+
+    def _check_vib_source(self, i: int, src: str) -> None:
+        sp = Path(os.path.expanduser(src))
+        sp = sp if sp.is_absolute() else self.path.parent / sp
+        if not (sp / "descriptor.yaml").is_file() and not (sp / "descriptor.xml").is_file():
+            self.err(("vibs", i, "source"), f"{src} is not a VIB stage directory (no descriptor.yaml or "
+                                            "descriptor.xml in it)")
 
     def _reachable(self, net: str | None) -> bool:
         nd = self._net_of(net)
@@ -884,8 +892,8 @@ class _Validator:
                                      bool(x.get("readonly", False))) for x in _list(d, "datastores"))
         vibs = []
         for x in _list(d, "vibs"):
-            fp = Path(os.path.expanduser(x["file"]))
-            if not fp.is_absolute():
+            fp = Path(os.path.expanduser(x["file"])) if x.get("file") is not None else None
+            if fp is not None and not fp.is_absolute():
                 fp = (self.path.parent / fp)
             src = Path(self._file(x["source"])) if x.get("source") else None
             vibs.append(VibSpec(fp, tuple(x["hosts"]), bool(x.get("allow_community", False)), src))

@@ -168,7 +168,7 @@ class Datastore:
 
 @dataclass(frozen=True)
 class VibSpec:
-    file: Path
+    file: Path | None  # None: built from `source` into the lab's state (Topology.vib_file)
     hosts: tuple[str, ...]
     allow_community: bool = False
     source: Path | None = None  # a stage directory to build `file` from
@@ -223,6 +223,24 @@ class Topology:
     @property
     def known_hosts(self) -> Path:
         return self.state_dir / "known_hosts"
+
+    def vib_file(self, spec: VibSpec) -> Path:
+        """The .vib a `vibs:` entry deploys: its `file`, or (only `source` given) the one labctl builds from the stage
+        directory into the lab's state, <vm_dir>/.labctl/vibs/<stage dir name>.vib — never into the checkout."""
+        if spec.file is not None:
+            return spec.file
+        assert spec.source is not None, "the topology rules require file or source"
+        return self.state_dir / "vibs" / f"{spec.source.name}.vib"
+
+    def rebased(self, vm_dir: Path) -> Topology:
+        """The same lab with its VMs (and its state) under another directory, as the simulated Workstation keeps
+        them in the sim dir."""
+        import dataclasses
+
+        ws = dataclasses.replace(self.workstation, vm_dir=vm_dir)
+        hosts = tuple(dataclasses.replace(h, vmx_path=vm_dir / h.name / f"{h.name}.vmx") for h in self.esx_hosts)
+        vms = tuple(dataclasses.replace(v, vmx_path=vm_dir / v.name / f"{v.name}.vmx") for v in self.vms)
+        return dataclasses.replace(self, workstation=ws, esx_hosts=hosts, vms=vms)
 
     def all_macs(self) -> dict[str, str]:
         """vNIC MAC -> 'vm/ethernetN' for every VM of the lab."""

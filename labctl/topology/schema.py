@@ -218,12 +218,15 @@ SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["file", "hosts"],
+                "required": ["hosts"],
                 "properties": {
-                    "file": {"type": "string", "description": "path to the .vib, relative to this file"},
+                    "file": {"type": "string", "description": "path to the .vib, relative to this file (file or "
+                                                              "source is required)"},
                     "source": {"type": "string",
                                "description": "a VIB stage directory (descriptor.yaml + payloads/); labctl builds "
-                                              "`file` from it when it is missing or older than its sources"},
+                                              "the VIB from it when it is missing or older than its sources: into "
+                                              "`file`, or without `file` into the lab's state "
+                                              "(<vm_dir>/.labctl/vibs/<stage dir name>.vib)"},
                     "hosts": HOSTLIST,
                     "allow_community": {"type": "boolean",
                                         "description": "lower the host acceptance level to CommunitySupported if needed"},

@@ -395,6 +395,7 @@ def _reboot_and_wait(conn: Connection, opts: DeployOptions, out: HostOutcome) ->
 class DeployReport:
     vib: VibInfo
     hosts: list[HostOutcome]
+    built: str | None = None  # the topology's on-demand build: "built PATH (N bytes) from STAGE" (plan: "build …")
 
     @property
     def ok(self) -> bool:
@@ -444,24 +445,26 @@ def needs_build(spec_file: Path, source: Path | None) -> bool:
     return _newest_source(source) > spec_file.stat().st_mtime
 
 
-def ensure_built(spec_file: Path, source: Path | None) -> None:
+def ensure_built(spec_file: Path, source: Path | None) -> bool:
     """The pipeline's on-demand build (see needs_build). The release date is the newest stage file's mtime, so
     rebuilding unchanged sources gives the same bytes (and ID). A changed payload under the same version installs
     nowhere that already has that version: bump `version` in descriptor.yaml when the content changes."""
     if not needs_build(spec_file, source):
-        return
+        return False
     from datetime import UTC, datetime
 
     from labctl.vib.build import BuildOptions, build_vib
 
     newest = _newest_source(source)
     date = datetime.fromtimestamp(int(newest), UTC).isoformat()
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
     build_vib(BuildOptions(stage=source, output=spec_file, release_date=date))
     import os
     import time
 
     stamp = max(time.time(), newest)  # not older than its sources, even when they carry future mtimes
     os.utime(spec_file, (stamp, stamp))
+    return True
 
 
 def deploy_topology_vibs(topology, lab: LabConnections, targets: list[HostTarget], *, reboot: bool = False,
@@ -471,19 +474,26 @@ def deploy_topology_vibs(topology, lab: LabConnections, targets: list[HostTarget
     reports = []
     by_name = {t.name: t for t in targets}
     for spec in topology.vibs:
+        file = Path(topology.vib_file(spec))
+        source = Path(spec.source) if spec.source else None
         if not dry_run:
-            ensure_built(Path(spec.file), Path(spec.source) if spec.source else None)
-        elif spec.source and needs_build(Path(spec.file), Path(spec.source)):
+            built = ensure_built(file, source)
+            report = _deploy_spec(lab, by_name, spec, load_vib_info(file), only_hosts, reboot, dry_run)
+            if built:
+                report.built = f"built {file} ({file.stat().st_size} bytes) from {source}"
+            reports.append(report)
+        elif source is not None and needs_build(file, source):
             tmp = Path(tempfile.mkdtemp(prefix="labctl-vib-plan-"))
             try:  # a dry run builds into a temporary directory only, to learn the VIB's ID
-                ensure_built(tmp / Path(spec.file).name, Path(spec.source))
-                info = replace(load_vib_info(tmp / Path(spec.file).name), path=Path(spec.file))
+                ensure_built(tmp / file.name, source)
+                info = replace(load_vib_info(tmp / file.name), path=file)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            reports.append(_deploy_spec(lab, by_name, spec, info, only_hosts, reboot, dry_run))
-            continue
-        info = load_vib_info(Path(spec.file))
-        reports.append(_deploy_spec(lab, by_name, spec, info, only_hosts, reboot, dry_run))
+            report = _deploy_spec(lab, by_name, spec, info, only_hosts, reboot, dry_run)
+            report.built = f"build {file} from {source}"
+            reports.append(report)
+        else:
+            reports.append(_deploy_spec(lab, by_name, spec, load_vib_info(file), only_hosts, reboot, dry_run))
     return reports
 
 
@@ -529,7 +539,7 @@ def _topology_allows(topology, vib: VibInfo) -> bool:
         return False
     for spec in getattr(topology, "vibs", ()):
         try:
-            if Path(spec.file).resolve() == mine:
+            if Path(topology.vib_file(spec)).resolve() == mine:
                 return bool(spec.allow_community)
         except OSError:
             continue

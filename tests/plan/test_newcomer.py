@@ -124,3 +124,53 @@ def test_a_broken_pipe_on_any_command_is_not_success(tmp_path):
     err = io.StringIO()
     status = main(["schema"], Env(stdout=ClosedPipe(), stderr=err, stdin=io.StringIO(), environ={}, cwd=tmp_path))
     assert status == 141 and err.getvalue() == "labctl: output closed (broken pipe); stopped\n"
+
+
+TRIO = str(ROOT / "topologies" / "esxi8-ha-trio.yaml")
+
+
+@pytest.mark.slow
+def test_the_trio_builds_its_vib_under_the_labs_state_and_every_stage_command_agrees_with_up(sim, run_cli):  # noqa: F811
+    """Items 8 and 9: `up` builds the example VIB into the lab's state (not the checkout), says "built …" and counts
+    it; then each stage's own command, run right after the converged `up`, finds nothing to change."""
+    import json
+
+    d, environ = sim
+    checkout_vib = ROOT / "build" / "lab-tools-1.0.0-1.vib"
+    before = checkout_vib.stat().st_mtime_ns if checkout_vib.exists() else None
+    vib = d / "vms" / ".labctl" / "vibs" / "lab-tools.vib"
+    r = run_cli("up", TRIO, "--sim", "--json", environ=environ)
+    rep = json.loads(r.out)
+    assert r.status == 0, rep["failures"]
+    vibs = [c for c in rep["changes"] if c["stage"] == "vibs"]
+    assert vibs[0]["target"] == "lab-tools.vib"
+    assert re.fullmatch(rf"built {re.escape(str(vib))} \(\d+ bytes\) from {re.escape(str(ROOT / 'examples/vib/lab-tools'))}",
+                        vibs[0]["summary"]), vibs[0]
+    assert sum(c["summary"].startswith("installed labctl_bootbank_lab-tools") for c in vibs) == 3
+    assert vib.is_file()
+    assert (checkout_vib.stat().st_mtime_ns if checkout_vib.exists() else None) == before, "nothing built in the checkout"
+    assert f"+ lab-tools.vib: built {vib}" in r.err  # the progress (on stderr with --json) says it too
+    # the converged lab: every stage-as-command agrees
+    sim_opts = ("--sim", "--sim-dir", str(d))
+    scan = run_cli("macs", "scan", TRIO, *sim_opts, "--json", environ=environ)
+    assert scan.status == 0 and json.loads(scan.out)["duplicates"] == [], scan.out + scan.err
+    fix = run_cli("macs", "fix", TRIO, *sim_opts, environ=environ)
+    assert fix.status == 0 and "no changes" in fix.out, fix.out + fix.err
+    nfs = run_cli("nfs", TRIO, *sim_opts, "--json", environ=environ)
+    assert nfs.status == 0 and json.loads(nfs.out)["changes"] == [], nfs.out + nfs.err
+    if (d / "vcsim").is_dir():  # the vCenter simulator ran (Go installed)
+        vc = run_cli("vcenter", TRIO, *sim_opts, "--json", environ=environ)
+        assert vc.status == 0 and json.loads(vc.out)["changes"] == [], vc.out + vc.err
+    dep = run_cli("vib", "deploy", str(vib), "--lab", TRIO, *sim_opts, "--json", environ=environ)
+    assert dep.status == 0 and {h["status"] for h in json.loads(dep.out)["hosts"]} == {"skipped"}, dep.out + dep.err
+    chk = run_cli("vmnet", "check", "--dev-dir", str(d / "host" / "dev"), environ=environ)
+    assert chk.status == 0, chk.out + chk.err
+    again = json.loads(run_cli("up", TRIO, "--sim", "--json", environ=environ).out)
+    assert again["changes"] == [] and again["failures"] == []
+    # the built file older than its stage directory: plan says it would build it (and only that)
+    import os
+
+    src = ROOT / "examples" / "vib" / "lab-tools" / "descriptor.yaml"
+    os.utime(vib, (vib.stat().st_atime, src.stat().st_mtime - 10))
+    plan = json.loads(run_cli("plan", TRIO, "--sim", "--json", environ=environ).out)
+    assert [c["summary"] for c in plan["changes"]] == [f"build {vib} from {ROOT / 'examples/vib/lab-tools'}"]

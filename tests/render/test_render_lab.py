@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,7 +130,11 @@ def test_cli_render_twice_identical_and_refuses_edits(run_cli, tmp_path, fixed_h
 @pytest.mark.slow
 def test_non_editable_wheel_renders(tmp_path):
     """A plain `pip install .` (no source tree) must still find the templates."""
-    wheel_dir, target = tmp_path / "whl", tmp_path / "site"
+    wheel_dir, target, src = tmp_path / "whl", tmp_path / "site", tmp_path / "src"
+    # a copy of the sources: setuptools builds in the tree it is given (build/, *.egg-info), and the suite leaves
+    # nothing in the checkout
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache", ".hypothesis"))
     subprocess.run(
         [
             sys.executable,
@@ -141,7 +146,7 @@ def test_non_editable_wheel_renders(tmp_path):
             "-q",
             "-w",
             str(wheel_dir),
-            str(ROOT),
+            str(src),
         ],
         check=True,
         capture_output=True,

@@ -370,7 +370,8 @@ def test_topology_allow_community_follows_only_the_listed_file_by_its_resolved_p
     listed.parent.mkdir()
     (tmp_path / "link").symlink_to(listed.parent)
     topo = SimpleNamespace(vibs=[SimpleNamespace(file=listed, allow_community=True),
-                                 SimpleNamespace(file=tmp_path / "other.vib", allow_community=False)])
+                                 SimpleNamespace(file=tmp_path / "other.vib", allow_community=False)],
+                           vib_file=lambda spec: spec.file)
 
     def info(path):
         return SimpleNamespace(path=path)

@@ -57,7 +57,7 @@ ENV = {"LAB_ESX_PASSWORD": "esx-root-pw"}
 
 def test_vcenter_json_then_rerun_noop(run_cli, vcsim, topo):
     path = topo()
-    r = run_cli("vcenter", str(path), "--vcenter", vcsim.url_with_credentials, "--json", environ=ENV)
+    r = run_cli("vcenter", str(path), "--vcenter", vcsim.url_with_credentials, "--json", "--nfs", environ=ENV)
     assert r.status == 0, r.err
     data = json.loads(r.out)
     assert data["failures"] == [] and data["dry_run"] is False
@@ -67,7 +67,7 @@ def test_vcenter_json_then_rerun_noop(run_cli, vcsim, topo):
     assert [t for s, t, _ in got if s == "nfs"] == HOSTS
 
     vcsim.reset_counts()
-    r = run_cli("vcenter", str(path), "--vcenter", vcsim.url_with_credentials, environ=ENV)
+    r = run_cli("vcenter", str(path), "--vcenter", vcsim.url_with_credentials, "--nfs", environ=ENV)
     assert r.status == 0 and "nothing to change" in r.out
     assert not {"ReconfigureComputeResource_Task", "AddHost_Task", "CreateNasDatastore"} & set(vcsim.call_counts())
     assert vcsim.password not in r.out + r.err
@@ -94,7 +94,7 @@ def test_sim_uses_endpoints_json_and_govc_style_credentials(run_cli, vcsim, topo
     assert f"vCenter {vcsim.url} (--sim)" in r.out and vcsim.password not in r.out
 
     env = {"GOVC_URL": vcsim.url, "GOVC_USERNAME": vcsim.user, "GOVC_PASSWORD": vcsim.password}
-    r = run_cli("nfs", str(topo()), "--dry-run", environ=env)
+    r = run_cli("nfs", str(topo()), "--dry-run", "--via", "vcenter", environ=env)
     assert r.status == 0, r.err
     assert "(GOVC_URL)" in r.out and r.out.count("would mount") == 3
 
