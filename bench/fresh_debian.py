@@ -23,9 +23,10 @@ in a `finally`, also on failure.
 
     python bench/fresh_debian.py [--tests] [--keep]
 
-Last figures (2 shared cores, Debian 12, /usr/bin/python3 3.11.2; see the README):
-  step 2: quick start 61.7 s in all (venv + pip install . 27.4 s, first up --sim with the vcsim build 34.3 s,
-          of which the build 21.9 s); step 3: 1.0 s; step 4: the test command passed
+Last figures (2 cores shared with other builds, load average ~25; Debian 12, /usr/bin/python3 3.11.2):
+  step 1: refused (error: externally-managed-environment)
+  step 2: quick start 149.9 s in all, of which the vcsim build 117.4 s (an idle machine builds it in 20-23 s)
+  step 3: 3.4 s, "using the existing simulated lab …", no changes
 """
 
 from __future__ import annotations
