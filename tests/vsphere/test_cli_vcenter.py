@@ -134,7 +134,7 @@ def test_sim_password_file_from_the_launcher(run_cli, vcsim, topo, tmp_path):
     assert r.status == 0, r.err
     assert vcsim.password not in r.out + r.err
     (vcsim.workdir / topo.ds).rmdir()  # --sim creates the simulator's datastore directory itself
-    r = run_cli("vcenter", str(topo()), "--sim", "--sim-dir", str(sim_dir), environ={})
+    r = run_cli("vcenter", str(topo()), "--sim", "--sim-dir", str(sim_dir), "--nfs", environ={})
     assert r.status == 0, r.err
     assert r.out.count(f"mount 172.20.30.1:/export/lab as {topo.ds}") == 3
 
