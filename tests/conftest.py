@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +22,13 @@ FIXTURES = SHARED / "fixtures"
 # per machine instead of once per test (a Go build is ~1 CPU-minute). A test about the build sets its own.
 os.environ.setdefault("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
 
-try:  # hypothesis keeps no example database in the checkout (.hypothesis/): the suite leaves nothing there
-    from hypothesis import settings as _hsettings
+# hypothesis keeps its home (example database, constants cache) in the cwd's .hypothesis/: a temporary one instead,
+# so the suite leaves nothing in the checkout (removed when the session ends)
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="labctl-tests-hypothesis-")
+try:
+    from hypothesis.configuration import set_hypothesis_home_dir
 
-    _hsettings.register_profile("labctl", database=None)
-    _hsettings.load_profile("labctl")
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 except ImportError:  # pragma: no cover - the test extras install it
     pass
 
@@ -48,6 +52,7 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
     before = getattr(session.config, "_labctl_checkout", None)
     if before is None:
         return
