@@ -114,7 +114,7 @@ def test_a_broken_pipe_on_any_command_is_not_success(tmp_path):
     """Any command whose output is cut short (`labctl schema | head -1`) exits 141, not 0."""
     import io
 
-    from labctl.cli.env import Env
+    from labctl.env import Env
     from labctl.cli.main import main
 
     class ClosedPipe(io.StringIO):
