@@ -70,7 +70,9 @@ class _SimParser(argparse.ArgumentParser):
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True, parser_class=_SimParser)
+    # the parent's parser class too (its help formatter reads the terminal width without importing shutil)
+    sub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True,
+                           parser_class=type("SimParser", (_SimParser, type(p)), {}))
 
     from labctl.cli.options import add_file, add_sim
 
@@ -112,7 +114,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                        epilog="examples:\n"
                        "  labctl sim exec topologies/esx35-ha-pair.yaml esx2 'esxcfg-vswif -l | grep vswif0'\n"
                        "  labctl sim exec topologies/esx35-ha-pair.yaml esx2 --sim-dir /tmp/lab -- cat /etc/hosts",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=p.formatter_class)
     x.dashdash = True
     common(x)
     x.add_argument("host", metavar="HOST")
