@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 
 from labctl.remote import inventory as inv_mod
 from labctl.topology import load_topology
+from tests.tools import need_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"
@@ -174,15 +174,15 @@ def test_jump_and_key_file_reach_ansible():
     assert inv_mod.group_name("9lives") == "_9lives"
 
 
-@pytest.mark.skipif(shutil.which("ansible-inventory") is None, reason="ansible-core not installed")
 @pytest.mark.parametrize("lab", LABS)
 def test_ansible_reads_yaml_and_ini_identically(run_cli, tmp_path, lab):
+    exe = need_tool("ansible-inventory")
     listed = []
     for fmt, ext in (("ansible", "yml"), ("ini", "ini")):
         path = tmp_path / f"hosts.{ext}"
         path.write_text(run_cli("inventory", str(TOPOLOGIES / f"{lab}.yaml"), "--format", fmt).out)
         proc = subprocess.run(
-            ["ansible-inventory", "-i", str(path), "--list"],
+            [exe, "-i", str(path), "--list"],
             capture_output=True,
             text=True,
             timeout=120,

@@ -646,7 +646,7 @@ class _Validator:
         if not isinstance(vc, dict) or not isinstance(vc.get("version"), str):
             return
         want = tuple(int(x) for x in re.findall(r"\d+", vc["version"])[:2])
-        for i, e in self.resolved.items():
+        for e in self.resolved.values():
             res = versions.resolve_esx(e.get("flavor", ""), str(e.get("version"))) if e.get("flavor") in ("esx", "esxi") \
                 and e.get("version") is not None else None
             if res is None or res.version is None:

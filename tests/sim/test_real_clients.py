@@ -9,33 +9,21 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from labctl.sim import lab
 from labctl.sim.endpoints import load_endpoints
+from tests.tools import need_tool
 
 SSH = "/usr/bin/ssh"
 LEGACY = ("KexAlgorithms=+diffie-hellman-group14-sha1", "HostKeyAlgorithms=+ssh-rsa",
           "PubkeyAcceptedAlgorithms=+ssh-rsa")
 
 
-def _need(tool: str) -> str:
-    if "/" in tool:
-        path = tool if os.path.exists(tool) else None
-    else:  # ansible-core is a test extra: its scripts sit beside this interpreter, on PATH or not
-        beside = Path(sys.executable).parent / tool
-        path = str(beside) if beside.exists() else shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is missing: .ci/run installs it")
-        pytest.skip(f"{tool} not installed")
-    return path
+_need = need_tool
 
 
 @pytest.fixture
