@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
 import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from labctl.render import graph
 from labctl.render.graph import Attachment, ClusterBox, DatastoreNode, LabGraph, NetNode, Node
 from labctl.topology import load_topology
+from tests.tools import need_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = ROOT / "topologies"
@@ -226,10 +226,9 @@ def test_cli_graphviz_failure_and_absence_are_environment_errors(run_cli, tmp_pa
     assert r.status == 0 and r.out.startswith("<svg")  # auto: built-in when there is no Graphviz
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz not installed")
 @pytest.mark.parametrize("lab", LABS)
 def test_real_graphviz_accepts_our_dot(labs, lab):
-    svg = graph.dot_to_svg(graph.to_dot(graph.from_topology(labs[lab])), shutil.which("dot"))
+    svg = graph.dot_to_svg(graph.to_dot(graph.from_topology(labs[lab])), need_tool("dot"))
     root = ET.fromstring(svg.encode("utf-8"))
     assert root.tag.endswith("svg")
     assert all(h.name in html.unescape(svg) for h in labs[lab].esx_hosts)
