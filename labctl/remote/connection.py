@@ -155,7 +155,7 @@ class Connection:
         route = self.route()
         raise HostUnreachable(
             self.target.name,
-            f"cannot connect to {self.dialled(route)} after {attempts} attempt(s): {_describe(last)}",
+            f"cannot connect to {self.dialled(route)} after {attempts} attempt(s): {describe_connect_error(last)}",
             hint=self._unreachable_hint(),
         )
 
@@ -319,7 +319,7 @@ class Connection:
                         chan.shutdown_write()
                     except (OSError, EOFError, _ssh_exception()) as e:
                         self.drop()
-                        raise ConnectionDropped(self.target.name, f"the connection dropped ({_describe(e)})",
+                        raise ConnectionDropped(self.target.name, f"the connection dropped ({describe_connect_error(e)})",
                                                 command=cmd) from None
             return [self._collect(chan, cmd, deadline) for chan, cmd in zip(channels, cmds)]
         finally:
@@ -335,7 +335,7 @@ class Connection:
             return chan
         except (paramiko.SSHException, OSError, EOFError) as e:
             self.drop()
-            raise ConnectionDropped(self.target.name, f"the connection dropped ({_describe(e)})", command=cmd) from None
+            raise ConnectionDropped(self.target.name, f"the connection dropped ({describe_connect_error(e)})", command=cmd) from None
 
     def _collect(self, chan, cmd: str, deadline: float) -> Result:
         out, err = bytearray(), bytearray()
@@ -357,7 +357,7 @@ class Connection:
             raise CommandTimeout(self.target.name, "timed out", command=cmd) from None
         except (OSError, EOFError, _ssh_exception()) as e:  # the transport died while we read
             self.drop()
-            raise ConnectionDropped(self.target.name, f"the connection dropped ({_describe(e)})", command=cmd) from None
+            raise ConnectionDropped(self.target.name, f"the connection dropped ({describe_connect_error(e)})", command=cmd) from None
         status = chan.recv_exit_status()
         if status == -1:  # the channel closed without an exit status: the session went away
             self.drop()
@@ -394,7 +394,7 @@ class Connection:
             result = self._collect(chan, cmd, time.monotonic() + self.settings.command_timeout)
         except (OSError, EOFError) as e:
             self.drop()
-            raise ConnectionDropped(self.target.name, f"the connection dropped during the upload ({_describe(e)})",
+            raise ConnectionDropped(self.target.name, f"the connection dropped during the upload ({describe_connect_error(e)})",
                                     command=cmd) from None
         finally:
             _close_quietly(chan)
@@ -429,9 +429,9 @@ class Connection:
         waited = f"{time.monotonic() - start:.0f} s"
         if first:
             raise HostUnreachable(self.target.name, f"no SSH answer from {self.dialled()} within {waited} "
-                                                    f"({_describe(last)})", hint=self._unreachable_hint())
+                                                    f"({describe_connect_error(last)})", hint=self._unreachable_hint())
         raise HostUnreachable(self.target.name, f"did not come back within {waited} at {self.dialled()} "
-                                                f"({_describe(last)})",
+                                                f"({describe_connect_error(last)})",
                               hint="check the host's console; labctl left its rollback job in charge")
 
     def wait_for_drop(self, timeout: float, *, interval: float = 0.05) -> bool:
@@ -594,8 +594,8 @@ def _ssh_config_lookup(path: Path, address: str) -> dict:
         raise UsageError(f"cannot read {path}: {e}") from None
 
 
-def _describe(e: BaseException | None) -> str:
-    """Why a connect failed, in plain words (no paramiko class names)."""
+def describe_connect_error(e: BaseException | None) -> str:
+    """Why a connect failed, in plain words (no paramiko class names); also for `labctl sim exec`."""
     if e is None:
         return "no attempt finished"
     if isinstance(e, _Transient) and e.__cause__ is not None:

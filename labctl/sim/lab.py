@@ -647,21 +647,6 @@ def status(sim: Path) -> dict[str, Any]:
             "hosts": hosts, "vcenter": ({**vc, "running": vc_running} if vc else None)}
 
 
-def _plain_connect_error(err: BaseException) -> str:
-    errors = getattr(err, "errors", None)  # paramiko's NoValidConnectionsError: {(addr, port): OSError}
-    if isinstance(errors, dict) and errors:
-        err = next(iter(errors.values()))
-    if isinstance(err, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(err, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    if isinstance(err, EOFError) or "Error reading SSH protocol banner" in str(err):
-        return "the host closed the connection before SSH started"
-    return str(err) or type(err).__name__
-
-
 def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
             timeout: float = 60.0) -> tuple[int, bytes, bytes]:
     """Run one command on a running simulated host over SSH (its pinned host key, the sim's client key)."""
@@ -673,6 +658,7 @@ def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
         raise UsageError(f"{name} is not a host of the simulated lab {emap.lab}",
                          hint="hosts: " + ", ".join(x.name for x in emap.all()))
     from labctl.errors import UnreachableError
+    from labctl.remote.connection import describe_connect_error
 
     log = logging.getLogger("paramiko")  # its transport thread logs a refused or dropped session at ERROR
     if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
@@ -694,7 +680,7 @@ def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
                                hint=f"a --refuse-auth fault? labctl sim fault FILE {name} --clear") from None
     except (OSError, EOFError, paramiko.SSHException) as err:
         c.close()
-        raise UnreachableError(f"{where} does not answer SSH: {_plain_connect_error(err)}",
+        raise UnreachableError(f"{where} does not answer SSH: {describe_connect_error(err)}",
                                hint="labctl sim status FILE; a rebooting or `down` host answers again later") from None
     try:
         chan = c.get_transport().open_session(timeout=10)
