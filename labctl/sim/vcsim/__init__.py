@@ -224,6 +224,23 @@ class Vcsim:
         with urllib.request.urlopen(self.base + "/_labctl/stats", timeout=10) as r:
             return dict(json.load(r)["calls"])
 
+    def vms(self, after: int | None = None, wait: float = 10.0) -> dict:
+        """The VMs as the simulated hypervisor sees them (`{"generation": N, "vms": [...]}`, see main.go); with
+        `after`, waits up to `wait` seconds for a generation past it."""
+        q = "" if after is None else f"?after={int(after)}&wait={float(wait)}"
+        with urllib.request.urlopen(self.base + "/_labctl/vms" + q, timeout=wait + 10) as r:
+            return json.load(r)
+
+    def clones(self) -> list[dict]:
+        """Every CloneVM_Task the simulator carried out, as requested: clone, name, source, snapshot (morefs),
+        diskMoveType and whether it made a linked clone."""
+        with urllib.request.urlopen(self.base + "/_labctl/clones", timeout=10) as r:
+            return list(json.load(r)["clones"])
+
+    def set_guestinfo(self, vm: str, values: Mapping[str, str]) -> None:
+        """What a guest's `vmtoolsd --cmd "info-set guestinfo.K V"` does to its VM's configuration."""
+        self._control("/_labctl/guestinfo", {"vm": vm, "values": dict(values)})
+
     def reset_counts(self) -> None:
         self._control("/_labctl/stats/reset", None)
 
@@ -265,12 +282,19 @@ def _check_name(name: str) -> None:
 def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 1, hosts_per_cluster: int = 3,
           standalone_hosts: int = 0, datastores: Sequence[str] = (), api_version: str | None = None, tls: bool = False,
           user: str = "administrator@vsphere.local", password: str | None = None,
-          timeout: float = START_TIMEOUT, on_spawn: Callable[[int, list[str]], None] | None = None) -> Vcsim:
+          timeout: float = START_TIMEOUT, on_spawn: Callable[[int, list[str]], None] | None = None,
+          esx: bool = False, disks: Path | None = None, datacenter_name: str | None = None,
+          cluster_name: str | None = None, datastore_name: str | None = None) -> Vcsim:
     """Start the simulator in `workdir` on 127.0.0.1 (free port) and wait for its URL.
 
     `on_spawn(pid, argv)` is called as soon as the process exists, before waiting for it, so the caller records
     it (processes.json) before anything — a Ctrl-C, a second labctl — could orphan it. If the wait fails or is
-    interrupted, the process is stopped here."""
+    interrupted, the process is stopped here.
+
+    `esx` simulates a standalone ESX host (`ha-datacenter`, no cluster) instead of a vCenter; `disks` is the
+    directory of the VMs' simulated disk contents (see `labctl.sim.target`); the `*_name` options rename
+    the model's first datacenter, cluster and local datastore (a physical side set up as a topology's target
+    names it)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for name in datastores:
@@ -284,6 +308,14 @@ def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 
         argv += ["-api-version", api_version]
     if tls:
         argv += ["-tls"]
+    if esx:
+        argv += ["-esx"]
+    if disks is not None:
+        argv += ["-disks", str(disks)]
+    for flag, value in (("-dc-name", datacenter_name), ("-cluster-name", cluster_name),
+                        ("-datastore-name", datastore_name)):
+        if value:
+            argv += [flag, value]
     out_path, log_path = workdir / "vcsim.url", workdir / "vcsim.log"
     env = {"PATH": os.environ.get("PATH", os.defpath), "TMPDIR": str(workdir), "LABCTL_VCSIM_PASSWORD": password}
     with open(out_path, "wb") as out, open(log_path, "ab") as log:
