@@ -30,7 +30,7 @@ from labctl.workstation.driver import Driver, VmrunError, VmxFiles
 from labctl.workstation.vmrun_output import ProductVersion
 
 SIM_VERSION = ProductVersion("Workstation", "17.5.0", 0)
-_DISK_SKIP = {"runtime.json", "control.json", "server.log", "pid"}  # process files, not disk contents
+_DISK_SKIP = {"runtime.json", "control.json", "server.log", "pid", "guestvars.json"}  # process files, not disk contents
 
 
 class HostBackend(Protocol):
@@ -45,8 +45,9 @@ class HostBackend(Protocol):
     def ensure_disk(self, name: str) -> None:
         """The host's disk exists (a golden host: installed). Raises LabctlError when it cannot."""
 
-    def power_on(self, name: str, nic_macs: list[str | None]) -> None:
-        """Boot the disk with these vNIC MACs and start (or resume) serving it."""
+    def power_on(self, name: str, config: Mapping[str, str]) -> None:
+        """Power the VM on with this configuration (its .vmx keys): boot its disk (or its install media) with
+        the .vmx's vNIC MACs and start (or resume) serving it."""
 
     def power_off(self, name: str, *, hard: bool) -> None:
         """Stop serving the host (no-op when it is not running)."""
@@ -94,8 +95,8 @@ class DiskOnlyHosts:
         if not self.is_host(name):
             raise LabctlError(f"simulated host {name} has no disk in {self.host_dir(name)}")
 
-    def power_on(self, name: str, nic_macs: list[str | None]) -> None:
-        boot_disk(self.host_dir(name), nic_macs)
+    def power_on(self, name: str, config: Mapping[str, str]) -> None:
+        boot_disk(self.host_dir(name), vnic_macs(config))
         if self.on_power_on:
             self.on_power_on(name)
 
@@ -183,28 +184,51 @@ class SimDriver(VmxFiles, Driver):
     def start(self, vmx: Path, *, gui: bool = False) -> None:
         from labctl.render import vmx as vmxlib
 
+        from labctl.sim import guestvars
+
         p = self._existing(vmx, "start")
         if self._lck(p).is_dir():
             return  # vmrun start on a running VM succeeds without doing anything
         name = self._vm_name(p)
+        config = vmxlib.read(p).to_dict()
         if self._is_host(p):
+            guestvars.powered_on(self.hosts.host_dir(name), config)
             try:
-                self.hosts.power_on(name, vnic_macs(vmxlib.read(p)))
+                self.hosts.power_on(name, config)
             except LabctlError as e:
                 err = VmrunError(
                     "start", str(p), f"the simulated host {name} did not start: {e.message}", exit_code=255
                 )
                 err.hint = e.hint or err.hint
+                guestvars.powered_off(self.hosts.host_dir(name))
                 raise err from e
+        else:
+            guestvars.powered_on(p.parent, config)
         self._lck(p).mkdir()
 
     def stop(self, vmx: Path, *, hard: bool = False) -> None:
         p = self._existing(vmx, "stop")
         if not self._lck(p).is_dir():
             raise VmrunError("stop", str(p), f"The virtual machine is not powered on: {p}", exit_code=255)
+        from labctl.sim import guestvars
+
         if self._is_host(p):
             self.hosts.power_off(self._vm_name(p), hard=hard)
+        guestvars.powered_off(self._guestvars_dir(p))  # runtime values are lost at power-off
         shutil.rmtree(self._lck(p))
+
+    def _guestvars_dir(self, vmx: Path) -> Path:
+        return self.hosts.host_dir(self._vm_name(vmx)) if self._is_host(vmx) else vmx.parent
+
+    def read_guest_var(self, vmx: Path, name: str) -> str | None:
+        from labctl.sim import guestvars
+        from labctl.workstation.driver import guest_var_name
+
+        p = self._existing(vmx, "readVariable")
+        key = guest_var_name(name)
+        if not self._lck(p).is_dir():
+            raise VmrunError("readVariable", str(p), f"The virtual machine is not powered on: {p}", exit_code=255)
+        return guestvars.get(self._guestvars_dir(p), key) or None
 
     def snapshot(self, vmx: Path, name: str) -> None:
         p = self._existing(vmx, "snapshot")
@@ -342,7 +366,10 @@ class SimDriver(VmxFiles, Driver):
 
 
 def vnic_macs(doc) -> list[str | None]:
-    """ethernet0..N's MAC as Workstation presents it: the static address, else the generated one."""
+    """ethernet0..N's MAC as Workstation presents it: the static address, else the generated one (`doc`: a
+    VmxFile or a mapping of .vmx keys, matched case-insensitively as Workstation does)."""
+    if not hasattr(doc, "dump_bytes"):
+        doc = _Keys(doc)
     out: list[str | None] = []
     i = 0
     while f"ethernet{i}.present" in doc or f"ethernet{i}.address" in doc:
@@ -357,6 +384,19 @@ def vnic_macs(doc) -> list[str | None]:
             out.append(mac.lower() if mac else None)
         i += 1
     return out
+
+
+class _Keys:
+    """.vmx keys given as a mapping, looked up case-insensitively."""
+
+    def __init__(self, config: Mapping[str, str]):
+        self._d = {k.lower(): v for k, v in config.items()}
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self._d.get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._d
 
 
 def _copy_disk(src: Path, dst: Path) -> None:
@@ -475,7 +515,7 @@ class LabHosts(DiskOnlyHosts):
         S.save_state(self.host_dir(name), st)
 
     # ---- power -------------------------------------------------------------------------------------------
-    def power_on(self, name: str, nic_macs: list[str | None]) -> None:
+    def power_on(self, name: str, config: Mapping[str, str]) -> None:
         from labctl.sim import lab
         from labctl.sim import state as S
         from labctl.sim.faults import CONTROL_FILE, Control, write_control
@@ -490,7 +530,7 @@ class LabHosts(DiskOnlyHosts):
         self.ensure_disk(name)
         h = self.specs[name]
         hdir = self.host_dir(name)
-        boot_disk(hdir, nic_macs, first_boot=(lambda st: lab.customize_clone(st, h)) if h.clone_of else None)
+        boot_disk(hdir, vnic_macs(config), first_boot=(lambda st: lab.customize_clone(st, h)) if h.clone_of else None)
         st = S.load_state(hdir)  # every boot: the sim's key authorized, the current password hash
         st.root_password_hash = self._password_hash()
         lab.authorize(st, self._pubkey())

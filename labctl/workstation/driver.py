@@ -103,6 +103,8 @@ class Driver(abc.ABC):
     - create: `create_disk` (labctl renders a VM's configuration itself; the backend gives it its disk)
     - clone: `snapshot`, `list_snapshots`, `clone` (linked or full)
     - power: `start`, `stop`, `list_running`, `is_running`, `guest_ip`
+    - guest variables: `read_guest_var` (`guestinfo.*`: set in the guest by `vmtoolsd --cmd "info-set ..."` or
+      given in the configuration)
     - media: `attach_media` (an ISO on the VM's CD-ROM, or the CD-ROM disconnected)
     - config: `read_config`, `reconfigure` (refused while the VM runs, unless forced)
     - `delete_vm`; `verify` (can it work on this machine?) and `version`
@@ -152,6 +154,12 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def guest_ip(self, vmx: Path, *, wait: bool = True, timeout: float | None = None) -> str: ...
 
+    @abc.abstractmethod
+    def read_guest_var(self, vmx: Path, name: str) -> str | None:
+        """The running VM's guest variable `guestinfo.<name>` (`name` without the prefix): what the guest set
+        with `vmtoolsd --cmd "info-set guestinfo.<name> VALUE"` since power-on, else the configuration's
+        `guestinfo.<name>`; None when neither is set. Raises VmrunError when the VM is not running."""
+
     # -- media and configuration ------------------------------------------------------------------------------
     @abc.abstractmethod
     def attach_media(self, vmx: Path, iso: Path | None, *, force: bool = False) -> list[str]:
@@ -174,6 +182,15 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def delete_vm(self, vmx: Path) -> None:
         """`deleteVM`: removes the VM's files (callers check it is inside the lab's vm_dir first)."""
+
+
+def guest_var_name(name: str) -> str:
+    """`labctl.hostkey` -> `guestinfo.labctl.hostkey` (the prefix the guest's tools require); a name already
+    carrying it is kept. Refuses names vmrun or the tools would split or mangle."""
+    n = name if name.startswith("guestinfo.") else f"guestinfo.{name}"
+    if not n[len("guestinfo."):] or any(c.isspace() or c in "\"'=" for c in n):
+        raise LabctlError(f"{name!r} is not a guest variable name (letters, digits, dots, dashes, underscores)")
+    return n
 
 
 # The CD-ROM a VM boots its install media from, as labctl's templates lay it out (templates/vmx/*.vmx.j2).
@@ -417,6 +434,15 @@ class VmrunDriver(VmxFiles, Driver):
     def guest_ip(self, vmx: Path, *, wait: bool = True, timeout: float | None = None) -> str:
         args = ["-wait"] if wait else []
         return self._run("getGuestIPAddress", Path(vmx), args, timeout=timeout or self.timeouts.guest_ip)
+
+    def read_guest_var(self, vmx: Path, name: str) -> str | None:
+        """`vmrun -T ws readVariable VMX guestVar NAME`: vmrun prints the value on one line and exits 0. For a
+        variable nobody set it prints an empty line, also with exit 0 (VIX's ReadVariable gives an empty string;
+        not confirmed by a capture [M]), so an empty value reads as unset. A stopped VM fails like every vmrun
+        guest command (`Error: The virtual machine is not powered on`)."""
+        value = self._run("readVariable", Path(vmx), ["guestVar", guest_var_name(name)],
+                          timeout=self.timeouts.default)
+        return value or None
 
     def delete_vm(self, vmx: Path) -> None:
         self._run("deleteVM", Path(vmx), [], timeout=self.timeouts.default)

@@ -136,7 +136,13 @@ class VmrunFailure(Exception):
         self.exit_code = exit_code
 
 
-PARSERS = {"list": parse_list, "listSnapshots": parse_list_snapshots, "getGuestIPAddress": parse_guest_ip}
+def parse_read_variable(stdout: str) -> str:
+    """`vmrun readVariable VMX guestVar NAME` → the value (one line; an unset variable prints an empty line)."""
+    lines = stdout.splitlines()
+    return lines[0].rstrip("\r") if lines else ""
+
+
+PARSERS = {"list": parse_list, "readVariable": parse_read_variable, "listSnapshots": parse_list_snapshots, "getGuestIPAddress": parse_guest_ip}
 
 
 def interpret(command: str, exit_code: int, stdout: str, stderr: str = ""):

@@ -179,3 +179,42 @@ def test_delete_refuses_running_vm_and_linked_parent(sim):
     assert not esx2.parent.exists() and not sim.hosts.host_dir("esx2").exists()
     sim.delete_vm(esx1)
     assert sim.list_running() == []
+
+
+def test_guest_variables_from_the_vmx_then_info_set_and_gone_at_power_off(sim):
+    """guestinfo.* of the .vmx at power-on, `vmtoolsd --cmd info-set` in the guest, `readVariable` outside;
+    power-off forgets what the guest set (Workstation keeps guest variables for the running VM only)."""
+    from labctl.sim.host import SimHost
+
+    vmx = install_host(sim, "esx2", "esxi", "8.0u2", ("00:50:56:01:00:02", "00:50:56:01:01:02"), "192.168.69.12")
+    with vmx.open("a") as f:
+        f.write('guestinfo.labctl.hostname = "esx2.lab.local"\n')
+    with pytest.raises(VmrunError) as ei:
+        sim.read_guest_var(vmx, "labctl.hostname")
+    assert ei.value.not_powered_on
+    sim.start(vmx)
+    hdir = sim.hosts.host_dir("esx2")
+    host = SimHost(S.load_state(hdir), hdir)
+    assert sim.read_guest_var(vmx, "labctl.hostname") == "esx2.lab.local"
+    assert host.run('vmtoolsd --cmd "info-get guestinfo.labctl.hostname"') == (0, "esx2.lab.local\n", "")
+    assert host.run('vmtoolsd --cmd "info-get guestinfo.labctl.hostkey"') == (1, "", "No value found\n")
+    assert host.run('vmtoolsd --cmd "info-get labctl.hostname"')[0] == 1  # only guestinfo.* is the guest's
+    assert sim.read_guest_var(vmx, "labctl.hostkey") is None
+    assert host.run('vmtoolsd --cmd "info-set guestinfo.labctl.hostkey ssh-rsa AAAAB3 x"') == (0, "", "")
+    assert sim.read_guest_var(vmx, "labctl.hostkey") == "ssh-rsa AAAAB3 x"
+    assert "hostkey" not in vmx.read_text()  # runtime only: never written back to the .vmx
+    sim.stop(vmx)
+    sim.start(vmx)
+    assert sim.read_guest_var(vmx, "labctl.hostkey") is None
+    assert sim.read_guest_var(vmx, "labctl.hostname") == "esx2.lab.local"
+
+
+@pytest.mark.parametrize("flavor, version", [("esx", "4.1"), ("esxi", "4.1")])
+def test_no_vmtoolsd_before_esxi_5(sim, flavor, version):
+    from labctl.sim.host import SimHost
+
+    vmx = install_host(sim, "old", flavor, version, ("00:50:56:01:00:03", "00:50:56:01:01:03"), "192.168.69.13")
+    sim.start(vmx)
+    hdir = sim.hosts.host_dir("old")
+    code, _, err = SimHost(S.load_state(hdir), hdir).run('vmtoolsd --cmd "info-get guestinfo.labctl.hostname"')
+    assert code == 127 and "not found" in err

@@ -4,6 +4,7 @@ It records every call (argv after the program name) as one JSON line in $FAKE_VM
 $FAKE_VMRUN_STATE (running VMs, snapshots per VM) and answers with real vmrun texts:
 `Total running VMs: N`, `Total snapshots: N`, `Error: The virtual machine is not powered on: <vmx>`,
 `Error: Cannot open VM: <vmx>, The virtual machine cannot be found`, `Error: Invalid snapshot name '<name>'`,
+`readVariable VMX guestVar NAME` answers the .vmx's `NAME` key of a running VM (an empty line when unset),
 exit 255 on errors. $FAKE_VMRUN_SCRIPT (optional) is a JSON list of canned answers
 `{"command": "snapshot", "stdout": "...", "exit": 0, "sleep": 0}` consumed in order by the first call that matches
 — that is how a test makes vmrun report an error with exit 0, or hang.
@@ -85,6 +86,21 @@ def main(argv):
             print(f"Error: The virtual machine is not powered on: {vmx}")
             return 255
         print("192.0.2.10")
+        return 0
+    if cmd == "readVariable":
+        if vmx not in state["running"]:
+            print(f"Error: The virtual machine is not powered on: {vmx}")
+            return 255
+        if len(rest) != 3 or rest[1] not in ("guestVar", "runtimeConfig", "guestEnv"):
+            print("Error: Invalid argument")  # wording not confirmed [L]
+            return 255
+        want = rest[2].lower()
+        value = ""  # an unset variable: an empty line, exit 0
+        for line in Path(vmx).read_text().splitlines():
+            key, sep, val = line.partition("=")
+            if sep and key.strip().lower() == want:
+                value = val.strip().strip('"')
+        print(value)
         return 0
     if cmd == "deleteVM":
         for p in Path(vmx).parent.iterdir():

@@ -214,3 +214,19 @@ def test_new_driver_keeps_first_that_verifies(tmp_path, fake_vmrun):
     choice = drv.new_driver([broken, lambda: VmrunDriver.find(fake_vmrun.environ, vmware_vmx=None)])
     assert choice.driver.vmrun == fake_vmrun.exe
     assert "missing-vmrun" in choice.skipped[0]
+
+
+def test_read_guest_var_argv_value_and_unset(fake_vmrun, driver, tmp_path):
+    vmx = make_vmx(tmp_path / "vms" / "esx2" / "esx2.vmx", "esx2")
+    with vmx.open("a") as f:
+        f.write('guestinfo.labctl.hostname = "esx2.lab.local"\n')
+    with pytest.raises(VmrunError) as ei:
+        driver.read_guest_var(vmx, "labctl.hostname")
+    assert ei.value.not_powered_on and "readVariable" in ei.value.message
+    driver.start(vmx)
+    assert driver.read_guest_var(vmx, "labctl.hostname") == "esx2.lab.local"
+    assert driver.read_guest_var(vmx, "guestinfo.labctl.hostname") == "esx2.lab.local"  # prefix given: kept
+    assert driver.read_guest_var(vmx, "labctl.hostkey") is None  # vmrun's empty line: unset
+    assert ["-T", "ws", "readVariable", str(vmx), "guestVar", "guestinfo.labctl.hostname"] in fake_vmrun.calls()
+    with pytest.raises(drv.LabctlError, match="not a guest variable name"):
+        driver.read_guest_var(vmx, "labctl.host key")

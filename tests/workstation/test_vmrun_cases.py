@@ -39,6 +39,9 @@ def _call(driver: VmrunDriver, command: str, vmx: Path):
         return driver.list_snapshots(vmx)
     if command == "getGuestIPAddress":
         return driver.guest_ip(vmx)
+    if command == "readVariable":
+        value = driver.read_guest_var(vmx, "labctl.hostname")
+        return "" if value is None else value  # the driver's None for "unset" is the parser's empty line
     if command == "start":
         return driver.start(vmx)
     if command == "stop":

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from labctl.sim.fs import SimFS
     from labctl.sim.state import HostState
 
-MODULES = ("files", "system", "network", "esxcli", "storage", "software")
+MODULES = ("files", "system", "network", "esxcli", "storage", "software", "guest")
 BIN_DIRS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/lib/vmware/bin", "/opt/vmware/bin")
 
 
