@@ -7,7 +7,9 @@
 - `/Net/FollowHardwareMac = 1` -> vmk0 takes vmnic0's current MAC (esx-hosts.md section 3A).
 - missing or empty `/system/uuid` -> a new UUID, written back to esx.conf (section 3B).
 - ESX classic: vswif0 comes up from ifcfg-vswif0 (MACADDR, IPADDR, NETMASK, ONBOOT) as the network scripts do.
-- ESXi 5.1+: /etc/rc.local.d/local.sh runs at the end of the boot (by the running host, before SSH answers).
+- ESXi 5.1+: /etc/rc.local.d/local.sh runs at the end of the boot (by the running host, before SSH answers); on
+  ESX classic /etc/rc.d/rc.local; the first boot after an install runs the kickstart's %firstboot before them.
+- the SSH service (installed hosts) runs after the boot when its policy is on (`vim-cmd hostsvc/enable_ssh`).
 """
 
 from __future__ import annotations
@@ -91,8 +93,11 @@ def boot(st: S.HostState) -> None:
         st.files[S.ESX_CONF] = S.conf_set(st.files.get(S.ESX_CONF, ""), "/system/uuid", st.system_uuid)
     else:
         st.system_uuid = uuid
-    if st.is_esxi and S.LOCAL_SH in st.files:
-        st.extra["boot_scripts_pending"] = True  # the running host runs local.sh (SimHost.run_boot_scripts)
+    if (st.is_esxi and S.LOCAL_SH in st.files) or (st.is_classic and S.RC_LOCAL in st.files):
+        st.extra["boot_scripts_pending"] = True  # the running host runs it (SimHost.run_boot_scripts)
+    svc = st.extra.get("ssh_service")
+    if svc is not None:  # a service starts at boot when its policy is "on" (vim-cmd hostsvc/enable_ssh)
+        svc["running"] = bool(svc.get("enabled"))
     hostname = st.advanced.get("/Misc/HostName")
     if hostname is not None and hostname.string_value:
         st.hostname = hostname.string_value.split(".")[0]

@@ -176,8 +176,14 @@ class SimHost:
             return None
         return mgmt.name, mgmt.ip  # access_ip (NAT/port forward) reaches the management interface
 
+    def ssh_running(self) -> bool:
+        """Is the host's SSH service running? (A freshly installed ESXi has it off until it is started; hosts made
+        by `labctl sim up`, which models a lab set up by hand, have it on.)"""
+        svc = self.state.extra.get("ssh_service")
+        return True if svc is None else bool(svc.get("running"))
+
     def reachable(self) -> bool:
-        return self.up and not self.faults.is_down() and self.ssh_interface() is not None
+        return self.up and not self.faults.is_down() and self.ssh_running() and self.ssh_interface() is not None
 
     def network_changed(self, bounced: set[str] | frozenset[str] = frozenset()) -> None:
         """Interfaces changed: drop connections whose interface is gone, disabled, re-addressed or was bounced
@@ -252,20 +258,41 @@ class SimHost:
             self.rebooting = False
             self.up = True
         self.run_boot_scripts()
+        if self.listener is not None and hasattr(self.listener, "reload_keys"):
+            self.listener.reload_keys()
         self.log(f"booted (boot #{self.state.boot_count})")
         self.update_listener()
         self.write_runtime()
         self._up_event.set()
 
     def run_boot_scripts(self) -> None:
-        """The end of a boot on ESXi: /etc/rc.local.d/local.sh, if the last boot left it pending."""
+        """The end of a boot: the kickstart's %firstboot scripts on the first boot after an install (ESXi), then
+        /etc/rc.local.d/local.sh (ESXi 5.1+) or /etc/rc.d/rc.local (ESX classic), if the last boot left them
+        pending."""
+        self.run_firstboot()
         with self.lock:
             pending = self.state.extra.pop("boot_scripts_pending", False)
-            script = self.fs.is_file(S.LOCAL_SH)
-        if pending and script:
-            code, out, err = self.run(f"/bin/sh {S.LOCAL_SH}")
-            self.log(f"local.sh exited {code}" + (f": {err.strip()}" if err.strip() else ""))
+            script = S.RC_LOCAL if self.state.is_classic else S.LOCAL_SH
+            present = self.fs.is_file(script)
+        if pending and present:
+            code, out, err = self.run(f"/bin/sh {script}")
+            self.log(f"{script.rsplit('/', 1)[-1]} exited {code}" + (f": {err.strip()}" if err.strip() else ""))
         if pending:
+            self.save()
+
+    def run_firstboot(self) -> None:
+        """At the first boot after an install: the kickstart's %firstboot scripts, once, in order (ESXi), run
+        through the host's shell (busybox ash) as the real host runs /var/lib/vmware/firstboot/*. A failing
+        command fails there; nothing else does its work."""
+        with self.lock:
+            scripts = self.state.extra.pop("firstboot", None)
+        for sec in scripts or []:
+            if sec.get("interpreter") == "python":
+                self.log(f"%firstboot (line {sec.get('line')}): --interpreter=python is not modelled; not run")
+                continue
+            code, _, err = self.run(sec.get("body", ""))
+            self.log(f"%firstboot (line {sec.get('line')}) exited {code}" + (f": {err.strip()}" if err.strip() else ""))
+        if scripts is not None:
             self.save()
 
     def wait_up(self, timeout: float = 10.0) -> bool:

@@ -2,8 +2,13 @@
 
 - Auth like the real hosts (esx-hosts.md section 6): ESXi 5+ offers publickey + keyboard-interactive (no
   `password`), ESX classic and dropbear-era ESXi 4.x publickey + password. Root only. Keys are checked against the
-  host's own authorized_keys file in its simulated filesystem; the password against a salted scrypt hash.
-- Host keys RSA + ECDSA, generated once per host under `<host dir>/keys/` and reused on every start.
+  host's own authorized_keys file in its simulated filesystem; the password against the disk's root hash: the
+  crypt hash an installer wrote (`$1$` MD5, `$6$` SHA-512, checked with labctl.render.cryptpw) or the salted
+  scrypt hash `labctl sim up` stores.
+- Host keys (RSA + ECDSA) are the disk's `/etc/ssh/ssh_host_rsa_key` and `/etc/ssh/ssh_host_ecdsa_key`, as sshd
+  reads them; missing ones are generated at the first start and written to the disk, as sshd's first boot does
+  (a clone, a copy of the disk, serves its source's keys). `<host dir>/keys/` mirrors them for the sim's
+  known_hosts.
 - exec requests run through the host's shell; `shell` gives a minimal interactive prompt; `sftp` exists where
   the host has it (ESXi 5+); a jump host (flavour linux) forwards `direct-tcpip` only to lab addresses in the
   sim's endpoint map (never to a real address).
@@ -38,6 +43,10 @@ def hash_password(password: str) -> str:
 
 
 def check_password(stored: str, password: str) -> bool:
+    if stored.startswith(("$1$", "$6$")):
+        from labctl.render import cryptpw
+
+        return cryptpw.verify(password, stored)
     try:
         kind, salt, digest = stored.split("$")
     except ValueError:
@@ -129,6 +138,69 @@ def ssh_banner(st: Any) -> str:
 
 def fingerprint(key: Any) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+SSH_DIR = "/etc/ssh"
+
+
+def disk_host_keys(host: SimHost) -> dict[str, Any]:
+    """{key type: paramiko PKey} from the host's disk (`/etc/ssh/ssh_host_*_key`); what is missing is generated
+    (or, for a state made before keys lived on the disk, taken from `<host dir>/keys/`) and written to the disk."""
+    import io
+
+    import paramiko
+
+    st = host.state
+    keys: dict[str, Any] = {}
+    changed = False
+    kdir = Path(host.host_dir) / "keys" if host.host_dir is not None else None
+    for ktype, fname in KEY_FILES.items():
+        cls = paramiko.RSAKey if ktype == "ssh-rsa" else paramiko.ECDSAKey
+        path = f"{SSH_DIR}/{fname}"
+        text = st.files.get(path)
+        key = None
+        if text:
+            try:
+                key = cls.from_private_key(io.StringIO(text))
+            except (paramiko.SSHException, ValueError) as e:
+                host.log(f"sshd: could not load host key {path}: {e}")  # as sshd: that key is skipped
+                continue
+        if key is None and kdir is not None and (kdir / fname).is_file():
+            key = cls.from_private_key_file(str(kdir / fname))
+        if key is None:
+            key = cls.generate(bits=2048) if ktype == "ssh-rsa" else cls.generate()
+        if not text:
+            buf = io.StringIO()
+            key.write_private_key(buf)
+            st.files[path] = buf.getvalue()
+            st.files[path + ".pub"] = f"{key.get_name()} {key.get_base64()}\n"
+            if st.persisted_etc is not None:  # saved with the first backup after sshd made them
+                st.persisted_etc[path] = st.files[path]
+                st.persisted_etc[path + ".pub"] = st.files[path + ".pub"]
+            changed = True
+        keys[ktype] = key
+    if SSH_DIR not in st.dirs:
+        st.dirs.append(SSH_DIR)
+    if changed:
+        host.save()
+    if kdir is not None:
+        _mirror_keys(kdir, keys)
+    return keys
+
+
+def _mirror_keys(kdir: Path, keys: dict[str, Any]) -> None:
+    kdir.mkdir(parents=True, exist_ok=True)
+    for ktype, key in keys.items():
+        fname = KEY_FILES[ktype]
+        pub = f"{key.get_name()} {key.get_base64()}\n"
+        if (kdir / (fname + ".pub")).is_file() and (kdir / (fname + ".pub")).read_text() == pub:
+            continue
+        tmp = kdir / (fname + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            key.write_private_key(f)
+        os.replace(tmp, kdir / fname)
+        (kdir / (fname + ".pub")).write_text(pub)
 
 
 def load_or_create_host_keys(host_dir: Path) -> dict[str, Any]:
@@ -305,10 +377,16 @@ class HostServer:
         self.resolve = resolve
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-        self.keys = load_or_create_host_keys(host.host_dir) if host.host_dir else _ephemeral_keys()
+        self.keys = disk_host_keys(host) if host.host_dir else _ephemeral_keys()
         self.fingerprints = {k: fingerprint(v) for k, v in self.keys.items()}
         host.listener = self
         self._stopped = False
+
+    def reload_keys(self) -> None:
+        """After a reboot: sshd starts again and reads the disk's host keys (they may have been replaced)."""
+        if self.host.host_dir is not None:
+            self.keys = disk_host_keys(self.host)
+            self.fingerprints = {k: fingerprint(v) for k, v in self.keys.items()}
 
     # ---- listener
     def open(self) -> None:

@@ -115,8 +115,59 @@ def _skip_dquote(s: str, i: int) -> int:
     raise ShellSyntaxError("unterminated quoted string")
 
 
+def _heredoc_start(s: str, i: int, toks: list[Tok], pending: list[tuple[Tok, str, bool]]) -> int:
+    """`<<WORD`, `<<'WORD'`, `<<-WORD`: the operator and a HEREDOC token whose body the next newline reads.
+    A quoted delimiter means the body is taken literally; else it is expanded like a double-quoted string."""
+    i += 2
+    strip_tabs = i < len(s) and s[i] == "-"
+    if strip_tabs:
+        i += 1
+    while i < len(s) and s[i] in " \t":
+        i += 1
+    start = i
+    while i < len(s) and s[i] not in " \t\r\n" and s[i] not in _META:
+        if s[i] in "'\"":
+            j = s.find(s[i], i + 1)
+            if j < 0:
+                raise ShellSyntaxError("unterminated quoted string")
+            i = j + 1
+        else:
+            i += 1
+    raw = s[start:i]
+    if not raw:
+        raise ShellSyntaxError("syntax error: unexpected newline (a here-document needs a delimiter word)")
+    quoted = any(q in raw for q in "'\"\\")
+    delim = raw.replace("'", "").replace('"', "").replace("\\", "")
+    tok = Tok("HEREDOCQ" if quoted else "HEREDOC", "")
+    toks.append(Tok("OP", "<<"))
+    toks.append(tok)
+    pending.append((tok, ("-" if strip_tabs else "") + delim, quoted))
+    return i
+
+
+def _read_heredocs(s: str, i: int, pending: list[tuple[Tok, str, bool]]) -> int:
+    """After a newline: the bodies of the here-documents opened on that line, in order (POSIX 2.7.4)."""
+    while pending:
+        tok, delim, _ = pending.pop(0)
+        strip_tabs = delim.startswith("-")
+        delim = delim[1:] if strip_tabs else delim
+        body: list[str] = []
+        while i < len(s):
+            j = s.find("\n", i)
+            line = s[i:] if j < 0 else s[i:j]
+            i = len(s) if j < 0 else j + 1
+            if strip_tabs:
+                line = line.lstrip("\t")
+            if line == delim:
+                break
+            body.append(line + "\n")
+        tok.text = "".join(body)  # an unterminated one ends at the end of the input, as in ash and bash
+    return i
+
+
 def tokenize(s: str) -> list[Tok]:
     toks: list[Tok] = []
+    pending: list[tuple[Tok, str, bool]] = []
     i, n = 0, len(s)
     while i < n:
         c = s[i]
@@ -129,6 +180,7 @@ def tokenize(s: str) -> list[Tok]:
         if c == "\n":
             toks.append(Tok("NL", "\n"))
             i += 1
+            i = _read_heredocs(s, i, pending)
             continue
         if c == "#":
             while i < n and s[i] != "\n":
@@ -138,7 +190,8 @@ def tokenize(s: str) -> list[Tok]:
             for op in _OPS:
                 if s.startswith(op, i):
                     if op == "<<":
-                        raise ShellSyntaxError("here-documents are not modelled by the simulator")
+                        i = _heredoc_start(s, i, toks, pending)
+                        break
                     if op == ";;":
                         raise ShellSyntaxError("syntax error: unexpected \";;\"")
                     toks.append(Tok("OP", ">" if op == ">|" else op))
@@ -332,7 +385,7 @@ class Parser:
     def redirs(self, into: list[Redir]) -> None:
         while True:
             t = self.peek()
-            if t.kind == "IONUM" or (t.kind == "OP" and t.text in ("<", ">", ">>", ">&", "<&")):
+            if t.kind == "IONUM" or (t.kind == "OP" and t.text in ("<", ">", ">>", ">&", "<&", "<<")):
                 into.append(self.redirect())
             else:
                 return
@@ -343,9 +396,11 @@ class Parser:
         if t.kind == "IONUM":
             fd = int(t.text)
             t = self.next()
-        if t.kind != "OP" or t.text not in ("<", ">", ">>", ">&", "<&"):
+        if t.kind != "OP" or t.text not in ("<", ">", ">>", ">&", "<&", "<<"):
             raise ShellSyntaxError(f"syntax error: unexpected \"{t.text}\"")
         target = self.next()
+        if t.text == "<<":  # the body, literal (quoted delimiter) or to be expanded
+            return Redir(0 if fd is None else fd, "<<q" if target.kind == "HEREDOCQ" else "<<", target.text)
         if target.kind != "WORD":
             raise ShellSyntaxError("syntax error: unexpected redirection target")
         if fd is None:
@@ -429,7 +484,7 @@ class Parser:
         cmd = Simple([], [])
         while True:
             t = self.peek()
-            if t.kind == "IONUM" or (t.kind == "OP" and t.text in ("<", ">", ">>", ">&", "<&")):
+            if t.kind == "IONUM" or (t.kind == "OP" and t.text in ("<", ">", ">>", ">&", "<&", "<<")):
                 cmd.redirs.append(self.redirect())
             elif t.kind == "WORD":
                 if not cmd.words and _ASSIGN.match(t.text):
@@ -792,6 +847,10 @@ class Interp:
             return io
         out = io.copy()
         for r in redirs:
+            if r.op in ("<<", "<<q"):  # a here-document: its body is the fd's input
+                body = r.target if r.op == "<<q" else self.expand_single('"' + r.target.replace('"', '\\"') + '"')
+                out.fds[r.fd] = BytesReader(body.encode("utf-8", "surrogateescape"))
+                continue
             target = self.expand_single(r.target)
             if r.op in (">&", "<&"):
                 if target == "-":

@@ -31,6 +31,7 @@ IFCFG_VSWIF0 = "/etc/sysconfig/network-scripts/ifcfg-vswif0"
 SYSCONFIG_NETWORK = "/etc/sysconfig/network"
 SSHD_CONFIG = "/etc/ssh/sshd_config"
 LOCAL_SH = "/etc/rc.local.d/local.sh"  # ESXi 5.1+: run at the end of every boot
+RC_LOCAL = "/etc/rc.d/rc.local"  # ESX classic (Red Hat service console): run at the end of every boot
 LOCAL_SH_STOCK = """#!/bin/sh
 
 # local configuration options

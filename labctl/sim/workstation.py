@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Protocol
 
 from labctl.errors import EnvironmentProblem, LabctlError, RefusedError
+from labctl.sim.installer import boot_disk, vnic_macs  # noqa: F401  (the power-on of a VM's disk lives there)
 from labctl.workstation.driver import Driver, VmrunError, VmxFiles
 from labctl.workstation.vmrun_output import ProductVersion
 
 SIM_VERSION = ProductVersion("Workstation", "17.5.0", 0)
+_HAND_MADE = "hand_made_install"  # TEMPORARY marker: a disk LabHosts made without install media (no kickstart)
 _DISK_SKIP = {"runtime.json", "control.json", "server.log", "pid", "guestvars.json"}  # process files, not disk contents
 
 
@@ -51,27 +53,6 @@ class HostBackend(Protocol):
 
     def power_off(self, name: str, *, hard: bool) -> None:
         """Stop serving the host (no-op when it is not running)."""
-
-
-def boot_disk(
-    hdir: Path, nic_macs: list[str | None], *, first_boot: Callable[[object], None] | None = None
-) -> None:
-    """Power-on of a simulated ESX VM: the .vmx's vNIC MACs become the host's NICs, then the host boots.
-
-    `first_boot(state)` runs after the first boot of a disk (a clone's console step: its own IPs and hostname).
-    """
-    from labctl.sim import state as S
-    from labctl.sim.boot import boot
-
-    st = S.load_state(hdir)
-    for i, nic in enumerate(st.nics):
-        if i < len(nic_macs) and nic_macs[i]:
-            nic.mac = nic_macs[i]
-    first = st.boot_count == 0
-    boot(st)
-    if first and first_boot is not None:
-        first_boot(st)
-    S.save_state(hdir, st)
 
 
 @dataclass
@@ -365,40 +346,6 @@ class SimDriver(VmxFiles, Driver):
         return Path(parent) if parent else None
 
 
-def vnic_macs(doc) -> list[str | None]:
-    """ethernet0..N's MAC as Workstation presents it: the static address, else the generated one (`doc`: a
-    VmxFile or a mapping of .vmx keys, matched case-insensitively as Workstation does)."""
-    if not hasattr(doc, "dump_bytes"):
-        doc = _Keys(doc)
-    out: list[str | None] = []
-    i = 0
-    while f"ethernet{i}.present" in doc or f"ethernet{i}.address" in doc:
-        present = (doc.get(f"ethernet{i}.present") or "TRUE").upper() == "TRUE"
-        if present:
-            kind = (doc.get(f"ethernet{i}.addressType") or "generated").lower()
-            mac = (
-                doc.get(f"ethernet{i}.address")
-                if kind == "static"
-                else doc.get(f"ethernet{i}.generatedAddress")
-            )
-            out.append(mac.lower() if mac else None)
-        i += 1
-    return out
-
-
-class _Keys:
-    """.vmx keys given as a mapping, looked up case-insensitively."""
-
-    def __init__(self, config: Mapping[str, str]):
-        self._d = {k.lower(): v for k, v in config.items()}
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        return self._d.get(key.lower(), default)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._d
-
-
 def _copy_disk(src: Path, dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
@@ -422,8 +369,11 @@ class LabHosts(DiskOnlyHosts):
 
     One hostd process per powered-on host VM (a VM is a process), recorded in the sim's `processes.json` so
     `labctl sim down` stops them too; `endpoints.json` and `known_hosts` list the hosts that are on.
-    - A golden host's disk is installed on first use (the user's ISO install), with the sim's client key
-      authorized and the password hash from `ssh.password_env` (never the password).
+    - A golden host's disk is installed from its install media at power-on (`labctl.sim.installer`: the ISO's
+      BOOT.CFG, the kickstart on the KS CD); what the kickstart sets (network, root hash, keys, SSH) is all the
+      host gets. A VM at the EULA screen, with an installer error or nothing to boot runs without SSH.
+      TEMPORARY (until the pipeline attaches media): a golden VM without an existing CD image is still installed on
+      first use with the sim's client key authorized and the password hash from `ssh.password_env`.
     - A clone's disk comes from `SimDriver.clone`; at its first boot it gets the console step a user does after
       cloning (`labctl.sim.lab.customize_clone`: own IPs and hostname; MACs and /system/uuid stay the source's).
     - Power-off sends SIGTERM to the host's own process (the host saves its disk); soft and hard are the same.
@@ -476,7 +426,23 @@ class LabHosts(DiskOnlyHosts):
         key = lab.client_key(ensure_private(self.sim_dir))
         return f"{key.get_name()} {key.get_base64()} labctl-sim"
 
+    def vm_config(self, name: str) -> dict[str, str]:
+        """The VM's .vmx keys as the simulated Workstation lays it out (empty when it has none yet)."""
+        from labctl.render import vmx as vmxlib
+
+        vmx = self.sim_dir / "vms" / name / f"{name}.vmx"
+        return vmxlib.read(vmx).to_dict() if vmx.is_file() else {}
+
+    def vm_log(self, name: str) -> Path:
+        """The VM's log (Workstation's vmware.log; here what the firmware and the installer screen show)."""
+        return self.sim_dir / "logs" / f"{name}.vmware.log"
+
     def ensure_disk(self, name: str) -> None:
+        """The host's disk exists. A disk is made only by installing it: from the VM's install media at power-on
+        (`labctl.sim.installer`) — or, TEMPORARILY, for a golden VM without install media (no CD image attached
+        that exists: the example topologies name ISOs this machine does not have), by the old
+        "installed on first use" shortcut (until the pipeline attaches install media: CONTRACT landing order)."""
+        from labctl.sim import installer
         from labctl.sim import state as S
 
         if (self.host_dir(name) / S.STATE_FILE).is_file():
@@ -489,6 +455,22 @@ class LabHosts(DiskOnlyHosts):
                 f"{name} is a linked clone of {h.clone_of}: its disk comes from cloning that VM",
                 hint="labctl up creates clones before starting them",
             )
+        if installer.media_present(self.vm_config(name)):
+            raise LabctlError(
+                f"{name}'s disk is blank: ESX is installed from its CD at power-on, not yet done",
+                hint=f"power the VM on and let the installer finish (its log: {self.vm_log(name)})",
+            )
+        self._temporary_install(name)
+
+    def _temporary_install(self, name: str) -> None:
+        """TEMPORARY (remove when the pipeline's install stage attaches media to every golden VM, `--sim` with a
+        synthetic installer where the topology's ISO is missing): a golden VM without install media gets a host "as the user installed it by hand", with the sim's client key
+        authorized and the password hash from `ssh.password_env` (never the password). Marked on the disk, so
+        only such hosts get that help at power-on."""
+        from labctl.sim import lab
+        from labctl.sim import state as S
+
+        h = self.specs[name]
         st = S.fresh_install(
             h.name,
             h.flavor,
@@ -512,11 +494,13 @@ class LabHosts(DiskOnlyHosts):
             root_password_hash=self._password_hash(),
             build=h.build,
         )
+        st.extra[_HAND_MADE] = True
+        lab.authorize(st, self._pubkey())
         S.save_state(self.host_dir(name), st)
 
     # ---- power -------------------------------------------------------------------------------------------
     def power_on(self, name: str, config: Mapping[str, str]) -> None:
-        from labctl.sim import lab
+        from labctl.sim import installer, lab
         from labctl.sim import state as S
         from labctl.sim.faults import CONTROL_FILE, Control, write_control
 
@@ -527,14 +511,20 @@ class LabHosts(DiskOnlyHosts):
                     "the simulated Workstation cannot power it on a second time",
                     hint="stop that lab first: labctl sim down FILE (or use another --sim-dir)",
                 )
-        self.ensure_disk(name)
         h = self.specs[name]
         hdir = self.host_dir(name)
-        boot_disk(hdir, vnic_macs(config), first_boot=(lambda st: lab.customize_clone(st, h)) if h.clone_of else None)
-        st = S.load_state(hdir)  # every boot: the sim's key authorized, the current password hash
-        st.root_password_hash = self._password_hash()
-        lab.authorize(st, self._pubkey())
-        S.save_state(hdir, st)
+        if not (hdir / S.STATE_FILE).is_file() and not h.clone_of and not installer.media_present(config):
+            self._temporary_install(name)  # TEMPORARY: see _temporary_install
+        first = (lambda st: lab.customize_clone(st, h)) if h.clone_of else None
+        result = installer.power_on(hdir, config, log=self.vm_log(name), vm_name=name, first_boot=first)
+        if result not in ("disk", "installed"):
+            self._publish()
+            return  # the VM runs, but at a console (EULA, an installer error) or with nothing to boot: no SSH
+        st = S.load_state(hdir)
+        if st.extra.get(_HAND_MADE):  # TEMPORARY shortcut's hosts only: the sim's key, the current password hash
+            st.root_password_hash = self._password_hash()
+            lab.authorize(st, self._pubkey())
+            S.save_state(hdir, st)
         if not (hdir / CONTROL_FILE).exists():
             write_control(hdir, Control(latency=self.latency, reboot_delay=self.reboot_delay))
         if self._record(name) is None:

@@ -222,13 +222,50 @@ def bracket(inv: Invocation) -> Result:
     return Result(0 if _test(inv, list(inv.args[:-1])) else 1)
 
 
+_POSIX_CLASSES = {"space": r"\s", "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
+                  "lower": "a-z", "blank": r" \t", "xdigit": "0-9A-Fa-f", "punct": r"!-/:-@\[-`{-~"}
+
+
+def _bracket(pattern: str, i: int) -> tuple[str, int]:
+    """A bracket expression at pattern[i] == "[": its Python form (POSIX classes such as [:space:] expanded)
+    and the index after it."""
+    j = i + 1
+    out = ["["]
+    if j < len(pattern) and pattern[j] == "^":
+        out.append("^")
+        j += 1
+    if j < len(pattern) and pattern[j] == "]":
+        out.append("\\]")
+        j += 1
+    while j < len(pattern) and pattern[j] != "]":
+        if pattern.startswith("[:", j):
+            k = pattern.find(":]", j + 2)
+            name = pattern[j + 2:k] if k > 0 else ""
+            if name not in _POSIX_CLASSES:
+                raise UsageFailure(1, f"sed: character class [:{name}:] is not modelled by the simulator")
+            out.append(_POSIX_CLASSES[name])
+            j = k + 2
+            continue
+        out.append("\\\\" if pattern[j] == "\\" else pattern[j])
+        j += 1
+    if j >= len(pattern):
+        raise UsageFailure(1, "sed: unterminated [ in a regular expression")
+    return "".join(out) + "]", j + 1
+
+
 def bre_to_python(pattern: str, extended: bool = False) -> str:
     """POSIX basic (or extended) regular expression -> Python re syntax."""
-    if extended:
-        return pattern
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
+        if c == "[":
+            text, i = _bracket(pattern, i)
+            out.append(text)
+            continue
+        if extended:
+            out.append(c)
+            i += 1
+            continue
         if c == "\\" and i + 1 < len(pattern):
             n = pattern[i + 1]
             out.append(n if n in "(){}|+?" else "\\" + n)
@@ -487,6 +524,26 @@ def rm(inv: Invocation) -> Result:
                 err += f"rm: {e}\n"
             st = 1
     return Result(st, "", err)
+
+
+@command("chmod")
+def chmod(inv: Invocation) -> Result:
+    """`chmod MODE FILE...`: the simulated filesystem keeps no modes; the files must exist, as for real."""
+    args = [a for a in inv.args if a != "-R"]
+    if len(args) < 2:
+        return Result(1, "", "chmod: missing operand\n")
+    mode, files = args[0], args[1:]
+    import re as _re
+
+    if not _re.fullmatch(r"[0-7]{3,4}|[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*", mode):
+        return Result(1, "", f"chmod: invalid mode: '{mode}'\n")
+    err = ""
+    for f in files:
+        p = _p(inv, f)
+        if not (inv.fs.is_file(p) or inv.fs.is_dir(p)):
+            err += (f"chmod: cannot access '{f}': No such file or directory\n" if _gnu(inv)
+                    else f"chmod: {f}: No such file or directory\n")
+    return Result(1 if err else 0, "", err)
 
 
 @command("touch")

@@ -314,6 +314,62 @@ def reboot(inv: Invocation) -> Result:
     return Result(0)
 
 
+# ESXi's SSH service (TSM-SSH): `vim-cmd hostsvc/enable_ssh` sets its policy on (it starts at every boot),
+# `start_ssh` starts it now; ESXi 4.1 calls it remote Tech Support Mode (`enable_remote_tsm`, `start_remote_tsm`;
+# VMware KB 1017910). They print nothing on success. Which vim-cmd names exist in which release: [M].
+_SSH_VIM_CMDS = {
+    "hostsvc/enable_ssh": (lambda r: r >= (5, 0), "enable"),
+    "hostsvc/disable_ssh": (lambda r: r >= (5, 0), "disable"),
+    "hostsvc/start_ssh": (lambda r: r >= (5, 0), "start"),
+    "hostsvc/stop_ssh": (lambda r: r >= (5, 0), "stop"),
+    "hostsvc/enable_remote_tsm": (lambda r: (4, 1) <= r < (5, 0), "enable"),
+    "hostsvc/disable_remote_tsm": (lambda r: (4, 1) <= r < (5, 0), "disable"),
+    "hostsvc/start_remote_tsm": (lambda r: (4, 1) <= r < (5, 0), "start"),
+    "hostsvc/stop_remote_tsm": (lambda r: (4, 1) <= r < (5, 0), "stop"),
+}
+
+
+def _ssh_service(inv: Invocation, action: str) -> Result:
+    svc = inv.state.extra.setdefault("ssh_service", {"enabled": True, "running": True})
+    if action in ("enable", "disable"):
+        svc["enabled"] = action == "enable"
+    else:
+        svc["running"] = action == "start"
+        if inv.host is not None and hasattr(inv.host, "update_listener"):
+            inv.host.update_listener()  # sshd answers (or stops answering) now
+    return Result(0)
+
+
+@command("chkconfig", when=flavor_is("esx"))
+def chkconfig(inv: Invocation) -> Result:
+    """Red Hat's chkconfig in the ESX classic service console: `chkconfig NAME on|off`, `--list [NAME]`."""
+    services = inv.state.extra.setdefault("chkconfig", {"sshd": True})
+    args = inv.args
+    if len(args) == 2 and args[1] in ("on", "off"):
+        services[args[0]] = args[1] == "on"
+        return Result(0)
+    if args[:1] == ["--list"]:
+        names = args[1:] or sorted(services)
+        rows = "".join(f"{n:<16}0:off\t1:off\t2:{'on' if services.get(n) else 'off'}\t3:"
+                       f"{'on' if services.get(n) else 'off'}\t4:{'on' if services.get(n) else 'off'}\t5:"
+                       f"{'on' if services.get(n) else 'off'}\t6:off\n" for n in names)
+        return Result(0, rows)
+    return Result(1, "", "sim: chkconfig is modelled only as `chkconfig NAME on|off` and `chkconfig --list`\n")
+
+
+@command("esxcfg-firewall", when=flavor_is("esx"))
+def esxcfg_firewall(inv: Invocation) -> Result:
+    """ESX classic's service console firewall: `--enableService NAME` / `--disableService NAME` / `-q NAME`."""
+    fw = inv.state.extra.setdefault("firewall_services", {"sshServer": True})
+    args = inv.args
+    if len(args) == 2 and args[0] in ("--enableService", "-e", "--disableService", "-d"):
+        fw[args[1]] = args[0] in ("--enableService", "-e")
+        return Result(0)
+    if len(args) == 2 and args[0] in ("-q", "--query"):
+        return Result(0, f"Service {args[1]} is {'enabled' if fw.get(args[1]) else 'blocked'}.\n")
+    return Result(1, "", "sim: esxcfg-firewall is modelled only with --enableService, --disableService, -q\n")
+
+
 @command("vim-cmd", when=not_linux)
 def vim_cmd(inv: Invocation) -> Result:
     if not inv.args:
@@ -321,6 +377,9 @@ def vim_cmd(inv: Invocation) -> Result:
     sub, rest = inv.args[0], inv.args[1:]
     if sub == "hostsvc/net/refresh":
         return Result(0)
+    svc_cmd = _SSH_VIM_CMDS.get(sub)
+    if svc_cmd is not None and inv.state.is_esxi and svc_cmd[0](inv.state.release):
+        return _ssh_service(inv, svc_cmd[1])
     if sub in ("hostsvc/maintenance_mode_enter", "hostsvc/maintenance_mode_exit"):
         want = sub.endswith("enter")
         if want == _maintenance(inv.state):
