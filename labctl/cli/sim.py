@@ -261,6 +261,11 @@ def _exec(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> int:
     return code if code >= 0 else 255
 
 
+HAND_MADE_NOTE = ("sim up models a lab the user installed and set up by hand: every host has the sim's client key "
+                  "authorized and root's password hash stored, with no kickstart (`labctl up FILE --sim` installs "
+                  "from the ISO and gets only what the kickstart gives)")
+
+
 def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
     from labctl.sim import lab
     from labctl.sim.paths import describe_existing, mark_created
@@ -290,6 +295,7 @@ def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus
                   hosts_per_process=args.hosts_per_process, reset=args.reset, vcenter=not args.no_vcenter,
                   notes=notes, progress=_build_ticker(env))
     mark_created(sim)
+    notes.insert(0, HAND_MADE_NOTE)
     if not args.json:
         env.out(f"simulated lab {topo.lab} is up ({sim})")
     _print_endpoints(emap, topo, args, env)

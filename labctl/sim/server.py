@@ -141,6 +141,7 @@ def fingerprint(key: Any) -> str:
 
 
 SSH_DIR = "/etc/ssh"
+_KEYS_ON_DISK = "ssh_host_keys_on_disk"  # from now on a missing key file means "make a new one", as sshd does
 
 
 def disk_host_keys(host: SimHost) -> dict[str, Any]:
@@ -165,8 +166,8 @@ def disk_host_keys(host: SimHost) -> dict[str, Any]:
             except (paramiko.SSHException, ValueError) as e:
                 host.log(f"sshd: could not load host key {path}: {e}")  # as sshd: that key is skipped
                 continue
-        if key is None and kdir is not None and (kdir / fname).is_file():
-            key = cls.from_private_key_file(str(kdir / fname))
+        if key is None and kdir is not None and (kdir / fname).is_file() and not st.extra.get(_KEYS_ON_DISK):
+            key = cls.from_private_key_file(str(kdir / fname))  # once: a state from before keys lived on its disk
         if key is None:
             key = cls.generate(bits=2048) if ktype == "ssh-rsa" else cls.generate()
         if not text:
@@ -181,6 +182,9 @@ def disk_host_keys(host: SimHost) -> dict[str, Any]:
         keys[ktype] = key
     if SSH_DIR not in st.dirs:
         st.dirs.append(SSH_DIR)
+    if not st.extra.get(_KEYS_ON_DISK):
+        st.extra[_KEYS_ON_DISK] = True
+        changed = True
     if changed:
         host.save()
     if kdir is not None:

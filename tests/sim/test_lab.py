@@ -67,6 +67,7 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
     r = run_cli("sim", "up", str(topo), "--sim-dir", str(d), "--no-vcenter", "--reboot-delay", "0.1", environ=env)
     assert r.status == 0, r.err
     assert "esx1" in r.out and "127.0.0.1:" in r.out
+    assert "models a lab the user installed and set up by hand" in r.err  # its help to the hosts is said
     emap = load_endpoints(d)
     assert set(emap.hosts) == {"esx1", "esx2"} and emap.jump is not None
     assert stat.S_IMODE(os.stat(emap.identity_file).st_mode) == 0o600

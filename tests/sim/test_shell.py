@@ -59,9 +59,19 @@ def test_grammar(host, cmd, code, out, err):
 
 
 def test_syntax_errors_raise():
-    for bad in ("echo a &&", "if true; then echo", "( echo", "| x", "cat <<EOF"):
+    for bad in ("echo a &&", "if true; then echo", "( echo", "| x", "cat <<", "cat <<'EOF"):
         with pytest.raises(ShellSyntaxError):
             parse(bad)
+
+
+def test_here_documents(host):
+    """`<<'EOF'` literal, `<<EOF` expanded like "...", `<<-` strips leading tabs, two on one line in order; an
+    unterminated one ends at the end of the script (as ash and bash do)."""
+    script = ("X=world\ncat > /tmp/a <<'EOF'\n$X \"q\" \\$X\nEOF\ncat <<EOF >> /tmp/a\n$X \"q\" \\$X $(echo sub)\nEOF\n"
+              "cat <<-END\n\tindented\n\tEND\ncat <<A; cat <<B\none\nA\ntwo\nB\ncat <<EOF\nlast")
+    code, out, err = host.run(script + "\n")
+    assert (code, err) == (0, "") and out == "indented\none\ntwo\nlast\n"
+    assert host.fs.read("/tmp/a").decode() == '$X "q" \\$X\nworld "q" $X sub\n'
 
 
 def test_background_job_keeps_running_after_the_command_returns(host):
