@@ -114,9 +114,38 @@ def test_a_blank_disk_without_media_boots_nothing(tsim, si):
     K.wait(vm.PowerOffVM_Task())
 
 
+def test_standalone_host_has_no_clone_vm_but_a_child_disk_starts_from_the_snapshot(tsim, si):
+    from pyVmomi import vim, vmodl
+
+    src = K.create_vm(si, "gold-h")
+    install_disk(tsim, src, "gold-h")
+    snap = K.wait(src.CreateSnapshot_Task(name="base", memory=False, quiesce=False))
+    if tsim.mode == "esx":
+        with pytest.raises(vmodl.fault.NotSupported):  # hostd has no CloneVM_Task
+            K.wait(src.CloneVM_Task(folder=src.parent, name="x", spec=vim.vm.CloneSpec(
+                snapshot=snap, location=vim.vm.RelocateSpec(diskMoveType="createNewChildDiskBacking"))))
+    clone = K.host_linked_clone(si, src, snap, "esx-h2")
+    disk = [d for d in clone.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)][0]
+    assert disk.backing.parent is not None
+    disks = T.target_dir(tsim.sim_dir) / "disks"
+    assert json.loads((disks / clone._moId / "state.json").read_text())["name"] == "gold-h"
+    assert json.loads((disks / clone._moId / "clone-of.json").read_text()) == {
+        "source_vm": src._moId, "source": "gold-h", "snapshot": snap._moId}
+    K.wait(clone.PowerOnVM_Task())
+    K.until(lambda: "esx-h2" in endpoints(tsim), what="the clone's host")
+    from labctl.sim import state as S
+
+    st = S.load_state(tsim.sim_dir / "hosts" / "esx-h2")
+    assert st.name == "esx-h2" and st.boot_count == 1  # its own name, and its first boot
+    assert st.ssh_address == "192.168.69.11"  # still its source's address: nobody gave it its own yet
+    K.wait(clone.PowerOffVM_Task())
+
+
 def test_linked_clone_is_recorded_and_its_disk_has_a_parent(tsim, si):
     from pyVmomi import vim
 
+    if tsim.mode == "esx":
+        pytest.skip("a standalone host has no CloneVM_Task (see the test above)")
     src = K.create_vm(si, "gold", extra={"guestinfo.labctl.role": "golden"})
     install_disk(tsim, src, "gold")
     snap = K.wait(src.CreateSnapshot_Task(name="base", memory=False, quiesce=False))
@@ -144,6 +173,8 @@ def test_linked_clone_is_recorded_and_its_disk_has_a_parent(tsim, si):
 def test_a_wrong_disk_move_type_is_seen_not_dropped(tsim, si):
     from pyVmomi import vim, vmodl
 
+    if tsim.mode == "esx":
+        pytest.skip("a standalone host has no CloneVM_Task")
     src = K.create_vm(si, "gold2")
     snap = K.wait(src.CreateSnapshot_Task(name="base", memory=False, quiesce=False))
     full = K.wait(src.CloneVM_Task(folder=src.parent, name="full", spec=vim.vm.CloneSpec(
@@ -247,3 +278,65 @@ def test_stop_leaves_no_process(tmp_path):
         T.stop(tmp_path)
     assert not [p for p in pids if alive(p)]
     assert not T.is_running(tmp_path)
+
+
+def test_a_topologys_target_gives_the_physical_side_and_its_endpoint(tmp_path):
+    from labctl.errors import EnvironmentProblem
+    from labctl.sim import vcsim as launcher
+    from types import SimpleNamespace as VsphereTarget  # the fields of topology.model.VsphereTarget it reads
+
+    try:
+        launcher.build()
+    except EnvironmentProblem as e:
+        pytest.skip(f"vcsim unavailable: {e.message}")
+    target = VsphereTarget(host="vcenter.example.lab", datastore="vsanDatastore", folder="labs/x", datacenter="DC1",
+                           cluster="Compute", user="administrator@vsphere.local",
+                           portgroups=(("mgmt", "Lab-Mgmt"),))
+    try:
+        t, started = T.ensure_for(tmp_path, target)
+        assert started and t.mode == "vcenter" and t.user == "administrator@vsphere.local"
+        entry = json.loads((tmp_path / "endpoints.json").read_text())["target"]
+        assert entry["url"] == t.url and "password" not in entry
+        assert t.password not in (tmp_path / "endpoints.json").read_text()
+        assert os.stat(entry["password_file"]).st_mode & 0o777 == 0o600
+        si = K.connect(t)
+        _, _, _, host, _ = K.placement(si)
+        assert "Lab-Mgmt" in [p.spec.name for p in host.configManager.networkSystem.networkInfo.portgroup]
+        again, started = T.ensure_for(tmp_path, target)
+        assert not started and again.pid == t.pid
+    finally:
+        T.stop(tmp_path)
+    assert "target" not in json.loads((tmp_path / "endpoints.json").read_text())
+
+
+def test_a_blank_vm_installs_from_the_uploaded_iso_and_kickstart(tsim, si, tmp_path):
+    """The golden host's way onto vSphere: the patched installer and the kickstart CD uploaded to the datastore,
+    attached as two CD-ROMs; at power-on the simulated installer reads them through the datastore paths."""
+    installer = pytest.importorskip("labctl.sim.installer", reason="the simulated installer (issue 10) is not here")
+    from labctl.iso import synthetic
+    from labctl.iso.kickstart import write_kickstart_iso
+    from labctl.iso.patch import patch_copy
+    from labctl.sim import lab
+    from labctl.sim import state as S
+
+    src, patched, ks = tmp_path / "src.iso", tmp_path / "patched.iso", tmp_path / "ks.iso"
+    synthetic.write_esxi_iso(src, "8.0u2")
+    patch_copy(src, patched)
+    write_kickstart_iso(ks, "vmaccepteula\ninstall --firstdisk --overwritevmfs\n"
+                            "rootpw --iscrypted $6$salt$" + "x" * 86 + "\n"
+                            "network --bootproto=static --ip=192.168.69.41 --netmask=255.255.255.0 --hostname=inst1\n"
+                            "reboot\n%firstboot --interpreter=busybox\nvim-cmd hostsvc/enable_ssh\n"
+                            "vim-cmd hostsvc/start_ssh\n")
+    iso_path = K.upload(tsim, si, patched, "labctl-media/patched-8.0u2.iso")
+    ks_path = K.upload(tsim, si, ks, "labctl-media/inst1-ks.iso")
+    vm = K.create_vm(si, "inst1", macs=["00:50:56:3f:0c:01"], isos=[iso_path, ks_path])
+    K.wait(vm.PowerOnVM_Task())
+    e = K.until(lambda: endpoints(tsim).get("inst1"), timeout=60, what="the installed host")
+    log = (T.target_dir(tsim.sim_dir) / "logs" / "inst1.log").read_text()
+    assert e["address"] == "192.168.69.41", log
+    st = S.load_state(tsim.sim_dir / "hosts" / "inst1")
+    assert st.version.startswith("8.0") and st.hostname.startswith("inst1")
+    assert lab.ssh_banner_ok(e["port"])
+    assert installer is not None
+    K.wait(vm.PowerOffVM_Task())
+    K.until(lambda: "inst1" not in endpoints(tsim), what="inst1 stopped")

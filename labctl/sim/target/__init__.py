@@ -34,7 +34,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from labctl.errors import EnvironmentProblem, LabctlError
 
@@ -115,18 +115,36 @@ def load(sim: Path) -> TargetSim:
 # ---------------------------------------------------------------- start / stop
 
 
+def ensure_for(sim: Path, target: Any, *, environ: Mapping[str, str] | None = None,
+               progress: Callable[[str], None] | None = None) -> tuple[TargetSim, bool]:
+    """The physical side a topology's `target:` (a `topology.model.VsphereTarget`) describes, started when it is
+    not running: a vCenter with its datacenter and cluster when it names either, else a standalone ESXi host; its
+    datastore; its existing portgroups (`target.portgroups`). Returns (it, whether it was started now); the sim
+    dir's endpoints.json gets its `target` entry (url, user, mode, pid, password_file — never the password)."""
+    vcenter = bool(getattr(target, "datacenter", None) or getattr(target, "cluster", None))
+    user = getattr(target, "user", None) or ("administrator@vsphere.local" if vcenter else "root")
+    existing = sorted({pg for _, pg in (getattr(target, "portgroups", None) or ())})
+    return ensure(sim, mode="vcenter" if vcenter else "esx", datacenter=getattr(target, "datacenter", None),
+                  cluster=getattr(target, "cluster", None), datastore=getattr(target, "datastore", None), user=user,
+                  portgroups=existing, environ=environ, progress=progress)
+
+
 def ensure(sim: Path, *, mode: str, datacenter: str | None = None, cluster: str | None = None,
-           datastore: str | None = None, user: str = "root", environ: Mapping[str, str] | None = None,
+            datastore: str | None = None, user: str = "root", portgroups: Sequence[str] = (),
+           environ: Mapping[str, str] | None = None,
            progress: Callable[[str], None] | None = None) -> tuple[TargetSim, bool]:
     """The physical side, started when it is not running; (it, whether it was started now)."""
     if is_running(sim):
-        return load(sim), False
+        t = load(sim)
+        _publish_target(Path(sim), t)
+        return t, False
     return start(sim, mode=mode, datacenter=datacenter, cluster=cluster, datastore=datastore, user=user,
-                 environ=environ, progress=progress), True
+                 portgroups=portgroups, environ=environ, progress=progress), True
 
 
 def start(sim: Path, *, mode: str, datacenter: str | None = None, cluster: str | None = None,
-          datastore: str | None = None, user: str = "root", environ: Mapping[str, str] | None = None,
+          datastore: str | None = None, user: str = "root", portgroups: Sequence[str] = (),
+          environ: Mapping[str, str] | None = None,
           progress: Callable[[str], None] | None = None, timeout: float = START_TIMEOUT) -> TargetSim:
     """Start the physical vcsim (`mode` "esx": a standalone ESX host; "vcenter": a vCenter with one cluster of
     one host) and its watcher; both recorded in <sim>/target/processes.json before anything waits on them."""
@@ -162,6 +180,7 @@ def start(sim: Path, *, mode: str, datacenter: str | None = None, cluster: str |
                             user=user, hosts_per_cluster=1, clusters=1 if mode == "vcenter" else 0,
                             datacenter_name=datacenter if mode == "vcenter" else None,
                             cluster_name=cluster if mode == "vcenter" else None, datastore_name=datastore,
+                            portgroups=list(portgroups),
                             on_spawn=lambda pid, argv: record(pid, argv, "vcsim-target"))
         pw_file = d / "vcsim.password"
         fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -187,7 +206,50 @@ def start(sim: Path, *, mode: str, datacenter: str | None = None, cluster: str |
             stop_process(r)
         _write(d / PROCESSES, [])
         raise
-    return TargetSim(url=vc.url, user=user, password=password, mode=mode, pid=vc.pid, sim_dir=sim)
+    t = TargetSim(url=vc.url, user=user, password=password, mode=mode, pid=vc.pid, sim_dir=sim)
+    _publish_target(sim, t)
+    return t
+
+
+class _EndpointsLock:
+    """flock beside endpoints.json for this side's read-modify-write of it (the watcher and labctl both edit it)."""
+
+    def __init__(self, sim: Path):
+        self.path = Path(sim) / ".endpoints.lock"
+
+    def __enter__(self):
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # releases the lock
+
+
+def _publish_target(sim: Path, t: TargetSim) -> None:
+    """endpoints.json's `target` entry: where `--sim` reaches the simulated vSphere (shared with the lab's hosts'
+    entries; the rest of the file is left as it is)."""
+    with _EndpointsLock(sim):
+        _publish_target_locked(sim, t)
+
+
+def _publish_target_locked(sim: Path, t: TargetSim) -> None:
+    from labctl.sim.endpoints import ENDPOINTS_FILE
+    from labctl.sim.state import write_json_atomic
+
+    path = Path(sim) / ENDPOINTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        data = {"lab": "", "hosts": {}, "jump": None, "vcenter": None,
+                "known_hosts": str(Path(sim) / "known_hosts"), "identity_file": str(Path(sim) / "id_rsa")}
+    entry = {"url": t.url, "user": t.user, "mode": t.mode, "pid": t.pid,
+             "password_file": str(target_dir(sim) / "vcsim.password")}
+    if data.get("target") != entry:
+        data["target"] = entry
+        write_json_atomic(path, data)
 
 
 def _spawn_watcher(sim: Path, environ: Mapping[str, str], on_spawn: Callable[[int, list[str]], None]) -> None:
@@ -228,6 +290,7 @@ def stop(sim: Path) -> list[dict[str, Any]]:
     (d / WATCH_READY).unlink(missing_ok=True)
     if stopped:
         unpublish(Path(sim))
+    _unpublish_target(Path(sim))
     return stopped
 
 
@@ -289,11 +352,17 @@ def vmx_config(vm: Mapping[str, Any]) -> dict[str, str]:
 
 
 def publish(sim: Path, recs: list[dict[str, Any]]) -> None:
-    """endpoints.json's hosts (and known_hosts) for the hosts running now; the lab's vCenter entry is kept."""
+    """endpoints.json's hosts (and known_hosts) for the hosts running now. Only the `hosts` entry is this side's:
+    every other entry (the lab's vCenter, the target's own entry, a jump host) is kept as it is in the file."""
+    with _EndpointsLock(sim):
+        _publish_locked(sim, recs)
+
+
+def _publish_locked(sim: Path, recs: list[dict[str, Any]]) -> None:
     from labctl.errors import LabctlError
     from labctl.sim import lab
     from labctl.sim import state as S
-    from labctl.sim.endpoints import ENDPOINTS_FILE, Endpoint, EndpointMap, load_endpoints, write_endpoints
+    from labctl.sim.endpoints import ENDPOINTS_FILE, Endpoint
     from labctl.sim.paths import host_dir
 
     hosts: dict[str, Endpoint] = {}
@@ -311,20 +380,36 @@ def publish(sim: Path, recs: list[dict[str, Any]]) -> None:
             continue
         hosts[name] = Endpoint(name, st.ssh_address or "", "127.0.0.1", int(d["port"]), int(d["pid"]), st.flavor,
                                st.version, dict(d.get("host_key_fingerprints") or {}))
-    old = None
-    if (Path(sim) / ENDPOINTS_FILE).exists():
-        try:
-            old = load_endpoints(sim)
-        except LabctlError:
-            old = None
-    if old is not None and {n: e.to_dict() for n, e in old.hosts.items()} == {
-            n: e.to_dict() for n, e in hosts.items()}:
+    path = Path(sim) / ENDPOINTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        data = {"lab": "", "hosts": {}, "jump": None, "vcenter": None,
+                "known_hosts": str(Path(sim) / "known_hosts"), "identity_file": str(Path(sim) / lab.CLIENT_KEY)}
+    new = {n: e.to_dict() for n, e in hosts.items()}
+    if data.get("hosts") == new:
         return
     lab.publish_known_hosts(sim, {n: e.port for n, e in hosts.items()})
-    write_endpoints(sim, EndpointMap(
-        lab=old.lab if old else "", sim_dir=Path(sim), hosts=hosts, jump=old.jump if old else None,
-        vcenter=old.vcenter if old else None, known_hosts=Path(sim) / "known_hosts",
-        identity_file=Path(sim) / lab.CLIENT_KEY))
+    data["hosts"] = new
+    S.write_json_atomic(path, data)
+
+
+def _unpublish_target(sim: Path) -> None:
+    with _EndpointsLock(sim):
+        _unpublish_target_locked(sim)
+
+
+def _unpublish_target_locked(sim: Path) -> None:
+    from labctl.sim.endpoints import ENDPOINTS_FILE
+    from labctl.sim.state import write_json_atomic
+
+    path = Path(sim) / ENDPOINTS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return
+    if data.pop("target", None) is not None:
+        write_json_atomic(path, data)
 
 
 def unpublish(sim: Path) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from labctl.sim import target as T
 
+BOOT_WORKERS = 8  # VMs booted at once in one round
 POLL_WAIT = 0.5  # seconds a long poll waits; guest variables and endpoints are checked at least this often
 
 
@@ -48,6 +49,7 @@ class Watcher:
         self.outcome: dict[str, str] = {}  # moid -> what that power-on did (installer result)
         self.guestvars_seen: dict[str, dict[str, str]] = {}
         self.procs: dict[str, Any] = {}
+        self.lock = threading.Lock()  # hosts.json is rewritten by the boot threads
 
     # ---- records -------------------------------------------------------------------------------------
     def host_records(self) -> list[dict[str, Any]]:
@@ -74,22 +76,31 @@ class Watcher:
             if vm is None or vm.get("powerState") != "poweredOn":
                 self.booted.pop(moid, None)
                 self.outcome.pop(moid, None)
+        todo = []
         for moid, vm in by_moid.items():
-            if vm.get("powerState") != "poweredOn":
-                continue
-            if self.booted.get(moid) == vm.get("bootTime"):
+            if vm.get("powerState") != "poweredOn" or self.booted.get(moid) == vm.get("bootTime"):
                 continue
             self.booted[moid] = str(vm.get("bootTime"))
-            try:
-                self.power_on(vm)
-            except Exception as e:  # noqa: BLE001 - one VM's failure is its console's, the others go on
-                self.outcome[moid] = "failed"
-                log(f"{vm['name']}: power-on failed: {e}")
-                self._console(vm["name"], f"power-on failed: {e}")
+            todo.append(vm)
+        if len(todo) == 1:
+            self._power_on_one(todo[0])
+        elif todo:  # VMs boot side by side, as on a real host
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(BOOT_WORKERS, len(todo))) as pool:
+                list(pool.map(self._power_on_one, todo))
         self.report_guestvars(by_moid)
         self.publish()
 
     # ---- power ---------------------------------------------------------------------------------------
+    def _power_on_one(self, vm: dict[str, Any]) -> None:
+        try:
+            self.power_on(vm)
+        except Exception as e:  # noqa: BLE001 - one VM's failure is its console's, the others go on
+            self.outcome[vm["moid"]] = "failed"
+            log(f"{vm['name']}: power-on failed: {e}")
+            self._console(vm["name"], f"power-on failed: {e}")
+
     def _console(self, name: str, text: str) -> None:
         with open(self.dir / "logs" / f"{name}.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {text}\n")
@@ -147,8 +158,9 @@ class Watcher:
         (hdir / "listen.json").unlink(missing_ok=True)
         p, rec = lab.spawn_hostd(self.sim, [name], f"hostd-{name}.log", os.environ)
         rec.update({"vm": moid, "boot_time": vm.get("bootTime")})
-        others = [r for r in self.host_records() if r.get("vm") != moid]
-        T._write(self.dir / T.HOSTS, [*others, rec])
+        with self.lock:
+            others = [r for r in self.host_records() if r.get("vm") != moid]
+            T._write(self.dir / T.HOSTS, [*others, rec])
         self.procs[moid] = p
         deadline = time.monotonic() + 60
         while True:
@@ -176,7 +188,8 @@ class Watcher:
             except Exception:  # noqa: BLE001
                 pass
         powered_off(host_dir(self.sim, name))
-        T._write(self.dir / T.HOSTS, [r for r in self.host_records() if r.get("pid") != rec.get("pid")])
+        with self.lock:
+            T._write(self.dir / T.HOSTS, [r for r in self.host_records() if r.get("pid") != rec.get("pid")])
         self.guestvars_seen.pop(str(rec.get("vm")), None)
         log(f"{name}: {why}, host process {rec['pid']} stopped")
 

@@ -284,7 +284,8 @@ def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 
           user: str = "administrator@vsphere.local", password: str | None = None,
           timeout: float = START_TIMEOUT, on_spawn: Callable[[int, list[str]], None] | None = None,
           esx: bool = False, disks: Path | None = None, datacenter_name: str | None = None,
-          cluster_name: str | None = None, datastore_name: str | None = None) -> Vcsim:
+          cluster_name: str | None = None, datastore_name: str | None = None,
+          portgroups: Sequence[str] = ()) -> Vcsim:
     """Start the simulator in `workdir` on 127.0.0.1 (free port) and wait for its URL.
 
     `on_spawn(pid, argv)` is called as soon as the process exists, before waiting for it, so the caller records
@@ -293,8 +294,8 @@ def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 
 
     `esx` simulates a standalone ESX host (`ha-datacenter`, no cluster) instead of a vCenter; `disks` is the
     directory of the VMs' simulated disk contents (see `labctl.sim.target`); the `*_name` options rename
-    the model's first datacenter, cluster and local datastore (a physical side set up as a topology's target
-    names it)."""
+    the model's first datacenter, cluster and local datastore, and `portgroups` are created on every host's
+    vSwitch0 (a physical side set up as a topology's target names it)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for name in datastores:
@@ -316,6 +317,10 @@ def start(binary: Path, workdir: Path, *, datacenters: int = 1, clusters: int = 
                         ("-datastore-name", datastore_name)):
         if value:
             argv += [flag, value]
+    if portgroups:
+        if any("," in p or not p.strip() for p in portgroups):
+            raise LabctlError(f"portgroup names {list(portgroups)!r}: plain names without commas")
+        argv += ["-portgroups", ",".join(portgroups)]
     out_path, log_path = workdir / "vcsim.url", workdir / "vcsim.log"
     env = {"PATH": os.environ.get("PATH", os.defpath), "TMPDIR": str(workdir), "LABCTL_VCSIM_PASSWORD": password}
     with open(out_path, "wb") as out, open(log_path, "ab") as log:

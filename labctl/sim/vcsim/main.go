@@ -24,6 +24,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"flag"
@@ -44,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -63,6 +65,7 @@ type interceptor struct {
 	next    http.Handler
 	sdkPath string
 	disks   diskStore
+	esx     bool
 
 	clones []cloneRecord
 	gen     uint64        // bumped after each call that may change a VM (the harness long-polls it)
@@ -140,6 +143,10 @@ func (h *interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		copyResponse(w, rec)
 	case *types.CloneVM_Task:
+		if h.esx { // hostd has no CloneVM_Task: cloning is a vCenter service
+			h.answerMethodFault(w, method, &types.NotSupported{}, "CloneVM_Task is not supported on a standalone host")
+			return
+		}
 		if fault := checkClone(req); fault != nil {
 			h.answerMethodFault(w, method, fault, "")
 			return
@@ -148,6 +155,14 @@ func (h *interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.Code == http.StatusOK {
 			if clone, ok := taskResult(rec.Body.Bytes()); ok {
 				h.afterClone(req, clone)
+			}
+		}
+		copyResponse(w, rec)
+	case *types.CreateVM_Task:
+		rec := forward(h.next, r)
+		if rec.Code == http.StatusOK {
+			if vm, ok := taskResult(rec.Body.Bytes()); ok {
+				h.afterCreate(vm)
 			}
 		}
 		copyResponse(w, rec)
@@ -412,6 +427,8 @@ func main() {
 	dcName := flag.String("dc-name", "", "name of the first datacenter (default DC0)")
 	clusterName := flag.String("cluster-name", "", "name of the first cluster (default DC0_C0)")
 	dsName := flag.String("datastore-name", "", "name of the first local datastore (default LocalDS_0)")
+	portgroups := flag.String("portgroups", "", "comma-separated standard portgroups to create on every host's "+
+		"vSwitch0 (the user's existing networks)")
 	useTLS := flag.Bool("tls", false, "serve https with a self-signed certificate (default: plain http)")
 	datastores := flag.String("datastores", "", "comma-separated directory names to create in the working "+
 		"directory (CreateNasDatastore's localPath)")
@@ -478,9 +495,14 @@ func main() {
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, password)}
 	server := model.Service.NewServer()
 	mux := server.Config.Handler
+	if *portgroups != "" { // set up through the API before the interceptor counts calls
+		if err := addPortgroups(server.URL, strings.Split(*portgroups, ",")); err != nil {
+			log.Fatal(err)
+		}
+	}
 	// Swapped before the URL is printed, so before any client can connect.
 	server.Config.Handler = &interceptor{next: mux, sdkPath: server.URL.Path, calls: map[string]int{},
-		disks: diskStore{root: *disksDir}, changed: make(chan struct{})}
+		disks: diskStore{root: *disksDir}, changed: make(chan struct{}), esx: *esxMode}
 
 	fmt.Println(server.URL.String())
 	_ = os.Stdout.Sync()
@@ -623,6 +645,77 @@ func (h *interceptor) afterClone(req *types.CloneVM_Task, cloneRef types.Managed
 		Snapshot: snap, DiskMoveType: move, Linked: linked})
 	h.mu.Unlock()
 	h.disks.clone(req.This, snap, cloneRef, src.Name)
+}
+
+// afterCreate: a VM created with a disk whose backing names a parent (a linked clone made by hand, the way a
+// standalone host has to: CreateVM_Task with a child of the snapshot's disk) starts from that parent's contents.
+// vcsim makes no delta files, so a parent is found as the disk of the snapshot (the source's current snapshot
+// first) or VM that has this file name.
+func (h *interceptor) afterCreate(ref types.ManagedObjectReference) {
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return
+	}
+	parent := ""
+	simulator.Map.WithLock(vm, func() {
+		for _, d := range vm.Config.Hardware.Device {
+			if disk, ok := d.(*types.VirtualDisk); ok {
+				if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok && b.Parent != nil {
+					parent = b.Parent.FileName
+					break
+				}
+			}
+		}
+	})
+	if parent == "" {
+		return
+	}
+	srcVM, snap := findDiskOwner(parent, ref)
+	if srcVM == nil {
+		log.Printf("%s: parent disk %s belongs to no VM", vm.Name, parent)
+		return
+	}
+	h.disks.clone(srcVM.Self, snap, ref, srcVM.Name)
+}
+
+func diskFiles(devices []types.BaseVirtualDevice) []string {
+	var out []string
+	for _, d := range devices {
+		if disk, ok := d.(*types.VirtualDisk); ok {
+			if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok {
+				out = append(out, b.FileName)
+			}
+		}
+	}
+	return out
+}
+
+func findDiskOwner(file string, not types.ManagedObjectReference) (*simulator.VirtualMachine, string) {
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vm, ok := e.(*simulator.VirtualMachine)
+		if !ok || vm.Self == not {
+			continue
+		}
+		var found *simulator.VirtualMachine
+		snap := ""
+		simulator.Map.WithLock(vm, func() {
+			if vm.Snapshot != nil && vm.Snapshot.CurrentSnapshot != nil {
+				if s, ok := simulator.Map.Get(*vm.Snapshot.CurrentSnapshot).(*simulator.VirtualMachineSnapshot); ok {
+					if hasString(diskFiles(s.Config.Hardware.Device), file) {
+						found, snap = vm, s.Self.Value
+						return
+					}
+				}
+			}
+			if vm.Config != nil && hasString(diskFiles(vm.Config.Hardware.Device), file) {
+				found = vm
+			}
+		})
+		if found != nil {
+			return found, snap
+		}
+	}
+	return nil, ""
 }
 
 // mergeOptions sets each of `in` on `base` by key (last wins); an empty value removes the key.
@@ -1114,4 +1207,33 @@ func fixEsxDatacenter() {
 		})
 		simulator.Map.Update(dc, []types.PropertyChange{{Name: "datastore", Val: ds}, {Name: "network", Val: nets}})
 	}
+}
+
+// addPortgroups creates standard portgroups on vSwitch0 of every host, as on a vSphere the user set up before.
+func addPortgroups(u *url.URL, names []string) error {
+	ctx := context.Background()
+	c, err := govmomi.NewClient(ctx, u, true)
+	if err != nil {
+		return err
+	}
+	defer c.Logout(ctx)
+	for _, e := range simulator.Map.All("HostSystem") {
+		host := object.NewHostSystem(c.Client, e.Reference())
+		ns, err := host.ConfigManager().NetworkSystem(ctx)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			spec := types.HostPortGroupSpec{Name: name, VswitchName: "vSwitch0", Policy: types.HostNetworkPolicy{}}
+			if err := ns.AddPortGroup(ctx, spec); err != nil && !strings.Contains(err.Error(), "DuplicateName") &&
+				!strings.Contains(err.Error(), "already exists") {
+				return fmt.Errorf("portgroup %s on %s: %v", name, host.Reference().Value, err)
+			}
+		}
+	}
+	return nil
 }
