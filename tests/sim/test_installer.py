@@ -17,13 +17,13 @@ from labctl.iso import synthetic
 from labctl.iso.kickstart import write_kickstart_iso
 from labctl.iso.patch import patch_copy
 from labctl.render import cryptpw
-from labctl.render.kickstart import render_kickstart
 from labctl.sim import installer
 from labctl.sim import state as S
 from labctl.sim.host import SimHost
 from labctl.topology import load_topology
 
-PASSWORD = "VMware1!"  # a test password; only its hash goes into the kickstart
+from .installkit import PASSWORD, installer_iso, kickstart
+
 
 # (flavor, version) of every era the installer supports, with the firmware its .vmx template uses
 ERAS = [
@@ -62,19 +62,6 @@ ssh: {{user: root}}
     return load_topology(path)
 
 
-def installer_iso(tmp_path: Path, flavor: str, version: str, *, patched: bool = True, **kw) -> Path:
-    src = tmp_path / f"installer-{flavor}-{version}.iso"
-    if flavor == "esx" and not version.startswith("9"):
-        synthetic.write_classic_iso(src, version, **kw)
-    else:
-        synthetic.write_esxi_iso(src, version, **kw)
-    if not patched:
-        return src
-    out = tmp_path / f"patched-{flavor}-{version}.iso"
-    patch_copy(src, out)
-    return out
-
-
 def ks_iso(tmp_path: Path, text: str, name: str = "ks.iso") -> Path:
     path = tmp_path / name
     write_kickstart_iso(path, text)
@@ -82,9 +69,7 @@ def ks_iso(tmp_path: Path, text: str, name: str = "ks.iso") -> Path:
 
 
 def kickstart_for(topo, flavor: str, version: str) -> str:
-    release = topo.host("esx1").version_info.release
-    pw_hash = cryptpw.hash_password(PASSWORD, cryptpw.scheme_for(flavor, release))
-    return render_kickstart(topo, topo.host("esx1"), pw_hash)
+    return kickstart(topo, "esx1")
 
 
 def vmx_config(cds: list[Path], *, firmware: str = "bios", sata: bool = True,

@@ -16,15 +16,14 @@ from pathlib import Path
 import pytest
 
 from labctl.iso import synthetic
-from labctl.iso.kickstart import write_kickstart_iso
-from labctl.iso.patch import patch_copy
 from labctl.render import cryptpw
 from labctl.render.kickstart import render_kickstart
 from labctl.sim import lab
 from labctl.sim.endpoints import load_endpoints
 from labctl.sim.workstation import LabHosts, SimDriver
 
-from .test_installer import PASSWORD, topology
+from .installkit import PASSWORD, install_media
+from .test_installer import topology
 
 
 
@@ -68,22 +67,7 @@ def golden_vm(tmp_path: Path, topo, flavor: str, version: str, ks_text: str, cle
     vmx = driver.vmx_path("esx1")
     vmx.parent.mkdir(parents=True)
     vmx.write_text(vmx_for_host(topo, topo.host("esx1"), environment()))
-    src = tmp_path / "installer.iso"
-    if flavor == "esx":
-        synthetic.write_classic_iso(src, version)
-    else:
-        synthetic.write_esxi_iso(src, version)
-    patched, ks = tmp_path / "patched.iso", tmp_path / "ks.iso"
-    patch_copy(src, patched)
-    write_kickstart_iso(ks, ks_text)
-    doc = driver.read_config(vmx)
-    ctrl, units = ("sata0", (1, 2)) if (doc.get("firmware") or "") == "efi" else ("ide1", (0, 1))
-    changes = {f"{ctrl}.present": "TRUE", "bios.bootOrder": "hdd,cdrom"}
-    for unit, iso in zip(units, (patched, ks)):
-        dev = f"{ctrl}:{unit}"
-        changes.update({f"{dev}.present": "TRUE", f"{dev}.deviceType": "cdrom-image", f"{dev}.fileName": str(iso),
-                        f"{dev}.startConnected": "TRUE"})
-    driver.reconfigure(vmx, changes)
+    install_media(driver, vmx, topo, "esx1", tmp_path / "media", ks_text=ks_text)
     return driver, vmx
 
 
@@ -135,7 +119,7 @@ def test_installed_host_answers_with_the_kickstarts_keys_and_the_isos_build(tmp_
     try:
         from labctl.iso.image import inspect_iso
 
-        media = inspect_iso(tmp_path / "patched.iso")
+        media = inspect_iso(tmp_path / "media" / f"patched-{flavor}-{version}.iso")
         assert f"build-{media.build}" in run(client, "vmware -v")
     finally:
         client.close()

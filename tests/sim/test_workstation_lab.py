@@ -21,6 +21,8 @@ from labctl.workstation import clonecfg
 from labctl.workstation.driver import VmrunError
 from labctl.sim.workstation import LabHosts, SimDriver
 
+from .installkit import install_media
+
 ROOT = Path(__file__).resolve().parents[2]
 ESX35 = ROOT / "topologies" / "esx35-ha-pair.yaml"
 
@@ -56,13 +58,19 @@ def ssh(sim: Path, name: str, command: str) -> str:
         client.close()
 
 
-def render_vmx(topo, driver: SimDriver, name: str) -> Path:
+def render_vmx(topo, driver: SimDriver, name: str, *, install: bool = True) -> Path:
+    """The golden VM's .vmx as labctl renders it, with its install media attached (unless `install` is false):
+    the kickstart authorizes the sim's client key, as the pipeline's kickstart does with labctl's key."""
     from labctl.render.lab import vmx_for_host
     from labctl.render.templates import environment
 
     vmx = driver.vmx_path(name)
     vmx.parent.mkdir(parents=True)
     vmx.write_text(vmx_for_host(topo, topo.host(name), environment()))
+    if install:
+        key = lab.client_key(driver.sim_dir)
+        install_media(driver, vmx, topo, name, driver.sim_dir.parent / "media",
+                      authorize=f"{key.get_name()} {key.get_base64()} labctl-sim")
     return vmx
 
 
@@ -133,7 +141,7 @@ def test_refuses_a_host_already_served_by_sim_up(simlab):
         (sim / "processes.json").unlink()
 
 
-def test_esxi8_clone_keeps_vmk0_mac_over_ssh(tmp_path):
+def test_esxi8_clone_of_a_kickstarted_source_follows_its_own_mac_over_ssh(tmp_path):
     topo = load_topology(ROOT / "topologies" / "esxi8-ha-trio.yaml")
     sim = tmp_path / "sim"
     hosts = LabHosts(sim, lab.spec_from_topology(topo), environ={"PATH": "/usr/bin:/bin"})
@@ -141,6 +149,8 @@ def test_esxi8_clone_keeps_vmk0_mac_over_ssh(tmp_path):
     driver.verify()
     try:
         a = render_vmx(topo, driver, "esxi-a")
+        driver.start(a)  # installed from its CD at the first power-on
+        driver.stop(a)
         b = driver.vmx_path("esxi-b")
         clonecfg.ensure_linked_clone(
             driver, a, b, snapshot="base", settings=clonecfg.settings_for_host(topo, topo.host("esxi-b"))
@@ -150,8 +160,12 @@ def test_esxi8_clone_keeps_vmk0_mac_over_ssh(tmp_path):
         assert driver.guest_ip(b) == topo.host("esxi-b").management.ip
         vmk = {n: ssh(sim, n, "esxcli network ip interface list") for n in ("esxi-a", "esxi-b")}
         macs = {n: re.search(r"MAC Address:\s*(\S+)", text).group(1).lower() for n, text in vmk.items()}
-        assert macs["esxi-a"] == macs["esxi-b"]  # vmk0 of the clone: esxi-a's MAC (esx.conf was copied)
-        assert macs["esxi-b"] != topo.host("esxi-b").nics[0].mac  # not its own vmnic0
+        # esxi-a is a clone source: its kickstart set Net.FollowHardwareMac=1 and dropped /system/uuid, so the
+        # clone's vmk0 follows its own vNIC and it makes its own UUID (ESX classic's vswif0 keeps its MAC: test above)
+        for n in ("esxi-a", "esxi-b"):
+            assert macs[n] == topo.host(n).nics[0].mac
+        uuids = {n: ssh(sim, n, "esxcli system uuid get").strip() for n in ("esxi-a", "esxi-b")}
+        assert uuids["esxi-a"] and uuids["esxi-a"] != uuids["esxi-b"]
     finally:
         hosts.stop_all()
         lab.down(sim)
