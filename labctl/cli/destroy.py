@@ -94,9 +94,23 @@ def _destroy(args, env, topo, drv, sim_dir) -> ExitStatus:
         if (sim_dir / "hosts").is_dir() or (sim_dir / "vms").is_dir():
             import shutil
 
-            shutil.rmtree(sim_dir)
-            if not args.json:
-                env.out(f"removed the simulated lab's state {sim_dir}")
+            from labctl.sim import target as simtarget
+
+            if simtarget.is_running(sim_dir):  # the simulated vSphere stays, as the user's vSphere does
+                for p in sim_dir.iterdir():
+                    if p.name == simtarget.TARGET_DIR:
+                        continue
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
+                if not args.json:
+                    env.out(f"removed the simulated lab's state in {sim_dir}; the simulated vSphere target keeps "
+                            f"running (stop it: labctl sim down {args.file} --sim-dir {sim_dir})")
+            else:
+                shutil.rmtree(sim_dir)
+                if not args.json:
+                    env.out(f"removed the simulated lab's state {sim_dir}")
     if args.json:
         env.out(json.dumps({"lab": topo.lab, "deleted": deleted, "failed": failed}, indent=2))
     return ExitStatus.FAILED if failed else ExitStatus.SUCCESS

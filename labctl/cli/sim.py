@@ -358,8 +358,9 @@ def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitSt
 
 def _down(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
     from labctl.sim import lab
+    from labctl.sim import target as simtarget
 
-    stopped = lab.down(sim)
+    stopped = lab.down(sim) + simtarget.stop(sim)  # the lab's processes, then a simulated vSphere target's
     if stopped:
         env.out(f"stopped {len(stopped)} process(es) of {topo.lab}: " + ", ".join(str(r['pid']) for r in stopped))
     else:

@@ -340,3 +340,23 @@ def test_a_blank_vm_installs_from_the_uploaded_iso_and_kickstart(tsim, si, tmp_p
     assert installer is not None
     K.wait(vm.PowerOffVM_Task())
     K.until(lambda: "inst1" not in endpoints(tsim), what="inst1 stopped")
+
+
+def test_sim_down_stops_the_simulated_target_too(tmp_path, run_cli):
+    from labctl.errors import EnvironmentProblem
+    from labctl.sim import vcsim as launcher
+
+    try:
+        launcher.build()
+    except EnvironmentProblem as e:
+        pytest.skip(f"vcsim unavailable: {e.message}")
+    topo = os.path.join(os.path.dirname(__file__), "..", "..", "topologies", "esxi8-ha-trio.yaml")
+    try:
+        T.start(tmp_path, mode="esx")
+        pids = [r["pid"] for r in T.records(tmp_path)]
+        r = run_cli("sim", "down", topo, "--sim-dir", str(tmp_path), environ={"HOME": str(tmp_path)})
+        assert r.status == 0, r.err
+        assert "stopped 2 process(es)" in r.out
+    finally:
+        T.stop(tmp_path)
+    assert not [p for p in pids if alive(p)] and not T.is_running(tmp_path)
