@@ -1,0 +1,319 @@
+"""VsphereDriver against vcsim, as a vCenter with a cluster and as a standalone ESX host (every test runs twice).
+
+What is checked is what vSphere holds afterwards, read back through the API (and the harness's own records where
+vcsim would otherwise drop a setting: /_labctl/clones for diskMoveType), never what the driver says it did.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from labctl.errors import LabctlError, RefusedError
+from labctl.vsphere.target import vmxfacts as vf
+from tests.vsphere.target.conftest import open_session, render, target_for
+
+pytestmark = pytest.mark.vcsim
+
+# vcsim adds this to every VM it creates; nothing else may differ
+SIM_KEYS = {"govcsim", ".encoding"}  # and the VmxFile's own header line
+
+
+@pytest.fixture
+def iso(tmp_path):
+    p = tmp_path / "VMware-VMvisor-Installer-patched.iso"
+    p.write_bytes(b"\x00" * 32768 + b"CD001" + bytes(range(256)) * 400)
+    return p
+
+
+def _compare(drv, vmx, name):
+    """Every fact of the rendered .vmx as the VM on vSphere has it (key by key)."""
+    from labctl.render import vmx as vmxlib
+
+    facts = vf.facts(vmxlib.read(vmx), name)
+    want = vf.facts_to_vmx(facts, network_name=lambda _ref: "VM Network")
+    got = drv.read_config(vmx).to_dict()
+    for k, v in want.items():
+        if k.endswith(".fileName"):
+            continue  # local paths became datastore paths: checked separately
+        assert got.get(k) == v, f"{name}: {k}: vSphere has {got.get(k)!r}, the .vmx {v!r}"
+    extra = {k for k in got if k not in want and not k.endswith(".fileName")} - SIM_KEYS - {vf.FOLDER_KEY}
+    assert not extra, f"{name}: keys on vSphere the .vmx does not have: {sorted(extra)}"
+    return facts, got
+
+
+@pytest.mark.parametrize("topology", ["esxi8-ha-trio", "esx35-ha-pair", "esxi67-70-mixed", "esx9-pair-25h2"])
+def test_create_from_rendered_vmx_reads_back_every_fact(make_driver, folder, tmp_path, iso, topology, mode):
+    vmxs = render(topology, tmp_path / "state", iso)
+    drv = make_driver(folder, tmp_path / "state")
+    for name, vmx in vmxs.items():
+        assert drv.create_disk(vmx, 40, "pvscsi") is True
+    again = make_driver(folder, tmp_path / "state")  # a fresh look: from vSphere, not the driver's cache
+    for name, vmx in vmxs.items():
+        facts, got = _compare(again, vmx, name)
+        assert got[vf.FOLDER_KEY] == folder
+        ref = again.find(vmx)
+        assert ref.path == f"[LocalDS_0] {folder}/{name}/{name}.vmx"
+        from pyVmomi import vim
+
+        devices = ref.obj.config.hardware.device
+        disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+        assert [d.capacityInKB for d in disks] == [40 * 1024 * 1024]
+        assert disks[0].backing.thinProvisioned is True
+        for c in facts.cdroms:
+            assert got[f"{c.device}.fileName"].startswith("[LocalDS_0] labctl-media/")
+            assert got[f"{c.device}.fileName"].endswith(iso.name)
+        if facts.guest_id.startswith("vmkernel"):
+            assert ref.obj.config.guestId == facts.guest_id
+    # a second run changes nothing
+    assert all(again.create_disk(vmx, 40, "pvscsi") is False for vmx in vmxs.values())
+
+
+def test_guest_ids_cover_every_rendered_vmx(tmp_path):
+    from labctl.render import vmx as vmxlib
+
+    seen = set()
+    for topology in ("esxi8-ha-trio", "esx35-ha-pair", "esxi67-70-mixed", "esx9-pair-25h2"):
+        for name, vmx in render(topology, tmp_path / topology).items():
+            seen.add(vf.facts(vmxlib.read(vmx), name).guest_id)
+    assert {"vmkernel8Guest", "vmkernelGuest", "vmkernel65Guest", "vmkernel7Guest", "vmkernel9Guest",
+            "other5xLinux64Guest", "winXPProGuest"} <= seen
+
+
+def test_media_is_uploaded_once_and_reused_by_a_second_lab(make_driver, folder, tmp_path, iso, sim, session):
+    vmxs = render("esxi8-ha-trio", tmp_path / "a", iso)
+    render("esxi8-ha-trio", tmp_path / "b", iso)
+    first = make_driver(folder, tmp_path / "a")
+    before = session.calls["HTTP PUT"]
+    first.create_disk(vmxs["esxi-a"], 40, "pvscsi")
+    path = first.read_config(vmxs["esxi-a"]).get("sata0:1.fileName")
+    # the second lab (another folder, another session): found by name and size, not uploaded again
+    other = open_session(sim)
+    try:
+        second = make_driver(folder + "-second", tmp_path / "b", sess=other)
+        second.create_disk(tmp_path / "b" / "esxi-a" / "esxi-a.vmx", 40, "pvscsi")
+        assert other.calls["HTTP PUT"] == 0
+        assert other.calls["SearchDatastore_Task"] == 1
+        assert second.read_config(tmp_path / "b" / "esxi-a" / "esxi-a.vmx").get("sata0:1.fileName") == path
+    finally:
+        other.close()
+    uploaded = session.calls["HTTP PUT"] - before
+    assert uploaded in (0, 1)  # 0: an earlier test of this session put the same bytes there
+    # what is on the datastore is the file, byte for byte (read back over the same HTTP interface)
+    dc = "DC0" if session.is_vcenter else "ha-datacenter"
+    rel = path.split("] ", 1)[1]
+    req = urllib.request.Request(f"{sim.base}/folder/{rel}?dcPath={dc}&dsName=LocalDS_0",
+                                 headers={"Cookie": session.cookie})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.read() == iso.read_bytes()
+
+
+def test_a_short_file_of_that_name_is_replaced(make_driver, folder, tmp_path, sim, session):
+    from labctl.vsphere.target import upload
+
+    iso = tmp_path / "short.iso"
+    iso.write_bytes(b"labctl" * 5000)
+    drv = make_driver(folder)
+    p = drv.placement()
+    media = upload.hash_file(iso)
+    partial = tmp_path / "partial.iso"
+    partial.write_bytes(iso.read_bytes()[:1000])  # an interrupted upload left this much
+    upload.put_file(session, upload.Media(partial, media.sha256, 1000), datacenter=p.datacenter_name,
+                    datastore="LocalDS_0", rel=f"{upload.MEDIA_DIR}/{media.file_name}")
+    path, made = upload.ensure_uploaded(session, p.browser, media, datacenter=p.datacenter_name,
+                                        datastore="LocalDS_0")
+    assert made is True
+    assert upload.existing_size(session, p.browser, "LocalDS_0", upload.MEDIA_DIR, media.file_name) == media.size
+    assert upload.ensure_uploaded(session, p.browser, media, datacenter=p.datacenter_name,
+                                  datastore="LocalDS_0") == (path, False)
+
+
+def _golden(make_driver, folder, tmp_path, iso):
+    vmxs = render("esxi8-ha-trio", tmp_path / "state", iso)
+    drv = make_driver(folder, tmp_path / "state")
+    drv.create_disk(vmxs["esxi-a"], 40, "pvscsi")
+    return drv, vmxs["esxi-a"]
+
+
+def test_linked_clone_from_snapshot_base(make_driver, folder, tmp_path, iso, sim, session, mode):
+    from pyVmomi import vim
+
+    drv, src = _golden(make_driver, folder, tmp_path, iso)
+    drv.snapshot(src, "base")
+    assert drv.list_snapshots(src) == ["base"]
+    dst = tmp_path / "state" / "esxi-b" / "esxi-b.vmx"
+    before = dict(session.calls)
+    drv.clone(src, dst, snapshot="base", clone_name="esxi-b")
+    clone = make_driver(folder, tmp_path / "state").find(dst)
+    assert clone is not None and dst.is_file()  # the clone's .vmx mirrors the VM (the stages look for it)
+    disks = [d for d in clone.obj.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+    src_ref = drv.find(src)
+    snap = src_ref.obj.snapshot.rootSnapshotList[0]
+    base_disk = next(d for d in snap.snapshot.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
+    assert len(disks) == 1
+    assert disks[0].backing.parent is not None
+    assert disks[0].backing.parent.fileName == base_disk.backing.fileName
+    calls = {k: v - before.get(k, 0) for k, v in session.calls.items() if v - before.get(k, 0)}
+    if mode == "vcenter":
+        # what vCenter was asked for, as the harness recorded it (vcsim itself ignores diskMoveType)
+        rec = [c for c in sim.clones() if c["name"] == "esxi-b" and c["clone"] == clone.obj._moId]
+        assert rec and rec[0]["diskMoveType"] == "createNewChildDiskBacking"
+        assert rec[0]["snapshot"] == snap.snapshot._moId and rec[0]["linked"] is True
+        assert calls.get("CloneVM_Task") == 1
+    else:
+        # a host has no CloneVM_Task: the clone is a new VM on a child disk of the snapshot's disk
+        assert "CloneVM_Task" not in calls and calls.get("CreateVM_Task") == 1
+        assert clone.path == f"[LocalDS_0] {folder}/esxi-b/esxi-b.vmx"
+    # the clone keeps the golden host's hardware
+    got = drv.read_config(dst).to_dict()
+    assert got["guestOS"] == "vmkernel8" and got["ethernet0.virtualDev"] == "vmxnet3"
+    assert got[vf.FOLDER_KEY] == folder
+    with pytest.raises(RefusedError, match="already exists"):
+        drv.clone(src, dst, snapshot="base", clone_name="esxi-b")
+    with pytest.raises(LabctlError, match="no snapshot 'nope'"):
+        drv.clone(src, tmp_path / "state" / "esxi-c" / "esxi-c.vmx", snapshot="nope", clone_name="esxi-c")
+
+
+def test_clone_settings_applied_once_then_nothing_differs(make_driver, folder, tmp_path, iso):
+    drv, src = _golden(make_driver, folder, tmp_path, iso)
+    drv.snapshot(src, "base")
+    dst = tmp_path / "state" / "esxi-b" / "esxi-b.vmx"
+    drv.clone(src, dst, snapshot="base", clone_name="esxi-b")
+    settings = {"displayName": "esxi-b", "uuid.action": "create", "msg.autoAnswer": "TRUE", "numvcpus": "4",
+                "memsize": "12288", "ethernet0.addressType": "static", "ethernet0.address": "00:50:56:11:22:33",
+                "ethernet0.generatedAddress": None, "guestinfo.labctl.hostname": "esxi-b"}
+    todo = drv.reconfigure(dst, settings, dry_run=True)
+    assert set(todo) == {"ethernet0.address", "guestinfo.labctl.hostname"}
+    assert drv.reconfigure(dst, settings) == todo
+    fresh = make_driver(folder, tmp_path / "state")
+    assert fresh.reconfigure(dst, settings, dry_run=True) == []
+    got = fresh.read_config(dst)
+    assert got.get("ethernet0.address") == "00:50:56:11:22:33"
+    assert fresh.read_guest_var(dst, "labctl.hostname") == "esxi-b"
+    assert fresh.read_guest_var(dst, "labctl.hostkey") is None
+
+
+def test_reconfigure_refused_while_powered_on_unless_forced(make_driver, folder, tmp_path, iso):
+    drv, vmx = _golden(make_driver, folder, tmp_path, iso)
+    drv.start(vmx)
+    assert drv.is_running(vmx) and drv.list_running() == [drv.vmx_of("esxi-a")]
+    with pytest.raises(RefusedError, match="esxi-a: the VM is running; its configuration needs numvcpus"):
+        drv.reconfigure(vmx, {"numvcpus": "2"})
+    assert drv.read_config(vmx).get("numvcpus") == "4"
+    assert drv.reconfigure(vmx, {"numvcpus": "2"}, dry_run=True) == ["numvcpus"]
+    assert drv.reconfigure(vmx, {"numvcpus": "2"}, force=True) == ["numvcpus"]
+    assert drv.read_config(vmx).get("numvcpus") == "2"
+    drv.stop(vmx, hard=True)
+    assert not drv.is_running(vmx) and drv.list_running() == []
+    with pytest.raises(LabctlError, match="not powered on"):
+        drv.stop(vmx, hard=True)
+
+
+def test_attach_media_puts_the_iso_on_the_cd_and_disconnects_it(make_driver, folder, tmp_path, iso):
+    drv, vmx = _golden(make_driver, folder, tmp_path, iso)
+    assert drv.attach_media(vmx, iso) == []  # created with it: nothing differs
+    assert drv.attach_media(vmx, None) == ["sata0:1.startConnected"]
+    assert drv.read_config(vmx).get("sata0:1.startConnected") == "FALSE"
+    other = tmp_path / "ks.iso"
+    other.write_bytes(b"KS" * 4096)
+    assert "sata0:1.fileName" in drv.attach_media(vmx, other)
+    assert drv.read_config(vmx).get("sata0:1.fileName").endswith("-ks.iso")
+
+
+def _vm_outside(session, mode, name):
+    """A VM of the same name that labctl did not make: the datacenter's root vm folder, the datastore's root."""
+    from pyVmomi import vim
+
+    content = session.content
+    dc = content.searchIndex.FindByInventoryPath("DC0") if mode == "vcenter" else content.rootFolder.childEntity[0]
+    compute = next(e for e in dc.hostFolder.childEntity if isinstance(e, vim.ComputeResource))
+    spec = vim.vm.ConfigSpec(name=name, guestId="otherGuest", numCPUs=1, memoryMB=128,
+                             files=vim.vm.FileInfo(vmPathName="[LocalDS_0]"))
+    task = dc.vmFolder.CreateVM_Task(config=spec, pool=compute.resourcePool)
+    return session.wait(task, f"creating {name} outside the lab")
+
+
+def test_delete_only_inside_the_labs_folder(make_driver, folder, tmp_path, iso, session, mode):
+    name = f"outsider{abs(hash(folder)) % 10000}"
+    outsider = _vm_outside(session, mode, name)
+    drv, vmx = _golden(make_driver, folder, tmp_path, iso)
+    with pytest.raises(LabctlError, match=f"{name}: no such VM in the lab's folder"):
+        drv.delete_vm(tmp_path / "state" / name / f"{name}.vmx")
+    # a VM the lab listed that is no longer where labctl put it (moved out by someone): refused on a fresh read
+    drv.vms()[name] = type(drv.find(vmx))(name, outsider, "[LocalDS_0] elsewhere.vmx")
+    with pytest.raises(RefusedError, match=f"{name}: refusing to delete a VM outside the lab's folder"):
+        drv.delete_vm(tmp_path / "state" / name / f"{name}.vmx")
+    assert outsider.name == name  # still there
+    drv.delete_vm(vmx)
+    assert make_driver(folder, tmp_path / "state").find(vmx) is None
+    with pytest.raises(LabctlError, match="no such VM"):
+        drv.delete_vm(vmx)
+
+
+def test_on_a_host_the_folder_marker_is_required(make_driver, folder, tmp_path, iso, session, mode):
+    if mode != "esx":
+        pytest.skip("the datastore-directory rule is the standalone host's")
+    drv, vmx = _golden(make_driver, folder, tmp_path, iso)
+    ref = drv.find(vmx)
+    from pyVmomi import vim
+
+    task = ref.obj.ReconfigVM_Task(spec=vim.vm.ConfigSpec(
+        extraConfig=[vim.option.OptionValue(key=vf.FOLDER_KEY, value="labs/someone-else")]))
+    session.wait(task, "changing the marker")
+    with pytest.raises(RefusedError, match="refusing to delete"):
+        drv.delete_vm(vmx)
+
+
+def test_a_failing_vm_is_named_and_the_others_finish(make_driver, folder, tmp_path, iso, sim, session):
+    from labctl.vsphere.target.session import TaskRunner
+
+    vmxs = render("esxi67-70-mixed", tmp_path / "state", iso)
+    drv = make_driver(folder, tmp_path / "state")
+    runner = TaskRunner(workers=3)
+    out = runner.run(list(vmxs), lambda n: drv.create_disk(vmxs[n], 16, "pvscsi"), what="create")
+    assert [o.ok for o in out] == [True] * len(vmxs)
+    sim.inject_fault("PowerOnVM_Task", "esxi70", "InsufficientResourcesFault", "not enough memory")
+    seen: list[tuple[str, str]] = []
+    runner = TaskRunner(workers=3, progress=lambda n, t: seen.append((n, t)))
+    out = runner.run(list(vmxs), lambda n: drv.start(vmxs[n]), what="power on")
+    bad = [o for o in out if not o.ok]
+    assert [o.name for o in bad] == ["esxi70"]
+    assert "esxi70: powering on failed: InsufficientResourcesFault" in bad[0].error.message
+    assert sorted(p.stem for p in drv.list_running()) == sorted(n for n in vmxs if n != "esxi70")
+    assert ("esxi70", "power on…") in seen and any(n == "esxi70" and t.startswith("failed") for n, t in seen)
+
+
+def test_every_call_is_counted(make_driver, folder, tmp_path, iso, sim, session):
+    vmxs = render("esxi8-ha-trio", tmp_path / "state", iso)
+    drv = make_driver(folder, tmp_path / "state")
+    drv.placement()
+    sim.reset_counts()
+    before = session.total - session.calls["HTTP PUT"]
+    drv.create_disk(vmxs["esxi-a"], 40, "pvscsi")
+    drv.snapshot(vmxs["esxi-a"], "base")
+    seen = sum(sim.call_counts().values())
+    assert session.total - session.calls["HTTP PUT"] - before == seen
+
+
+def test_version_and_verify(make_driver, folder, mode):
+    drv = make_driver(folder)
+    drv.verify()
+    v = drv.version()
+    assert v.product == ("vCenter Server" if mode == "vcenter" else "ESXi")
+    assert v.version.startswith("6.")
+
+
+def test_wrong_placement_is_a_clear_error(session, mode, tmp_path, folder):
+    from labctl.errors import EnvironmentProblem
+    from labctl.vsphere.target.driver import VsphereDriver
+
+    t = target_for(mode, folder)
+    t.datastore = "nope"
+    with pytest.raises(EnvironmentProblem, match="no datastore 'nope'"):
+        VsphereDriver(session, t, tmp_path).verify()
+    if mode == "vcenter":
+        t = target_for(mode, folder)
+        t.cluster = "Compute"
+        with pytest.raises(EnvironmentProblem, match="has no cluster 'Compute'"):
+            VsphereDriver(session, t, tmp_path).verify()
