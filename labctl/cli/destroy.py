@@ -52,18 +52,19 @@ def _destroy(args, env, topo, drv, sim_dir) -> ExitStatus:
 
     vm_dir = topo.workstation.vm_dir.resolve()
     order = [h for h in topo.esx_hosts if h.is_clone] + [h for h in topo.esx_hosts if not h.is_clone] + list(topo.vms)
-    present = [vm for vm in order if vm.vmx_path.exists()]
+    present = [vm for vm in order if drv.exists(vm.vmx_path)]  # a vSphere target: the VMs in the lab's folder
     for vm in present:
         expected = vm_dir / vm.name / f"{vm.name}.vmx"
         if vm.vmx_path.resolve() != expected:
             raise RefusedError(f"{vm.vmx_path} is not {expected}: labctl deletes only inside the lab's vm_dir")
+    where = drv.location or vm_dir
     if not present and sim_dir is None:
-        env.out(f"{topo.lab}: no VMs to delete in {vm_dir}")
+        env.out(f"{topo.lab}: no VMs to delete in {where}")
         return ExitStatus.SUCCESS
     if not args.yes:
         if not env.stdin_isatty:
             raise UsageError("destroy deletes VMs; pass --yes to confirm without a terminal")
-        env.out(f"This deletes {len(present)} VM(s) of lab {topo.lab} in {vm_dir}: "
+        env.out(f"This deletes {len(present)} VM(s) of lab {topo.lab} in {where}: "
                 + ", ".join(vm.name for vm in present))
         env.stdout.write("Type the lab name to confirm: ")
         env.stdout.flush()

@@ -183,6 +183,15 @@ class Driver(abc.ABC):
     def delete_vm(self, vmx: Path) -> None:
         """`deleteVM`: removes the VM's files (callers check it is inside the lab's vm_dir first)."""
 
+    def exists(self, vmx: Path) -> bool:
+        """Whether the backend has this VM (Workstation: its .vmx is there; vSphere: the lab's folder has it)."""
+        return Path(vmx).exists()
+
+    @property
+    def location(self) -> str | None:
+        """Where the lab's VMs are when that is not the lab's vm_dir (a vSphere folder), for messages."""
+        return None
+
 
 def guest_var_name(name: str) -> str:
     """`labctl.hostkey` -> `guestinfo.labctl.hostkey` (the prefix the guest's tools require); a name already

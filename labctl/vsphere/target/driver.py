@@ -73,8 +73,9 @@ class VsphereDriver(Driver):
 
     def __init__(self, session: Session, target: Any, lab_state_dir: Path, *,
                  portgroups: Mapping[str, str] | None = None, network_refs: Mapping[str, str] | None = None,
-                 progress: Callable[[str, str], None] | None = None):
+                 progress: Callable[[str, str], None] | None = None, owns_session: bool = False):
         self.session = session
+        self.owns_session = owns_session
         self.target = target
         self.state_dir = Path(lab_state_dir)
         self.folder_path = str(_attr(target, "folder", "")).strip("/")
@@ -91,6 +92,20 @@ class VsphereDriver(Driver):
         self._media: dict[Path, str] = {}
         self._lock = threading.RLock()
         self._media_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Log the session out when this driver opened it (`open_driver`)."""
+        if self.owns_session:
+            self.session.close()
+
+    def exists(self, vmx: Path) -> bool:
+        """Whether the lab's folder has this VM (what `destroy` lists instead of local files)."""
+        return self.find(vmx) is not None
+
+    @property
+    def location(self) -> str:
+        """Where the lab's VMs are, for messages: `folder labs/x on vcenter.lab (datastore ds1)`."""
+        return f"folder {self.folder_path} on {self.session.display}"
 
     # == placement ============================================================================================
     @property
@@ -255,9 +270,6 @@ class VsphereDriver(Driver):
             raise LabctlError(f"{self.vm_name(vmx)}: no such VM in the lab's folder {self.folder_path} on "
                               f"{self.session.display}", hint="labctl up creates it")
         return ref
-
-    def exists(self, vmx: Path) -> bool:
-        return self.find(vmx) is not None
 
     # == Driver: about ========================================================================================
     def verify(self) -> None:

@@ -317,3 +317,72 @@ def test_wrong_placement_is_a_clear_error(session, mode, tmp_path, folder):
         t.cluster = "Compute"
         with pytest.raises(EnvironmentProblem, match="has no cluster 'Compute'"):
             VsphereDriver(session, t, tmp_path).verify()
+
+
+def _lab_on_target(make_driver, folder, tmp_path, iso, mode):
+    """esx35-ha-pair rendered into its vm_dir and created on the target: golden esx1, its clone esx2, vcenter."""
+    from labctl.plan.context import rebase
+    from labctl.render.lab import clone_settings
+    from labctl.topology import load_topology
+    from tests.vsphere.target.conftest import TOPOLOGIES
+
+    topo = rebase(load_topology(TOPOLOGIES / "esx35-ha-pair.yaml"), tmp_path / "vms")
+    vmxs = render("esx35-ha-pair", tmp_path / "vms", iso)
+    drv = make_driver(folder, tmp_path / "vms")
+    for name, vmx in vmxs.items():
+        drv.create_disk(vmx, 8, "lsilogic")
+    drv.snapshot(vmxs["esx1"], "base")
+    clone = topo.host("esx2")
+    drv.clone(vmxs["esx1"], clone.vmx_path, snapshot="base", clone_name="esx2")
+    drv.reconfigure(clone.vmx_path, clone_settings(topo, clone))
+    return topo, drv
+
+
+def _inventory(session, mode):
+    """Every VM name on the simulator (the inventory a user would look at)."""
+    from pyVmomi import vim
+
+    view = session.content.viewManager.CreateContainerView(session.content.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return sorted(vm.name for vm in view.view)
+    finally:
+        view.Destroy()
+
+
+def test_down_and_destroy_touch_only_the_labs_folder(make_driver, folder, tmp_path, iso, session, mode):
+    import argparse
+    import io
+    import json
+
+    from labctl.cli import destroy, down
+    from labctl.env import Env
+    from labctl.errors import UsageError
+
+    outsider = _vm_outside(session, mode, "esx1")  # same name as a lab VM, outside the folder
+    before = _inventory(session, mode)
+    topo, drv = _lab_on_target(make_driver, folder, tmp_path, iso, mode)
+    made = _inventory(session, mode)
+    assert sorted(made) == sorted(before + ['esx1', 'esx2', 'vcenter'])
+    for vm in ("esx1", "esx2", "vcenter"):
+        drv.start(topo.host(vm).vmx_path if vm != "vcenter" else topo.vms[0].vmx_path)
+    outsider_task = outsider.PowerOnVM_Task()
+    session.wait(outsider_task, "powering the outsider on")
+
+    out, err = io.StringIO(), io.StringIO()
+    env = Env(stdout=out, stderr=err, stdin=io.StringIO(""), environ={}, cwd=tmp_path)
+    args = argparse.Namespace(hard=True, json=True, yes=False)
+    assert down._stop(args, env, topo, drv, None) == 0
+    assert json.loads(out.getvalue())["stopped"] == ["esx2", "esx1", "vcenter"]
+    assert str(outsider.runtime.powerState) == "poweredOn"  # not the lab's
+    with pytest.raises(UsageError, match="pass --yes"):
+        destroy._destroy(args, env, topo, drv, None)  # asks first; no terminal here
+    out.truncate(0), out.seek(0)
+    args.yes = True
+    assert destroy._destroy(args, env, topo, drv, None) == 0
+    assert json.loads(out.getvalue())["deleted"] == ["esx2", "esx1", "vcenter"]
+    assert _inventory(session, mode) == before  # exactly what labctl made is gone; the outsider esx1 stays
+    assert outsider.name == "esx1"
+    out.truncate(0), out.seek(0)
+    args.json = False
+    assert destroy._destroy(args, env, topo, drv, None) == 0  # a second run: nothing there
+    assert f"no VMs to delete in folder {folder}" in out.getvalue()
