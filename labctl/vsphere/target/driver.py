@@ -71,13 +71,16 @@ class VsphereDriver(Driver):
 
     name = "vsphere"
 
-    def __init__(self, session: Session, target: Any, lab_state_dir: Path, *,
+    def __init__(self, session: Session | Any, target: Any, lab_state_dir: Path, *,
                  portgroups: Mapping[str, str] | None = None, network_refs: Mapping[str, str] | None = None,
                  progress: Callable[[str, str], None] | None = None, owns_session: bool = False):
-        self.session = session
+        # a VSphereClient (the run's one session, shared with the networks stage) is counted the same way
+        self.session = session if isinstance(session, Session) else Session(session)
         self.owns_session = owns_session
         self.target = target
-        self.state_dir = Path(lab_state_dir)
+        # where the rendered <name>/<name>.vmx are: the lab's vm_dir (its state dir <vm_dir>/.labctl names it too)
+        d = Path(lab_state_dir)
+        self.state_dir = d.parent if d.name == ".labctl" else d
         self.folder_path = str(_attr(target, "folder", "")).strip("/")
         if not self.folder_path:
             raise LabctlError("the vSphere target has no folder", hint="set target.folder: labs/<lab name>")
@@ -348,7 +351,7 @@ class VsphereDriver(Driver):
 
         p = self.placement()
         network = self.network_refs.get(nic.network, nic.network)
-        pg = self.portgroups.get(network)
+        pg = nic.portgroup or self.portgroups.get(network)
         if pg is None:
             raise LabctlError(f"{vm}: ethernet{nic.index} is on network {network!r}, which the target maps "
                               "to no portgroup", hint="map the topology's network in target: (see docs/vsphere-target.md)")

@@ -40,19 +40,27 @@ class Session:
     """A logged-in vSphere session (vCenter or a standalone ESXi host) with counted calls."""
 
     def __init__(self, si: Any, *, display: str = ""):
-        self.si = si
-        self.display = display
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        stub = si._stub
-        invoke = stub.InvokeMethod
+        """`si`: a pyVmomi ServiceInstance, or a `labctl.vsphere.client.VSphereClient` (its session is shared:
+        the run's network stage and VM driver count on one counter, kept on the SOAP stub)."""
+        client = si if hasattr(si, "si") and hasattr(si, "content") else None
+        self.si = client.si if client is not None else si
+        stub = self.si._stub
+        self.display = display or getattr(client, "display", "") or str(getattr(stub, "host", "") or "vSphere")
+        counter = getattr(stub, "_labctl_calls", None)
+        if counter is None:  # wrap once, however many Session objects share this stub
+            counter = stub._labctl_calls = Counter()
+            stub._labctl_lock = threading.Lock()
+            invoke = stub.InvokeMethod
 
-        def counted(mo, info, args, *rest):
-            self.count(info.wsdlName)
-            return invoke(mo, info, args, *rest)
+            def counted(mo, info, args, *rest):
+                with stub._labctl_lock:
+                    counter[info.wsdlName] += 1
+                return invoke(mo, info, args, *rest)
 
-        stub.InvokeMethod = counted
-        self.content = si.RetrieveContent()
+            stub.InvokeMethod = counted
+        self.calls: Counter[str] = counter
+        self._lock = stub._labctl_lock
+        self.content = client.content if client is not None else self.si.RetrieveContent()
         self.about = self.content.about
         self.is_vcenter = str(self.about.apiType) == "VirtualCenter"
 

@@ -12,7 +12,8 @@ hardware on both. Which .vmx key becomes which vSphere setting (docs/vsphere-tar
 | `vhv.enable = "TRUE"` | `nestedHVEnabled = True` |
 | `firmware = "efi"` | `firmware = "efi"` (else `bios`) |
 | `ethernetN.virtualDev`, `.address` (`addressType = "static"`) | a `VirtualVmxnet3`/`VirtualE1000`/`VirtualE1000e` with `addressType = "manual"` and that MAC |
-| `ethernetN.pvnID` / `.vnet` / `connectionType` | the portgroup the target maps that network to |
+| `ethernetN.networkName` (a target lab's render) | that portgroup (standard or distributed) |
+| else `ethernetN.pvnID` / `.vnet` / `connectionType` | the portgroup the driver's `portgroups` maps that network to |
 | `scsi0.virtualDev = "pvscsi"` / `"lsilogic"`, `ide0:0.fileName` | a `ParaVirtualSCSIController` / `VirtualLsiLogicController` (IDE for the other VMs) with the disk |
 | `sata0:N` / `ide1:N` `deviceType = "cdrom-image"`, `.fileName`, `.startConnected` | a `VirtualCdrom` on an AHCI/IDE controller, the ISO on the datastore |
 | `bios.bootOrder = "hdd,cdrom"` | `bootOptions.bootOrder` (disk, then CD-ROM) |
@@ -86,7 +87,8 @@ class Nic:
     index: int
     device: str  # vmxnet3 | e1000 | e1000e ...
     mac: str | None  # static MAC, lower case; None: vSphere generates one
-    network: str  # the network reference in the .vmx: the pvnID, the vnet (vmnet3), "nat" or "bridged"
+    network: str  # the network reference in the .vmx: the portgroup (networkName), pvnID, vnet, "nat" or "bridged"
+    portgroup: str | None = None  # `ethernetN.networkName`: the portgroup, as a target lab's .vmx names it
 
 
 @dataclass(frozen=True)
@@ -177,12 +179,13 @@ def facts(doc, name: str, *, where: str = "") -> VmFacts:
         if device not in NIC_DEVICES:
             raise VmxFactsError(f"{where}{p}.virtualDev = {device!r} is not a vSphere network adapter",
                                 hint="vmxnet3, e1000 or e1000e")
+        portgroup = g(f"{p}.networkName")
         conn = (g(f"{p}.connectionType") or "bridged").lower()
-        network = {"pvn": g(f"{p}.pvnID"), "custom": g(f"{p}.vnet")}.get(conn, conn) or conn
+        network = portgroup or {"pvn": g(f"{p}.pvnID"), "custom": g(f"{p}.vnet")}.get(conn, conn) or conn
         mac = None
         if (g(f"{p}.addressType") or "").lower() == "static":
             mac = (g(f"{p}.address") or "").lower() or None
-        nics.append(Nic(idx, device, mac, network))
+        nics.append(Nic(idx, device, mac, network, portgroup))
 
     disks: list[Disk] = []
     cdroms: list[Cdrom] = []
@@ -266,8 +269,8 @@ def facts_to_vmx(f: VmFacts, network_name: Callable[[str], str] | None = None) -
         if n.mac:
             out[f"{p}.addressType"] = "static"
             out[f"{p}.address"] = n.mac
-        if network_name is not None:
-            out[f"{p}.networkName"] = network_name(n.network)
+        if n.portgroup or network_name is not None:
+            out[f"{p}.networkName"] = n.portgroup or network_name(n.network)
     for d in f.disks:
         if d.adapter not in ("ide", "sata"):
             out[f"{d.controller}.present"] = "TRUE"

@@ -386,3 +386,44 @@ def test_down_and_destroy_touch_only_the_labs_folder(make_driver, folder, tmp_pa
     args.json = False
     assert destroy._destroy(args, env, topo, drv, None) == 0  # a second run: nothing there
     assert f"no VMs to delete in folder {folder}" in out.getvalue()
+
+
+def test_nics_on_the_portgroups_a_target_lab_renders(sim, mode, folder, tmp_path):
+    """A target lab's .vmx names each vNIC's portgroup (networkName): standard, or distributed on a vCenter."""
+    from pyVmomi import vim
+
+    from labctl.vsphere.client import VSphereClient
+    from labctl.vsphere.connection import resolve_target
+    from labctl.vsphere.target.driver import VsphereDriver
+
+    client = VSphereClient.connect(resolve_target(settings=None, environ={}, override_url=sim.url_with_credentials))
+    try:
+        dvpg = "DC0_DVPG0" if mode == "vcenter" else "VM Network"
+        vmx = tmp_path / "vms" / "nfs" / "nfs.vmx"
+        vmx.parent.mkdir(parents=True)
+        vmx.write_text('.encoding = "UTF-8"\nguestOS = "otherlinux-64"\nnumvcpus = "1"\nmemsize = "512"\n'
+                       'ide0:0.present = "TRUE"\nide0:0.fileName = "nfs.vmdk"\n'
+                       'ethernet0.present = "TRUE"\nethernet0.virtualDev = "e1000"\n'
+                       'ethernet0.networkName = "VM Network"\nethernet0.addressType = "static"\n'
+                       'ethernet0.address = "00:50:56:3f:00:01"\n'
+                       f'ethernet1.present = "TRUE"\nethernet1.virtualDev = "e1000"\nethernet1.networkName = "{dvpg}"\n')
+        # the run's one session as the networks stage opened it, the lab's state dir as backends passes it
+        drv = VsphereDriver(client, target_for(mode, folder), tmp_path / "vms" / ".labctl")
+        assert drv.create_disk(vmx, 1, "ide") is True
+        got = drv.read_config(vmx)
+        assert (got.get("ethernet0.networkName"), got.get("ethernet1.networkName")) == ("VM Network", dvpg)
+        assert got.get("ethernet0.address") == "00:50:56:3f:00:01" and got.get("ide0:0.present") == "TRUE"
+        nics = sorted((d for d in drv.find(vmx).obj.config.hardware.device
+                       if isinstance(d, vim.vm.device.VirtualEthernetCard)), key=lambda d: d.key)
+        if mode == "vcenter":
+            assert isinstance(nics[1].backing, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo)
+        assert drv.session.calls["CreateVM_Task"] >= 1  # counted on the shared stub
+        assert drv.list_running() == [] and drv.vmx_of("nfs") == vmx
+        vmx2 = tmp_path / "vms" / "nfs2" / "nfs2.vmx"
+        vmx2.parent.mkdir()
+        vmx2.write_text(vmx.read_text().replace(f'ethernet1.networkName = "{dvpg}"',
+                                                'ethernet1.networkName = "no-such-pg"'))
+        with pytest.raises(LabctlError, match="nfs2: ethernet1: datacenter .* has no portgroup 'no-such-pg'"):
+            drv.create_disk(vmx2, 1, "ide")
+    finally:
+        client.close()
