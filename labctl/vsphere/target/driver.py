@@ -328,6 +328,8 @@ class VsphereDriver(Driver):
         ref = VmRef(name, obj, spec.files.vmPathName)
         with self._lock:
             self.vms()[name] = ref
+        if f.boot_order:  # bootOptions name the disk by its device key, which vSphere gives at creation
+            self.reconfigure(vmx, {"bios.bootOrder": ",".join({"disk": "hdd"}.get(b, b) for b in f.boot_order)})
         return ref
 
     def _make_dir(self, name: str) -> None:
@@ -407,8 +409,6 @@ class VsphereDriver(Driver):
             changes.append(dev.VirtualDeviceSpec(operation="add", device=self._nic(n, key=next(key), vm=f.name)))
         extra = dict(f.extra_config)
         extra[vf.FOLDER_KEY] = self.folder_path
-        if f.boot_order:
-            extra["bios.bootOrder"] = ",".join({"disk": "hdd"}.get(b, b) for b in f.boot_order)
         spec = vim.vm.ConfigSpec(
             name=f.name, guestId=f.guest_id, numCPUs=f.cpus, numCoresPerSocket=f.cores_per_socket,
             memoryMB=f.memory_mb, firmware=f.firmware, nestedHVEnabled=f.nested_hv, annotation=f.annotation,
@@ -468,19 +468,46 @@ class VsphereDriver(Driver):
             self._media[local] = path
             return path
 
-    def attach_media(self, vmx: Path, iso: Path | None, *, force: bool = False) -> list[str]:
-        doc = self.read_config(vmx)
-        device = next((k[: -len(".deviceType")] for k, v in doc.items()
-                       if k.endswith(".deviceType") and v.lower() in ("cdrom-image", "atapi-cdrom")), None)
+    def cdrom_devices(self, keys: Mapping[str, str]) -> list[str]:
+        """The VM's CD-ROM devices (`sata0:1`, `ide1:0` …), in the order its configuration lists them."""
+        return [k[: -len(".deviceType")] for k, v in keys.items()
+                if k.endswith(".deviceType") and v.lower() in ("cdrom-image", "atapi-cdrom")]
+
+    def media(self, vmx: Path) -> list[tuple[str, str | None, bool]]:
+        """(device, image on the datastore, connected at power-on) of each CD-ROM of the VM."""
+        keys = self.config_vmx(self._need(vmx))
+        return [(d, keys.get(f"{d}.fileName"), keys.get(f"{d}.startConnected", "TRUE") == "TRUE")
+                for d in self.cdrom_devices(keys)]
+
+    def attach_media(self, vmx: Path, iso: Path | None, *, kickstart: Path | None = None,
+                     force: bool = False) -> list[str]:
+        """The ISO (uploaded once) on the first CD-ROM, the kickstart image on a second one and boot order disk,
+        then CD (a blank disk falls through to the installer); `iso` None: every CD-ROM disconnected at power-on.
+        The same keys as Workstation's `attach_media`, sent as one ReconfigVM_Task of what differs."""
+        ref = self._need(vmx)
+        keys = self.config_vmx(ref)
+        devices = self.cdrom_devices(keys)
         if iso is None:
-            if device is None:
-                return []
-            return self.reconfigure(vmx, {f"{device}.startConnected": "FALSE"}, force=force)
-        path = self.media_path(os.fspath(iso), vm=self.vm_name(vmx))
-        if device is None:
-            device = "sata0:1" if doc.get("sata0.present") == "TRUE" else "ide1:0"
-        return self.reconfigure(vmx, {f"{device}.present": "TRUE", f"{device}.deviceType": "cdrom-image",
-                                      f"{device}.fileName": path, f"{device}.startConnected": "TRUE"}, force=force)
+            return self.reconfigure(vmx, {f"{d}.startConnected": "FALSE" for d in devices}, force=force)
+        first = devices[0] if devices else ("sata0:1" if keys.get("sata0.present") == "TRUE" else "ide1:0")
+        changes: dict[str, str | None] = {}
+
+        def cd(device: str, image: Path) -> None:
+            changes.update({
+                f"{device.split(':')[0]}.present": "TRUE",
+                f"{device}.present": "TRUE",
+                f"{device}.deviceType": "cdrom-image",
+                f"{device}.fileName": self.media_path(os.fspath(image), vm=ref.name),
+                f"{device}.startConnected": "TRUE",
+            })
+
+        cd(first, iso)
+        if kickstart is not None:
+            bus, _, unit = first.partition(":")
+            second = next(iter(devices[1:]), f"{bus}:{int(unit) + 1}")
+            cd(second, kickstart)
+            changes["bios.bootOrder"] = "hdd,cdrom"
+        return self.reconfigure(vmx, changes, force=force)
 
     # == config read back =====================================================================================
     def _config(self, ref: VmRef) -> dict[str, Any]:
@@ -528,6 +555,12 @@ class VsphereDriver(Driver):
                     out[f"{p}.networkName"] = names.get(b.port.portgroupKey, b.port.portgroupKey)
                 elif b is not None:
                     out[f"{p}.networkName"] = str(getattr(b, "deviceName", "") or "")
+        for d in devices:  # every SCSI/SATA controller (IDE's two are always there)
+            cname = _controller_name(d)
+            if cname is not None and not cname.startswith("ide"):
+                out[f"{cname}.present"] = "TRUE"
+                if cname.startswith("scsi"):
+                    out[f"{cname}.virtualDev"] = _scsi_kind(d)
         for d in devices:
             ctrl = by_key.get(getattr(d, "controllerKey", None))
             if ctrl is None:
@@ -537,14 +570,9 @@ class VsphereDriver(Driver):
                 continue
             dev_name = f"{cname}:{d.unitNumber}"
             if isinstance(d, vim.vm.device.VirtualDisk):
-                if cname.startswith("scsi"):
-                    out[f"{cname}.present"] = "TRUE"
-                    out[f"{cname}.virtualDev"] = _scsi_kind(ctrl)
                 out[f"{dev_name}.present"] = "TRUE"
                 out[f"{dev_name}.fileName"] = str(d.backing.fileName)
             elif isinstance(d, vim.vm.device.VirtualCdrom):
-                if cname.startswith("sata"):
-                    out[f"{cname}.present"] = "TRUE"
                 out[f"{dev_name}.present"] = "TRUE"
                 iso = isinstance(d.backing, vim.vm.device.VirtualCdrom.IsoBackingInfo)
                 out[f"{dev_name}.deviceType"] = "cdrom-image" if iso else "atapi-cdrom"
@@ -552,6 +580,11 @@ class VsphereDriver(Driver):
                     out[f"{dev_name}.fileName"] = str(d.backing.fileName)
                 out[f"{dev_name}.startConnected"] = "TRUE" if (d.connectable and d.connectable.startConnected) \
                     else "FALSE"
+        order = getattr(getattr(cfg, "bootOptions", None), "bootOrder", None) or []
+        kinds = [{"BootableDiskDevice": "hdd", "BootableCdromDevice": "cdrom", "BootableEthernetDevice": "ethernet",
+                  "BootableFloppyDevice": "floppy"}.get(type(b).__name__.split(".")[-1], "") for b in order]
+        if any(kinds):
+            out["bios.bootOrder"] = ",".join(k for k in kinds if k)
         for opt in cfg.extraConfig or []:
             out[str(opt.key)] = "" if opt.value is None else str(opt.value)
         return out
@@ -582,7 +615,7 @@ class VsphereDriver(Driver):
         ref = self._need(vmx)
         props = self._config(ref)
         current = self.config_vmx(ref, props)
-        wanted = {k: v for k, v in changes.items() if not _ignored(k)}
+        wanted = {k: v for k, v in changes.items() if not _ignored(k, v)}
         todo = vf.differing(current, wanted)
         if not todo or dry_run:
             return todo
@@ -601,6 +634,8 @@ class VsphereDriver(Driver):
         from pyVmomi import vim
 
         spec = vim.vm.ConfigSpec()
+        new_controllers: list[str] = []
+        boot: list[str] | None = None
         extra: list[Any] = []
         nic_edits: dict[int, dict[str, str | None]] = {}
         cd_edits: dict[str, dict[str, str | None]] = {}
@@ -626,6 +661,10 @@ class VsphereDriver(Driver):
                 nic_edits.setdefault(int(m.group(1)), {})[m.group(2)] = v
             elif m := re.match(r"^((?:sata|ide)\d+:\d+)\.(filename|startconnected|devicetype|present)$", kl):
                 cd_edits.setdefault(m.group(1), {})[m.group(2)] = v
+            elif m := re.match(r"^(sata\d+)\.present$", kl):
+                new_controllers.append(m.group(1))
+            elif kl == "bios.bootorder":
+                boot = [b.strip() for b in (v or "").split(",") if b.strip()]
             elif vf.split_keys([k])[0]:
                 raise LabctlError(f"{ref.name}: {k} cannot be changed on vSphere by labctl",
                                   hint="it is hardware vSphere sets itself; re-create the VM (labctl destroy, up)")
@@ -643,15 +682,44 @@ class VsphereDriver(Driver):
             elif edit.get("addresstype", "").lower() == "static" if edit.get("addresstype") else False:
                 nic.addressType = "manual"
             changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=nic))
+        pending: dict[str, int] = {}
+        for i, cname in enumerate(new_controllers):
+            if not any(_controller_name(d) == cname for d in devices):
+                ctrl = vim.vm.device.VirtualAHCIController(key=-300 - i, busNumber=int(cname[4:]))
+                pending[cname] = ctrl.key
+                changes.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=ctrl))
         if cd_edits:
-            changes.extend(self._cdrom_edits(ref, devices, cd_edits))
+            changes.extend(self._cdrom_edits(ref, devices, cd_edits, pending))
+        if boot is not None:
+            spec.bootOptions = vim.vm.BootOptions(bootOrder=self._boot_order(ref, devices, boot))
         if changes:
             spec.deviceChange = changes
         if extra:
             spec.extraConfig = extra
         return spec
 
-    def _cdrom_edits(self, ref: VmRef, devices: list[Any], edits: Mapping[str, Mapping[str, str | None]]) -> list[Any]:
+    @staticmethod
+    def _boot_order(ref: VmRef, devices: list[Any], order: list[str]) -> list[Any]:
+        from pyVmomi import vim
+
+        out: list[Any] = []
+        for kind in order:
+            if kind == "hdd":
+                disk = next((d for d in sorted(devices, key=lambda d: d.key)
+                             if isinstance(d, vim.vm.device.VirtualDisk)), None)
+                if disk is None:
+                    raise LabctlError(f"{ref.name}: boot order {','.join(order)} names a disk the VM does not have")
+                out.append(vim.vm.BootOptions.BootableDiskDevice(deviceKey=disk.key))
+            elif kind == "cdrom":
+                out.append(vim.vm.BootOptions.BootableCdromDevice())
+            elif kind == "floppy":
+                out.append(vim.vm.BootOptions.BootableFloppyDevice())
+            else:
+                raise LabctlError(f"{ref.name}: bios.bootOrder {kind!r} has no vSphere counterpart labctl knows")
+        return out
+
+    def _cdrom_edits(self, ref: VmRef, devices: list[Any], edits: Mapping[str, Mapping[str, str | None]],
+                     pending: Mapping[str, int] | None = None) -> list[Any]:
         from pyVmomi import vim
 
         by_key = {d.key: d for d in devices}
@@ -665,12 +733,13 @@ class VsphereDriver(Driver):
             start = edit.get("startconnected")
             if cd is None:
                 ctrl = next((d for d in devices if _controller_name(d) == cname), None)
-                if ctrl is None:
+                ctrl_key = ctrl.key if ctrl is not None else (pending or {}).get(cname)
+                if ctrl_key is None:
                     raise LabctlError(f"{ref.name}: no controller {cname} for the CD-ROM {name}")
                 c = vf.Cdrom(name, iso, start is None or vf._true(start))
                 key -= 1
                 out.append(vim.vm.device.VirtualDeviceSpec(
-                    operation="add", device=self._cdrom(c, key=key, controller_key=ctrl.key)))
+                    operation="add", device=self._cdrom(c, key=key, controller_key=ctrl_key)))
                 continue
             if iso is not None:
                 cd.backing = vim.vm.device.VirtualCdrom.IsoBackingInfo(fileName=iso)
@@ -794,10 +863,18 @@ class VsphereDriver(Driver):
             files=vim.vm.FileInfo(vmPathName=f"[{p.datastore_name}] {self.vm_dir(name)}/{name}.vmx"),
             deviceChange=changes, extraConfig=extra)
         self._make_dir(name)
+        order = getattr(getattr(snap_cfg, "bootOptions", None), "bootOrder", None)
         task = self.session.call(f"{name}: CreateVM_Task", p.folder.CreateVM_Task, config=spec, pool=p.pool,
                                  host=p.host)
         obj = self.session.wait(task, f"{name}: creating the linked clone of {src.name}")
-        return VmRef(name, obj, spec.files.vmPathName)
+        new_ref = VmRef(name, obj, spec.files.vmPathName)
+        if order:  # the clone's disk has its own device key: the same order, named anew
+            kinds = ",".join({"BootableDiskDevice": "hdd", "BootableCdromDevice": "cdrom"}.get(
+                type(b).__name__.split(".")[-1], "") for b in order)
+            with self._lock:
+                self.vms()[name] = new_ref
+            self.reconfigure(self.vmx_of(name), {"bios.bootOrder": kinds})
+        return new_ref
 
     # == power =================================================================================================
     def start(self, vmx: Path, *, gui: bool = False) -> None:
@@ -921,11 +998,14 @@ def _is_mirror(path: Path) -> bool:
     return b"# labctl: mirror of the vSphere VM" in head
 
 
-def _ignored(key: str) -> bool:
-    """Workstation-only keys a clone's settings carry that mean nothing on vSphere (a generated MAC's leftovers)."""
+def _ignored(key: str, value: str | None) -> bool:
+    """Keys that need nothing on vSphere: Workstation-only ones a clone's settings carry (a generated MAC's
+    leftovers, msg.autoAnswer), and `ideN.present = TRUE` (every vSphere VM has its two IDE controllers)."""
+    import re
+
     kl = key.lower()
     return (kl.endswith(".generatedaddress") or kl.endswith(".generatedaddressoffset")
-            or kl in ("msg.autoanswer",))
+            or kl in ("msg.autoanswer",) or (re.fullmatch(r"ide[01]\.present", kl) is not None and value == "TRUE"))
 
 
 def _nic_kind(d: Any) -> str:

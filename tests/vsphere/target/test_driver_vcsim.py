@@ -427,3 +427,30 @@ def test_nics_on_the_portgroups_a_target_lab_renders(sim, mode, folder, tmp_path
             drv.create_disk(vmx2, 1, "ide")
     finally:
         client.close()
+
+
+def test_install_media_installer_and_kickstart_cd_then_boot_order(make_driver, folder, tmp_path, iso, mode):
+    """s10pipe's install media on vSphere: CD 1 the installer, CD 2 the KS image, boot disk then CD."""
+    from pyVmomi import vim
+
+    for topology, first, second in (("esxi8-ha-trio", "sata0:1", "sata0:2"), ("esx35-ha-pair", "ide1:0", "ide1:1")):
+        vmxs = render(topology, tmp_path / topology, iso)
+        drv = make_driver(f"{folder}-{topology}", tmp_path / topology)
+        vmx = vmxs["esxi-a" if topology == "esxi8-ha-trio" else "esx1"]
+        drv.create_disk(vmx, 8, "pvscsi")
+        ks = tmp_path / f"{topology}-ks.iso"
+        ks.write_bytes(b"LABCTL-KS" * 3000)
+        todo = drv.attach_media(vmx, iso, kickstart=ks)
+        assert set(todo) >= {f"{second}.present", f"{second}.fileName", "bios.bootOrder"}
+        media = drv.media(vmx)
+        assert [(d, (f or "").rsplit("-", 1)[-1], c) for d, f, c in media] == [
+            (first, iso.name.rsplit("-", 1)[-1], True), (second, "ks.iso", True)]
+        fresh = make_driver(f"{folder}-{topology}", tmp_path / topology)
+        assert fresh.read_config(vmx).get("bios.bootOrder") == "hdd,cdrom"
+        order = fresh.find(vmx).obj.config.bootOptions.bootOrder
+        disk = next(d for d in fresh.find(vmx).obj.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk))
+        assert [type(b).__name__.split(".")[-1] for b in order] == ["BootableDiskDevice", "BootableCdromDevice"]
+        assert order[0].deviceKey == disk.key
+        assert fresh.attach_media(vmx, iso, kickstart=ks) == []  # a second run: nothing differs
+        assert sorted(fresh.attach_media(vmx, None)) == [f"{first}.startConnected", f"{second}.startConnected"]
+        assert [c for _d, _f, c in fresh.media(vmx)] == [False, False]
