@@ -182,9 +182,25 @@ class VsphereDriver(Driver):
         if ds is None:
             raise EnvironmentProblem(f"datacenter {dc_name} has no datastore {ds_name!r}",
                                      hint="check target.datastore")
-        folder = self._ensure_folder(dc.vmFolder) if self.is_vcenter else dc.vmFolder
+        # reading never creates: the folder is made by the first VM that goes into it (`lab_folder`)
+        folder = self._find_folder(dc_name) if self.is_vcenter else dc.vmFolder
         networks = {n.name: n for n in dc.network}
         return Placement(dc, dc_name, folder, pool, host, ds, ds_name, ds.browser, networks)
+
+    def _find_folder(self, dc_path: str) -> Any | None:
+        """The lab's folder under the datacenter's vm folder, None while it does not exist (one call)."""
+        from pyVmomi import vim
+
+        found = self._find(f"{dc_path}/vm/{self.folder_path}")
+        return found if isinstance(found, vim.Folder) else None
+
+    def lab_folder(self) -> Any:
+        """The lab's folder, created (each missing part) when it does not exist yet."""
+        p = self.placement()
+        with self._lock:
+            if p.folder is None:
+                p.folder = self._ensure_folder(p.datacenter.vmFolder)
+            return p.folder
 
     def _ensure_folder(self, root: Any) -> Any:
         """The lab's folder under the datacenter's vm folder, each missing part created (vCenter only)."""
@@ -220,6 +236,8 @@ class VsphereDriver(Driver):
         from pyVmomi import vim, vmodl
 
         p = self.placement()
+        if p.folder is None:
+            return {}  # no folder yet: the lab has no VMs
         pc_t = vmodl.query.PropertyCollector
         spec = pc_t.FilterSpec(
             objectSet=[pc_t.ObjectSpec(obj=p.folder, skip=True, selectSet=[
@@ -274,6 +292,52 @@ class VsphereDriver(Driver):
                               f"{self.session.display}", hint="labctl up creates it")
         return ref
 
+    # == what plan prints: the vSphere calls an operation makes ====================================================
+    def plan_create(self, vmx: Path, disk_gb: int) -> list[str]:
+        """The calls `create_disk` would make for this .vmx (reads the file, calls nothing)."""
+        from labctl.vsphere.target import upload
+
+        f = self.read_facts(vmx)
+        ds = _attr(self.target, "datastore", "?")
+        calls = [f"FileManager.MakeDirectory [{ds}] {self.vm_dir(f.name)}"]
+        for c in f.cdroms:
+            if c.iso and not upload.is_datastore_path(c.iso):
+                calls.append(f"HTTP PUT [{ds}] {upload.MEDIA_DIR}/<sha256>-{Path(c.iso).name} "
+                             f"(unless already there: SearchDatastore_Task)")
+        hw = [f.guest_id, f"vmx-{f.hw_version:02d}" if f.hw_version else "default hardware",
+              f"{f.cpus} vCPU ({f.cores_per_socket}/socket)", f"{f.memory_mb} MB", f.firmware]
+        if f.nested_hv:
+            hw.append("nestedHV")
+        hw += [f"{d.adapter} disk {disk_gb} GB {self.provisioning}" for d in f.disks[:1]]
+        hw += [f"{n.device} {n.mac or 'generated MAC'} on {n.portgroup or self.portgroups.get(self.network_refs.get(n.network, n.network), '?')}"
+               for n in f.nics]
+        hw += [f"CD-ROM {c.device}" for c in f.cdroms]
+        folder = self.folder_path if self.is_vcenter else f"the host's vm folder ([{ds}] {self.folder_path}/)"
+        calls.append(f"Folder.CreateVM_Task {f.name} in {folder}: " + ", ".join(hw))
+        if f.boot_order:
+            calls.append(f"VirtualMachine.ReconfigVM_Task {f.name}: bootOptions {','.join(f.boot_order)}")
+        return calls
+
+    def plan_clone(self, src: Path, dst: Path, *, snapshot: str, linked: bool = True) -> list[str]:
+        s, d = self.vm_name(src), self.vm_name(dst)
+        if self.is_vcenter:
+            move = LINKED if linked else FULL
+            return [f"VirtualMachine.CloneVM_Task {s} -> {d} in {self.folder_path} (snapshot {snapshot!r}, "
+                    f"diskMoveType {move})"]
+        ds = _attr(self.target, "datastore", "?")
+        return [f"FileManager.MakeDirectory [{ds}] {self.vm_dir(d)}",
+                f"Folder.CreateVM_Task {d}: {s}'s hardware at snapshot {snapshot!r}, a child disk of its disk "
+                "(a host has no CloneVM_Task)"]
+
+    def plan_snapshot(self, vmx: Path, name: str) -> list[str]:
+        return [f"VirtualMachine.CreateSnapshot_Task {self.vm_name(vmx)} {name!r} (no memory, no quiesce)"]
+
+    def plan_start(self, vmx: Path) -> list[str]:
+        return [f"VirtualMachine.PowerOnVM_Task {self.vm_name(vmx)}"]
+
+    def plan_delete(self, vmx: Path) -> list[str]:
+        return [f"VirtualMachine.Destroy_Task {self.vm_name(vmx)} (in {self.folder_path} only)"]
+
     # == Driver: about ========================================================================================
     def verify(self) -> None:
         self.placement()
@@ -321,7 +385,7 @@ class VsphereDriver(Driver):
                   for c in f.cdroms]
         spec = self._config_spec(f, cdroms=cdroms, disk_gb=disk_gb)
         self._make_dir(name)
-        task = self.session.call(f"{name}: CreateVM_Task", p.folder.CreateVM_Task,
+        task = self.session.call(f"{name}: CreateVM_Task", self.lab_folder().CreateVM_Task,
                                  config=spec, pool=p.pool, host=p.host)
         self.progress(name, "creating the VM")
         obj = self.session.wait(task, f"{name}: creating the VM on {self.session.display}")
@@ -805,7 +869,7 @@ class VsphereDriver(Driver):
             if p.host is not None:
                 reloc.host = p.host
             spec = vim.vm.CloneSpec(location=reloc, snapshot=snap, powerOn=False, template=False)
-            task = self.session.call(f"{name}: CloneVM_Task", ref.obj.CloneVM_Task, folder=p.folder, name=name,
+            task = self.session.call(f"{name}: CloneVM_Task", ref.obj.CloneVM_Task, folder=self.lab_folder(), name=name,
                                      spec=spec)
             obj = self.session.wait(task, f"{name}: cloning {ref.name}@{snapshot}")
             path = str(self._props(obj, ["config.files.vmPathName"]).get("config.files.vmPathName") or "")
@@ -864,7 +928,7 @@ class VsphereDriver(Driver):
             deviceChange=changes, extraConfig=extra)
         self._make_dir(name)
         order = getattr(getattr(snap_cfg, "bootOptions", None), "bootOrder", None)
-        task = self.session.call(f"{name}: CreateVM_Task", p.folder.CreateVM_Task, config=spec, pool=p.pool,
+        task = self.session.call(f"{name}: CreateVM_Task", self.lab_folder().CreateVM_Task, config=spec, pool=p.pool,
                                  host=p.host)
         obj = self.session.wait(task, f"{name}: creating the linked clone of {src.name}")
         new_ref = VmRef(name, obj, spec.files.vmPathName)
@@ -960,7 +1024,8 @@ class VsphereDriver(Driver):
         marker = next((str(o.value) for o in props.get("config.extraConfig") or [] if o.key == vf.FOLDER_KEY), None)
         if self.is_vcenter:
             parent = props.get("parent")
-            ok = parent is not None and parent._moId == self.placement().folder._moId
+            folder = self.placement().folder
+            ok = parent is not None and folder is not None and parent._moId == folder._moId
             return ok, f"folder {getattr(parent, 'name', '?')}" if not ok else self.folder_path
         ok = self._owned_path(path) and marker == self.folder_path
         return ok, path

@@ -454,3 +454,31 @@ def test_install_media_installer_and_kickstart_cd_then_boot_order(make_driver, f
         assert fresh.attach_media(vmx, iso, kickstart=ks) == []  # a second run: nothing differs
         assert sorted(fresh.attach_media(vmx, None)) == [f"{first}.startConnected", f"{second}.startConnected"]
         assert [c for _d, _f, c in fresh.media(vmx)] == [False, False]
+
+
+def test_reading_changes_nothing(make_driver, folder, tmp_path, sim, session, mode):
+    """What plan does (placement, listing, looking a VM up) makes no folder and no call that changes anything."""
+    vmxs = render("esxi8-ha-trio", tmp_path / "state")
+    sim.reset_counts()
+    drv = make_driver(folder, tmp_path / "state")
+    drv.verify()
+    assert drv.vms() == {} and drv.list_running() == [] and not drv.exists(vmxs["esxi-a"])
+    calls = sim.call_counts()
+    assert set(calls) <= {"RetrievePropertiesEx", "FindByInventoryPath", "Fetch", "RetrieveServiceContent"}, calls
+    if mode == "vcenter":
+        assert session.content.searchIndex.FindByInventoryPath(f"DC0/vm/{folder}") is None
+
+
+def test_plan_names_the_calls_and_makes_none(make_driver, folder, tmp_path, iso, sim, mode):
+    vmxs = render("esxi8-ha-trio", tmp_path / "state", iso)
+    drv = make_driver(folder, tmp_path / "state")
+    drv.verify()
+    sim.reset_counts()
+    calls = drv.plan_create(vmxs["esxi-a"], 40)
+    assert calls[0] == f"FileManager.MakeDirectory [LocalDS_0] {folder}/esxi-a"
+    assert calls[1].startswith("HTTP PUT [LocalDS_0] labctl-media/<sha256>-") and calls[1].count(iso.name) == 1
+    assert ("vmkernel8Guest, vmx-21, 4 vCPU (2/socket), 12288 MB, efi, nestedHV, pvscsi disk 40 GB thin, "
+            "vmxnet3 00:50:56:04:79:37 on VM Network") in calls[2]
+    clone = drv.plan_clone(vmxs["esxi-a"], tmp_path / "state" / "esxi-b" / "esxi-b.vmx", snapshot="base")
+    assert ("diskMoveType createNewChildDiskBacking" in clone[0]) == (mode == "vcenter")
+    assert sim.call_counts() == {}
