@@ -39,6 +39,14 @@ FULL = "moveAllDiskBackingsAndDisallowSharing"
 PROVISIONING = ("thin", "thick", "eager-zeroed-thick")  # the topology's target.disk_provisioning
 
 
+@dataclass(frozen=True)
+class Net:
+    name: str
+    obj: Any
+    key: str | None = None  # a distributed portgroup's key
+    switch_uuid: str | None = None  # and its switch's uuid
+
+
 @dataclass
 class Placement:
     """Where the lab's VMs go, resolved once per run."""
@@ -51,7 +59,7 @@ class Placement:
     datastore: Any
     datastore_name: str
     browser: Any
-    networks: dict[str, Any]  # portgroup name -> network object
+    networks: dict[str, Net]  # portgroup name -> the network (read in one call, again when one is missing)
 
 
 @dataclass
@@ -184,8 +192,31 @@ class VsphereDriver(Driver):
                                      hint="check target.datastore")
         # reading never creates: the folder is made by the first VM that goes into it (`lab_folder`)
         folder = self._find_folder(dc_name) if self.is_vcenter else dc.vmFolder
-        networks = {n.name: n for n in dc.network}
-        return Placement(dc, dc_name, folder, pool, host, ds, ds_name, ds.browser, networks)
+        return Placement(dc, dc_name, folder, pool, host, ds, ds_name, ds.browser, self._read_networks(dc))
+
+    def _read_networks(self, dc: Any) -> dict[str, Net]:
+        """The datacenter's networks: names, and a distributed portgroup's key and switch (one read + one per switch)."""
+        from pyVmomi import vim, vmodl
+
+        pc_t = vmodl.query.PropertyCollector
+        spec = pc_t.FilterSpec(
+            objectSet=[pc_t.ObjectSpec(obj=dc, skip=True, selectSet=[
+                pc_t.TraversalSpec(name="nets", type=vim.Datacenter, path="network", skip=False)])],
+            propSet=[pc_t.PropertySpec(type=vim.Network, pathSet=["name"]),
+                     pc_t.PropertySpec(type=vim.dvs.DistributedVirtualPortgroup,
+                                       pathSet=["name", "key", "config.distributedVirtualSwitch"])])
+        uuids: dict[str, str] = {}
+        out: dict[str, Net] = {}
+        for obj, props in self._retrieve([spec]):
+            name = str(props.get("name"))
+            if isinstance(obj, vim.dvs.DistributedVirtualPortgroup):
+                dvs = props.get("config.distributedVirtualSwitch")
+                if dvs is not None and dvs._moId not in uuids:
+                    uuids[dvs._moId] = str(dvs.uuid)
+                out[name] = Net(name, obj, str(props.get("key")), uuids.get(dvs._moId) if dvs is not None else None)
+            else:
+                out.setdefault(name, Net(name, obj))
+        return out
 
     def _find_folder(self, dc_path: str) -> Any | None:
         """The lab's folder under the datacenter's vm folder, None while it does not exist (one call)."""
@@ -420,16 +451,19 @@ class VsphereDriver(Driver):
         pg = nic.portgroup or self.portgroups.get(network)
         if pg is None:
             raise LabctlError(f"{vm}: ethernet{nic.index} is on network {network!r}, which the target maps "
-                              "to no portgroup", hint="map the topology's network in target: (see docs/vsphere-target.md)")
+                              "to no portgroup", hint="map the topology's network to a portgroup (docs/vsphere-target-vms.md)")
         net = p.networks.get(pg)
+        if net is None:  # made since this run first looked (the networks stage): look once more
+            with self._lock:
+                p.networks = self._read_networks(p.datacenter)
+            net = p.networks.get(pg)
         if net is None:
             raise EnvironmentProblem(f"{vm}: ethernet{nic.index}: datacenter {p.datacenter_name} has no portgroup "
                                      f"{pg!r}", hint="the networks stage creates the lab's portgroups first")
-        if isinstance(net, vim.dvs.DistributedVirtualPortgroup):
-            dvs = net.config.distributedVirtualSwitch
+        if net.key is not None:
             return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
-                port=vim.dvs.PortConnection(portgroupKey=net.key, switchUuid=dvs.uuid))
-        return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=pg, network=net)
+                port=vim.dvs.PortConnection(portgroupKey=net.key, switchUuid=net.switch_uuid))
+        return vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=pg, network=net.obj)
 
     def _config_spec(self, f: vf.VmFacts, *, cdroms: list[vf.Cdrom], disk_gb: int | None) -> Any:
         from pyVmomi import vim
@@ -600,7 +634,7 @@ class VsphereDriver(Driver):
             out["vhv.enable"] = "TRUE"
         if cfg.annotation:
             out["annotation"] = cfg.annotation
-        names = {getattr(n, "key", None): n.name for n in self.placement().networks.values()}
+        names = {n.key: n.name for n in self.placement().networks.values() if n.key}
         eth = 0
         # ethernetN by device key (4000, 4001 … in the order the NICs were added): the device list's own order
         # is not stable across an edit

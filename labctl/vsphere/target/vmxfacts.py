@@ -2,7 +2,7 @@
 
 labctl renders every VM's .vmx locally (templates/vmx/*.vmx.j2) for every target; on vSphere the driver creates
 the VM from these facts through the API instead of copying the file, so the same topology gives the same
-hardware on both. Which .vmx key becomes which vSphere setting (docs/vsphere-target.md has the table):
+hardware on both. Which .vmx key becomes which vSphere setting (docs/vsphere-target-vms.md has the table):
 
 | .vmx | vSphere (`vim.vm.ConfigSpec`) |
 |---|---|

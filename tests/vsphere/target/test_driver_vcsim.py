@@ -482,3 +482,18 @@ def test_plan_names_the_calls_and_makes_none(make_driver, folder, tmp_path, iso,
     clone = drv.plan_clone(vmxs["esxi-a"], tmp_path / "state" / "esxi-b" / "esxi-b.vmx", snapshot="base")
     assert ("diskMoveType createNewChildDiskBacking" in clone[0]) == (mode == "vcenter")
     assert sim.call_counts() == {}
+
+
+def test_calls_per_clone_are_bounded(make_driver, folder, tmp_path, iso, session):
+    """A linked clone with its settings costs at most 10 vSphere calls, a power-on 3, whatever the lab's size."""
+    drv, src = _golden(make_driver, folder, tmp_path, iso)
+    drv.snapshot(src, "base")
+    for i in range(3):
+        dst = tmp_path / "state" / f"c{i}" / f"c{i}.vmx"
+        before = session.total
+        drv.clone(src, dst, snapshot="base", clone_name=f"c{i}")
+        drv.reconfigure(dst, {"ethernet0.address": f"00:50:56:3a:00:0{i}", "guestinfo.labctl.hostname": f"c{i}"})
+        assert session.total - before <= 10
+        before = session.total
+        drv.start(dst)
+        assert session.total - before <= 3
