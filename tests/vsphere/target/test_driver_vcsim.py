@@ -497,3 +497,48 @@ def test_calls_per_clone_are_bounded(make_driver, folder, tmp_path, iso, session
         before = session.total
         drv.start(dst)
         assert session.total - before <= 3
+
+
+MUTATING = {"CreateVM_Task", "CloneVM_Task", "ReconfigVM_Task", "CreateSnapshot_Task", "PowerOnVM_Task",
+            "PowerOffVM_Task", "Destroy_Task", "MakeDirectory", "CreateFolder", "HTTP PUT", "ShutdownGuest"}
+
+
+def test_a_second_run_changes_nothing(make_driver, folder, tmp_path, iso, sim, mode):
+    """The vms/clones/start sequence twice, each run with its own session: the second makes no changing call."""
+    from labctl.render.lab import clone_settings
+
+    topo, _drv = _lab_on_target(make_driver, folder, tmp_path, iso, mode)
+    first = _drv.session
+    again = open_session(sim)
+    try:
+        drv = make_driver(folder, tmp_path / "vms", sess=again)
+        vmxs = {vm.name: vm.vmx_path for vm in (*topo.esx_hosts, *topo.vms)}
+        for name in ("esx1", "vcenter"):
+            assert drv.create_disk(vmxs[name], 8, "lsilogic") is False
+        assert drv.list_snapshots(vmxs["esx1"]) == ["base"]
+        clone = topo.host("esx2")
+        assert drv.exists(clone.vmx_path)
+        assert drv.reconfigure(clone.vmx_path, clone_settings(topo, clone), dry_run=True) == []
+        assert drv.attach_media(vmxs["esx1"], iso) == []
+        assert set(again.calls) & MUTATING == set(), dict(again.calls)
+    finally:
+        again.close()
+    assert first is not again
+
+
+def test_power_and_guest_ip(make_driver, folder, tmp_path, iso):
+    drv, vmx = _golden(make_driver, folder, tmp_path, iso)
+    with pytest.raises(LabctlError, match="esxi-a: the VM is not powered on, so it has no guest IP"):
+        drv.guest_ip(vmx, wait=False)
+    drv.start(vmx)
+    drv.start(vmx)  # already on: nothing to do
+    assert drv.session.calls["PowerOnVM_Task"] == 1
+    try:
+        ip = drv.guest_ip(vmx, wait=False)
+    except LabctlError as e:  # nested ESX has no tools IP before its installer ran
+        assert "VMware Tools report no IP address" in e.message
+    else:
+        assert ip.count(".") == 3
+    drv.stop(vmx)  # soft: the guest is asked (ShutdownGuest), then labctl waits for poweredOff
+    assert not drv.is_running(vmx)
+    assert drv.session.calls["ShutdownGuest"] == 1 and drv.session.calls["PowerOffVM_Task"] == 0
