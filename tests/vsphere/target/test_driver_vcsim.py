@@ -251,9 +251,8 @@ def test_delete_only_inside_the_labs_folder(make_driver, folder, tmp_path, iso, 
         drv.delete_vm(vmx)
 
 
+@pytest.mark.parametrize("mode", ["esx"])  # the datastore-directory rule is the standalone host's
 def test_on_a_host_the_folder_marker_is_required(make_driver, folder, tmp_path, iso, session, mode):
-    if mode != "esx":
-        pytest.skip("the datastore-directory rule is the standalone host's")
     drv, vmx = _golden(make_driver, folder, tmp_path, iso)
     ref = drv.find(vmx)
     from pyVmomi import vim
