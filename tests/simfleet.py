@@ -71,7 +71,7 @@ def serve_fleet(tmp_path: Path, hosts, *, mac_prefix: str = "00:50:56:00:10", co
             fleet.sims[name], fleet.ports[ip] = host, srv.port
             with fleet.known_hosts.open("a") as f:
                 for k in srv.keys.values():
-                    f.write(f"[127.0.0.1]:{srv.port} {k.get_name()} {k.get_base64()}\n")
+                    f.write(f"{ip} {k.get_name()} {k.get_base64()}\n")  # pinned under the lab address
         yield fleet
     finally:
         for srv in fleet.servers:

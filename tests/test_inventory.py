@@ -125,6 +125,7 @@ def test_sim_maps_hosts_to_loopback_endpoints(run_cli, tmp_path):
     assert host["ansible_host"] == "127.0.0.1" and host["ansible_port"] == 40123
     assert host["ansible_ssh_common_args"] == (
         f"-o UserKnownHostsFile={d / 'known_hosts'} -o StrictHostKeyChecking=yes"
+        " -o HostKeyAlias=192.168.69.11"  # dialled at 127.0.0.1:40123, pinned under its lab address
         " -o KexAlgorithms=+diffie-hellman-group14-sha1 -o HostKeyAlgorithms=+ssh-rsa"
         " -o PubkeyAcceptedAlgorithms=+ssh-rsa"
     )

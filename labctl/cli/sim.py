@@ -321,7 +321,8 @@ def _print_endpoints(emap: Any, topo: Any, args: argparse.Namespace, env: "Env")
 
             legacy = "".join(f" -o {o}" for o in openssh_options(first.flavor, first.version))
             env.out(f"by hand: ssh -i {emap.identity_file} -o UserKnownHostsFile={emap.known_hosts} "
-                    f"-o StrictHostKeyChecking=yes{legacy} -p {first.port} root@127.0.0.1")
+                    f"-o StrictHostKeyChecking=yes -o HostKeyAlias={first.address}{legacy} -p {first.port} "
+                    "root@127.0.0.1")
         env.out(f"use it: labctl macs scan {args.file} --sim" + (f" --sim-dir {args.sim_dir}" if args.sim_dir else ""))
 
 

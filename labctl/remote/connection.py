@@ -5,6 +5,8 @@
   concurrently on separate channels of its one connection (`Connection.run_many`).
 - Strict host keys against a lab-local known_hosts (`<vm_dir>/.labctl/known_hosts`, or the sim dir's): an unknown
   key is refused unless `trust_new_hosts` pins it, a changed key is refused loudly with the command that forgets it.
+  Keys are pinned under the address the host is dialled at (`Route.pin`): with a simulated lab the lab address,
+  not the loopback port the connection goes to.
 - Auth: ssh-agent, key files (topology, ~/.ssh/config, the sim's identity), a password from `password_env` or an
   interactive prompt (TTY only); paramiko falls back from password to keyboard-interactive (ESXi 5+ offers only
   publickey + keyboard-interactive).
@@ -72,7 +74,10 @@ class ConnectSettings:
 
 @dataclass(frozen=True)
 class Route:
-    """Where a host is actually dialled, and the name its key is pinned under."""
+    """Where a host is actually dialled (`host`, `port`: where the TCP connection goes), and the name its key is
+    pinned under (`pin`). For a real lab they agree (the address after ~/.ssh/config's HostName and Port, as OpenSSH
+    pins); with a simulated lab the connection goes to a loopback port and the key is pinned under the lab address
+    the host is dialled at, like OpenSSH's HostKeyAlias."""
 
     host: str
     port: int
@@ -80,10 +85,11 @@ class Route:
     key_files: tuple[str, ...]
     jump: JumpSpec | None
     jump_route: Route | None = None
+    pin: str = ""  # the known_hosts name; empty: entry_name(host, port)
 
     @property
     def known_hosts_name(self) -> str:
-        return entry_name(self.host, self.port)
+        return self.pin or entry_name(self.host, self.port)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -117,17 +123,21 @@ class Connection:
             if jump is None and cfg.get("proxyjump") and cfg["proxyjump"].lower() != "none":
                 jump = JumpSpec.parse(cfg["proxyjump"].split(",")[0])
         key_files += [str(p) for p in s.identity_files]
-        if s.endpoints is not None:
-            address, port = s.endpoints.resolve(address)  # raises for anything not in the simulated lab
+        pin = entry_name(address, port)  # the lab address it is dialled at
         jump_route = None
         if jump is not None:
             jaddr, jport = jump.host, jump.port
+            jpin = entry_name(jaddr, jport)
             if s.endpoints is not None:
                 jaddr, jport = s.endpoints.resolve(jump.host)
             jump_route = Route(host=jaddr, port=jport, user=jump.user or user, key_files=tuple(key_files),
-                               jump=None)
+                               jump=None, pin=jpin)
+        if s.endpoints is not None and jump is None:
+            address, port = s.endpoints.resolve(address)  # raises for anything not in the simulated lab
+        elif s.endpoints is not None:
+            s.endpoints.resolve(address)  # behind the jump host the lab address is forwarded as it is; still checked
         return Route(host=address, port=port, user=user, key_files=tuple(dict.fromkeys(key_files)), jump=jump,
-                     jump_route=jump_route)
+                     jump_route=jump_route, pin=pin)
 
     # -- connect ---------------------------------------------------------------------------------------------
     @property
@@ -165,7 +175,7 @@ class Connection:
         route = route or self.route()
         t = self.target
         text = f"{route.user}@{t.address}:{t.port}"
-        if self.settings.endpoints is not None:
+        if self.settings.endpoints is not None and route.jump_route is None:
             text += f" (simulated lab: {route.host}:{route.port})"
         elif (route.host, route.port) != (t.address, t.port):
             text += f" (as {route.host}:{route.port}, from ~/.ssh/config)"
@@ -209,7 +219,7 @@ class Connection:
         # against the lab-local known_hosts (parsed once per command; ~/.ssh/known_hosts is never consulted).
         name = route.known_hosts_name
         pinned = s.cache.known_hosts(s.known_hosts).lookup(name)
-        client.set_missing_host_key_policy(_Policy(s, who, pinned))
+        client.set_missing_host_key_policy(_Policy(s, who, name, pinned))
         password = self._password()
         keys = s.cache.private_keys(route.key_files)  # loaded by us: paramiko's own loop hides an auth failure
         kwargs: dict[str, Any] = dict(                # behind a "wrong key type" error from its last attempt
@@ -496,11 +506,11 @@ def _policy_class():
     class Policy(paramiko.MissingHostKeyPolicy):
         """Strict: accept only a pinned key; pin an unknown one only when asked; refuse a changed one loudly."""
 
-        def __init__(self, settings: ConnectSettings, who: str, pinned: list[tuple[str, str]]):
-            self.settings, self.who, self.pinned = settings, who, pinned
+        def __init__(self, settings: ConnectSettings, who: str, name: str, pinned: list[tuple[str, str]]):
+            self.settings, self.who, self.name, self.pinned = settings, who, name, pinned
 
         def missing_host_key(self, client, hostname, key):
-            s = self.settings
+            s, hostname = self.settings, self.name  # the name it is pinned under, not the loopback port it was dialled at
             offered = (key.get_name(), key.get_base64())
             if offered in self.pinned:
                 return
@@ -526,8 +536,8 @@ def _policy_class():
     return Policy
 
 
-def _Policy(settings: ConnectSettings, who: str, pinned: list[tuple[str, str]]):  # noqa: N802 - built lazily
-    return _policy_class()(settings, who, pinned)
+def _Policy(settings: ConnectSettings, who: str, name: str, pinned: list[tuple[str, str]]):  # noqa: N802 - lazy
+    return _policy_class()(settings, who, name, pinned)
 
 
 def _only_pinned_key_types(pinned: list[tuple[str, str]]) -> dict[str, list[str]] | None:

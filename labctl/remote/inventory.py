@@ -226,10 +226,13 @@ def from_topology(t, sim: SimEndpoints | None = None) -> Inventory:
             key_file, jump, known = sim.identity_file or key_file, None, sim.known_hosts
             facts["esx_real_address"] = h.address
         v = h.version_info
+        options = openssh_options(h.flavor, (v.major, v.minor, v.update))
+        if sim is not None:  # dialled at a loopback port, its key pinned under the lab address
+            options = (f"HostKeyAlias={h.address}", *options)
         hosts.append(
             InventoryHost(
                 h.name, h.flavor, address, port, h.ssh.user, h.ssh.password_env, key_file, jump, known,
-                openssh_options(h.flavor, (v.major, v.minor, v.update)), facts
+                options, facts
             )
         )
     for vm in t.vms:

@@ -10,7 +10,8 @@
 - States persist in `<sim dir>/hosts/<name>/`: a second `up` powers them on again — they boot, with the boot
   rules of `labctl.sim.boot` (`reset=True` reinstalls).
 - `up` writes `<sim dir>/id_rsa` (the client key, 0600, authorized on every host), `known_hosts` (each host key
-  pinned as `[127.0.0.1]:port`: the simulator made them, explicit trust), `processes.json` (what `down` may stop:
+  pinned under its lab address, e.g. `192.168.69.11`: the model of a user who checked each fingerprint at the
+  console of a lab installed and cloned by hand), `processes.json` (what `down` may stop:
   PID, argv, start time) and `endpoints.json` — and returns once every host answers with an SSH banner.
 - A root password comes from the topology's `ssh.password_env` in the environment of `up`; only a salted hash is
   stored.
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -468,64 +470,64 @@ def _endpoint_map(sim: Path, spec: LabSpec, states: dict[str, S.HostState], list
 
 
 def _write_known_hosts(sim: Path, emap: EndpointMap, listen: dict[str, dict[str, Any]]) -> None:
-    publish_known_hosts(sim, {e.name: e.port for e in emap.all()})
+    publish_known_hosts(sim, {e.name: e.address for e in emap.all()})
 
 
 TRUST_FILE = "trusted_keys.json"
 
 
-def publish_known_hosts(sim: Path, ports: Mapping[str, int]) -> None:
-    """The sim dir's known_hosts for the hosts running now (`ports`: name -> loopback port), from the keys the
-    user trusts, never from what the hosts hold now.
+def publish_known_hosts(sim: Path, addresses: Mapping[str, str]) -> None:
+    """Pin, in the sim dir's known_hosts, the keys of the hosts running now (`addresses`: name -> the lab address
+    it is dialled at) that were never pinned: the console step of a user who installed (or cloned) a host by hand
+    and compared its key fingerprint at the console before trusting it.
 
-    A simulated host listens on a new port at every start, so its known_hosts line (`[127.0.0.1]:PORT`) is
-    rewritten each time; what is carried over is the *trusted* key, kept by host name in trusted_keys.json. A host
-    is pinned from its own keys/ only the first time it runs after its install (the explicit trust a user gives a
-    freshly installed host). A host whose keys changed since (re-keyed, see docs/security.md) keeps its old pin
-    and labctl refuses it like any changed host key. Before rewriting, the previous known_hosts is read back for
-    the hosts it listed: a key the user forgot (`ssh-keygen -R`) stays forgotten, a key labctl pinned with
-    --trust-new-hosts becomes the trusted one."""
+    Keys are pinned under the lab address (`192.168.69.11`), not the loopback port the simulator listens on, so
+    the file reads like a real lab's and outlives restarts. Each host is pinned from its own keys/ only the first
+    time it runs (recorded by host name in trusted_keys.json); after that the file is the user's: a key the user
+    forgot (`ssh-keygen -R`) stays forgotten, a key labctl pinned with --trust-new-hosts stays, and a host whose
+    keys changed since (re-keyed, see docs/security.md) is refused like any changed host key. When the topology
+    gives a host another address, what was pinned under its old address is pinned under the new one."""
+    from labctl.remote.known_hosts import pin_keys, pinned
+
     sim = Path(sim)
     kh_path, trust_path = sim / "known_hosts", sim / TRUST_FILE
     try:
         trust: dict[str, dict[str, Any]] = json.loads(trust_path.read_text())
     except (FileNotFoundError, ValueError):
         trust = {}
-    try:
-        old_lines = kh_path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        old_lines = None
-    if old_lines is not None:
-        by_name: dict[str, list[list[str]]] = {}
-        for line in old_lines:
-            parts = line.split()
-            if len(parts) >= 3 and not parts[0].startswith(("#", "@")):
-                for n in parts[0].split(","):
-                    by_name.setdefault(n, []).append([parts[1], parts[2]])
-        for t in trust.values():
-            if t.get("published"):
-                t["keys"] = by_name.get(f"[127.0.0.1]:{t.get('port')}", [])
-    lines = []
-    for name, port in ports.items():
+    _drop_loopback_pins(kh_path)
+    for name, address in addresses.items():
         t = trust.get(name)
         if t is None:  # first run since its install: the host's own keys
-            keys = []
-            for pub in sorted((host_dir(sim, name) / "keys").glob("*.pub")):
-                keys.append(pub.read_text().split()[:2])
+            keys = [pub.read_text().split()[:2] for pub in sorted((host_dir(sim, name) / "keys").glob("*.pub"))]
             if not keys:
                 continue  # no keys yet: nothing to trust (it is pinned when it has them)
-            t = trust[name] = {"keys": keys}
-        t["port"], t["published"] = int(port), True
-        lines += [f"[127.0.0.1]:{port} {ktype} {b64}" for ktype, b64 in t["keys"]]
-    for name, t in trust.items():
-        if name not in ports:
-            t["published"] = False  # its port may go to another host: nothing to read back for it next time
+            t = trust[name] = {"keys": keys, "address": address}
+            pin_keys(kh_path, address, [(k, b) for k, b in keys])
+        elif t.get("address") != address:
+            old = pinned(kh_path, t["address"]) if t.get("address") else []
+            if not pinned(kh_path, address) and (old or t.get("keys")):
+                pin_keys(kh_path, address, old or [(k, b) for k, b in t["keys"]])
+            t["address"] = address
     S.write_json_atomic(trust_path, trust, mode=0o600)
-    tmp = sim / ".known_hosts.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("".join(f"{ln}\n" for ln in lines))
-    os.replace(tmp, kh_path)
+    if not kh_path.exists():
+        os.close(os.open(kh_path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def _drop_loopback_pins(kh_path: Path) -> None:
+    """A sim dir from before keys were pinned by lab address: its `[127.0.0.1]:PORT` lines name ports that other
+    hosts may take next; they go."""
+    try:
+        lines = kh_path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    kept = [ln for ln in lines if not ln.startswith("[127.0.0.1]:")]
+    if kept != lines:
+        tmp = kh_path.with_name(".known_hosts.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{ln}\n" for ln in kept))
+        os.replace(tmp, kh_path)
 
 
 def _start_vcenter(sim: Path, spec: LabSpec, environ: Mapping[str, str], records: list[dict[str, Any]],
@@ -665,7 +667,15 @@ def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
         log.addHandler(logging.NullHandler())
         log.propagate = False
     c = paramiko.SSHClient()
-    c.load_host_keys(str(emap.known_hosts))
+    # the keys pinned under its lab address, checked for the loopback port it listens on (OpenSSH's HostKeyAlias)
+    from labctl.remote.known_hosts import pinned
+
+    for ktype, b64 in pinned(emap.known_hosts, e.address) if emap.known_hosts else []:
+        try:
+            key = paramiko.PKey.from_type_string(ktype, base64.b64decode(b64))
+            c.get_host_keys().add(f"[{e.host}]:{e.port}", ktype, key)
+        except (paramiko.SSHException, ValueError):
+            continue  # a key type this paramiko cannot read: never trusted
     c.set_missing_host_key_policy(paramiko.RejectPolicy())
     where = f"{name} ({e.address}, simulated at 127.0.0.1:{e.port})"
     try:

@@ -665,7 +665,7 @@ class LabHosts(DiskOnlyHosts):
             except LabctlError:
                 vcenter = None
         known = self.sim_dir / "known_hosts"
-        lab.publish_known_hosts(self.sim_dir, {n: e.port for n, e in hosts.items()})  # trusted keys, not keys/
+        lab.publish_known_hosts(self.sim_dir, {n: e.address for n, e in hosts.items()})  # by lab address
         ordered = {h.name: hosts[h.name] for h in self.spec.hosts if h.name in hosts}
         write_endpoints(
             self.sim_dir,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from base64 import b64decode
 from pathlib import Path
 
 from labctl.sim.host import SimHost
@@ -19,6 +20,21 @@ def make_state(flavor: str = "esxi", version: str = "6.7", *, name: str = "esx1"
 
 def local_host(flavor: str = "esxi", version: str = "6.7", host_dir: Path | None = None, **kw) -> SimHost:
     return SimHost(make_state(flavor, version, **kw), host_dir)
+
+
+def pinned_client(known_hosts: Path, address: str, port: int):
+    """A strict paramiko client for a simulated host dialled at 127.0.0.1:port whose keys are pinned under its lab
+    `address` in `known_hosts` (what OpenSSH's HostKeyAlias does); any other key is refused."""
+    import paramiko
+
+    from labctl.remote.known_hosts import pinned
+
+    c = paramiko.SSHClient()
+    for ktype, b64 in pinned(known_hosts, address):
+        key = paramiko.PKey.from_type_string(ktype, b64decode(b64))
+        c.get_host_keys().add(f"[127.0.0.1]:{port}", ktype, key)
+    c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return c
 
 
 def connect(port: int, server_keys: dict, *, pkey=None, password: str | None = None, user: str = "root",

@@ -18,7 +18,7 @@ from labctl.sim import lab
 from labctl.sim.endpoints import load_endpoints
 
 from .topo_text import topology_text
-from .helpers import wait_for
+from .helpers import pinned_client, wait_for
 
 PW = "esx-Pass-1"
 
@@ -38,10 +38,8 @@ def _environ(tmp_path) -> dict[str, str]:
 
 
 def _client(emap, name: str, **kw) -> paramiko.SSHClient:
-    c = paramiko.SSHClient()
-    c.load_host_keys(str(emap.known_hosts))
-    c.set_missing_host_key_policy(paramiko.RejectPolicy())
     host, port = emap.resolve(emap.hosts[name].address)
+    c = pinned_client(emap.known_hosts, emap.hosts[name].address, port)
     if "password" not in kw:
         kw["key_filename"] = str(emap.identity_file)
     c.connect(host, port, "root", look_for_keys=False, allow_agent=False, timeout=5, **kw)
@@ -74,6 +72,8 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
     with pytest.raises(LabctlError):
         emap.resolve("192.168.69.99")  # never dial a real lab address
     assert emap.resolve("192.168.69.12") == ("127.0.0.1", emap.hosts["esx2"].port)
+    names = {ln.split()[0] for ln in (d / "known_hosts").read_text().splitlines()}
+    assert names == {e.address for e in emap.all()}  # pinned under the lab addresses, never [127.0.0.1]:port
 
     # the linked clone carries esx1's service console MAC and uuid (strict host keys from known_hosts)
     c1, c2 = _client(emap, "esx1"), _client(emap, "esx2")
@@ -87,9 +87,7 @@ def test_up_status_fault_down_resume(simlab, run_cli, tmp_path):
     _client(emap, "esx1", password=PW).close()  # the topology's password_env, hashed in the state
 
     # the jump host forwards to lab addresses only
-    j = paramiko.SSHClient()
-    j.load_host_keys(str(emap.known_hosts))
-    j.set_missing_host_key_policy(paramiko.RejectPolicy())
+    j = pinned_client(emap.known_hosts, emap.jump.address, emap.jump.port)
     j.connect("127.0.0.1", emap.jump.port, "labuser", key_filename=str(emap.identity_file), look_for_keys=False,
               allow_agent=False, timeout=5)
     chan = j.get_transport().open_channel("direct-tcpip", ("192.168.69.12", 22), ("127.0.0.1", 0))

@@ -75,6 +75,7 @@ def test_the_printed_ssh_line_works_with_openssh_and_fails_without_the_legacy_op
     line = next(ln for ln in printed.splitlines() if ln.startswith("by hand: "))
     argv = shlex.split(line.removeprefix("by hand: "))
     assert argv[0] == "ssh" and all(f"-o {o}" in line for o in LEGACY)
+    assert "-o HostKeyAlias=192.168.69.11" in line  # dialled at a loopback port, pinned under its lab address
     assert load_endpoints(d).hosts["esx1"].port == int(argv[argv.index("-p") + 1])
 
     ok = _ssh(argv, "vmware -v")
@@ -106,7 +107,8 @@ def test_each_host_sends_its_real_sshd_identification_and_openssh_accepts_it(lab
     assert _identification(emap.hosts["esxi67"].port) == "SSH-2.0-OpenSSH_8.3"  # captured on an ESXi 6.7 U3 host
     # the real client reads it and applies its compatibility rules for that server version
     done = subprocess.run([SSH, "-F", "/dev/null", "-v", "-o", "BatchMode=yes", "-o",
-                           f"UserKnownHostsFile={emap.known_hosts}", "-i", str(emap.identity_file),
+                           f"UserKnownHostsFile={emap.known_hosts}", "-o", "HostKeyAlias=192.168.69.11",
+                           "-i", str(emap.identity_file),
                            *[a for o in LEGACY for a in ("-o", o)], "-p", str(emap.hosts["esx1"].port),
                            "root@127.0.0.1", "true"], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
@@ -195,10 +197,13 @@ ssh: {{user: root, jump: "labuser@192.168.69.5"}}
         jport, port = emap.jump.port, emap.hosts["esx1"].port
         cfg = tmp_path / "ssh_config"  # the jump is reached on loopback; the ESX host by its lab address, through it
         cfg.write_text(f"Host jump\n  HostName 127.0.0.1\n  Port {jport}\n  User labuser\n"
-                       f"  HostKeyAlias [127.0.0.1]:{jport}\n"
+                       "  HostKeyAlias 192.168.69.5\n"
                        f"Host *\n  IdentityFile {emap.identity_file}\n  UserKnownHostsFile {emap.known_hosts}\n"
                        "  StrictHostKeyChecking yes\n  BatchMode yes\n  IdentitiesOnly yes\n")
-        base = [SSH, "-F", str(cfg), "-J", "jump", "-o", f"HostKeyAlias=[127.0.0.1]:{port}", "root@192.168.69.11"]
+        # keys are pinned under the lab addresses: the ESX host, dialled by its address through the jump host,
+        # needs no alias at all (as in a real lab); the jump host, dialled at its loopback port, gets one above
+        assert port > 0
+        base = [SSH, "-F", str(cfg), "-J", "jump", "root@192.168.69.11"]
         run = lambda argv: subprocess.run(argv, capture_output=True, text=True, timeout=60,  # noqa: E731
                                           stdin=subprocess.DEVNULL)
         direct = run([SSH, "-F", str(cfg), "jump", "true"])

@@ -1,5 +1,5 @@
 """A re-keyed simulated host is not re-trusted silently (issue 13): the simulator pins a host's key once, after its
-install, and carries that pin to the host's new port at every start; checked with OpenSSH's own client."""
+install, under its lab address (whatever loopback port it listens on next); checked with OpenSSH's own client."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _ssh(d, name: str) -> subprocess.CompletedProcess:
          "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "ConnectTimeout=10",
          "-o", "HostKeyAlgorithms=+ssh-rsa", "-o", "PubkeyAcceptedAlgorithms=+ssh-rsa",
          "-o", "KexAlgorithms=+diffie-hellman-group1-sha1,diffie-hellman-group14-sha1",
-         "-p", str(e.port), "root@127.0.0.1", "hostname"],
+         "-o", f"HostKeyAlias={e.address}", "-p", str(e.port), "root@127.0.0.1", "hostname"],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
@@ -60,8 +60,9 @@ def test_rekeyed_host_is_refused_until_the_user_forgets_its_key_and_the_new_pin_
         scan = run_cli("macs", "scan", str(topo), "--sim", "--sim-dir", str(d), environ=env)
         assert scan.status == 4 and "HOST KEY MISMATCH" in scan.err, scan.err
         # the user forgets the old key (OpenSSH's own tool) and trusts the new one explicitly
-        port = load_endpoints(d).hosts["esx1"].port
-        subprocess.run(["ssh-keygen", "-R", f"[127.0.0.1]:{port}", "-f", str(d / "known_hosts")], check=True,
+        address = load_endpoints(d).hosts["esx1"].address
+        assert f"ssh-keygen -R {address} -f {d / 'known_hosts'}" in scan.err  # the hint names the lab address
+        subprocess.run(["ssh-keygen", "-R", address, "-f", str(d / "known_hosts")], check=True,
                        capture_output=True)
         assert run_cli("macs", "scan", str(topo), "--sim", "--sim-dir", str(d), environ=env).status == 4
         trusted = run_cli("macs", "scan", str(topo), "--sim", "--sim-dir", str(d), "--trust-new-hosts",

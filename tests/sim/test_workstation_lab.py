@@ -44,9 +44,9 @@ def ssh(sim: Path, name: str, command: str) -> str:
 
     emap = load_endpoints(sim)
     host, port = emap.resolve(emap.hosts[name].address)
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(emap.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    from tests.sim.helpers import pinned_client
+
+    client = pinned_client(emap.known_hosts, emap.hosts[name].address, port)
     key = paramiko.RSAKey.from_private_key_file(str(emap.identity_file))
     client.connect(
         host, port=port, username="root", pkey=key, allow_agent=False, look_for_keys=False, timeout=10
