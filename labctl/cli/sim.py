@@ -352,6 +352,12 @@ def _status(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitSt
             state = "up" if h.listening else ("down" if h.running else "stopped")  # down: no SSH answer
             env.out(f"  {h.name:<10} {h.address:<16} {h.port or '-':>6} {state:<8} {h.boot_count:>5} "
                     f"{h.counters.get('connections', 0):>6} {h.counters.get('execs', 0):>6}")
+        for h in st["hosts"]:  # the segment answers by what each host has configured, not by the topology
+            if h.running and h.answers_at and h.address not in h.answers_at:
+                env.out(f"  {h.name} has {', '.join(h.answers_at)} configured, not its topology address {h.address}")
+        for address, names in st.get("conflicts", {}).items():
+            env.out(f"  IP address conflict: {address} is configured on {', '.join(names)}; a connection reaches "
+                    f"any one of them (logs/network.log)")
         if st["vcenter"]:
             env.out(f"  vcenter {st['vcenter'].get('url')} ({'running' if st['vcenter']['running'] else 'stopped'})")
     return ExitStatus.SUCCESS if st["running"] else ExitStatus.ENVIRONMENT

@@ -8,7 +8,11 @@
      "known_hosts": "<sim dir>/known_hosts", "identity_file": "<sim dir>/id_rsa"}
 
 `EndpointMap.resolve(address)` maps a lab address (or host name) to (127.0.0.1, port) and raises a LabctlError for
-anything else, so `--sim` never dials a real lab address.
+anything else, so `--sim` never dials a real lab address. The port is the address's port on the lab segment
+(`labctl.sim.segment`, read at every resolve): whichever running host has that address configured *now* answers
+there — not the host the topology meant it for — and nobody answers (connection refused) when no host has it. An
+`access_ip` that is none of the host's interface addresses is a port forward (Workstation NAT) to the host's
+management IP (`via`), which the segment then resolves the same way.
 """
 
 from __future__ import annotations
@@ -33,16 +37,19 @@ class Endpoint:
     flavor: str = ""
     version: str = ""
     host_key_fingerprints: dict[str, str] = field(default_factory=dict)
+    via: str = ""  # a port forward: `address` (an access_ip on no interface) forwards to this management IP
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> "Endpoint":
         return cls(name=name, address=str(d.get("address", "")), host=str(d.get("host", "127.0.0.1")),
                    port=int(d["port"]), pid=d.get("pid"), flavor=str(d.get("flavor", "")),
-                   version=str(d.get("version", "")), host_key_fingerprints=dict(d.get("host_key_fingerprints") or {}))
+                   version=str(d.get("version", "")), host_key_fingerprints=dict(d.get("host_key_fingerprints") or {}),
+                   via=str(d.get("via") or ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {"address": self.address, "host": self.host, "port": self.port, "pid": self.pid,
-                "flavor": self.flavor, "version": self.version, "host_key_fingerprints": self.host_key_fingerprints}
+                "flavor": self.flavor, "version": self.version, "host_key_fingerprints": self.host_key_fingerprints,
+                **({"via": self.via} if self.via else {})}
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,27 @@ class EndpointMap:
         )
 
     def resolve(self, address: str) -> tuple[str, int]:
-        e = self.endpoint(address)
-        return e.host, e.port
+        """Where a connection to `address` goes: the loopback port of the address on the lab segment, whoever holds
+        it now. A lab address with no topology host running (a clone at its source's address while the source is
+        off) still resolves when the segment knows it; anything else is refused without dialling."""
+        from labctl.sim.segment import Segment
+
+        segment = Segment(self.sim_dir)
+        try:
+            e = self.endpoint(address)
+        except LabctlError:
+            port = segment.port(address)
+            if port is None:
+                raise
+            return "127.0.0.1", port
+        port = segment.port(e.via or e.address)
+        return e.host, port if port is not None else e.port
 
     def is_endpoint(self, host: str, port: int) -> bool:
+        from labctl.sim.segment import Segment
+
+        if host == "127.0.0.1" and port in Segment(self.sim_dir).ports():
+            return True
         return any(e.host == host and e.port == port for e in self.all())
 
     def to_dict(self) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class SimHost:
         self.rebooting = False
         self._up_event = threading.Event()
         self._up_event.set()
-        self.listener: Any = None  # set by the server: has open() / close()
+        self.listener: Any = None  # set by the server: has update() / close()
         self._log = log
         self.counters = {"tcp_accepts": 0, "connections": 0, "auth_ok": 0, "auth_failed": 0, "execs": 0, "commands": 0, "drops": 0}
         self._control_mtime: float | None = None
@@ -182,6 +182,13 @@ class SimHost:
         svc = self.state.extra.get("ssh_service")
         return True if svc is None else bool(svc.get("running"))
 
+    def ssh_addresses(self) -> dict[str, str]:
+        """{address: interface} for every address this host's sshd answers on now (on a lab segment): ESXi's
+        enabled VMkernel ports, the service console's enabled vswifs on ESX classic (sshd runs there only)."""
+        st = self.state
+        ifaces = list(st.vswifs) if st.is_classic or st.flavor == "linux" else list(st.vmknics)
+        return {i.ip: i.name for i in ifaces if i.ip and i.enabled}
+
     def reachable(self) -> bool:
         return self.up and not self.faults.is_down() and self.ssh_running() and self.ssh_interface() is not None
 
@@ -201,12 +208,8 @@ class SimHost:
     def update_listener(self) -> None:
         if self.faults.is_down() and self.conns:
             self.drop_all("host down (fault)")
-        if self.listener is None:
-            return
-        if self.reachable():
-            self.listener.open()
-        else:
-            self.listener.close()
+        if self.listener is not None:
+            self.listener.update()
 
     def drop_conn(self, c: Conn, why: str = "") -> None:
         if c.dropped:

@@ -3,9 +3,11 @@
     python -m labctl.sim.hostd --sim-dir DIR --host esx1 [--host esx2 ...]
 
 Each host's state is `DIR/hosts/<name>/state.json` (made by `labctl sim up` or `labctl.sim.lab.prepare`). For
-each host the process writes `DIR/hosts/<name>/listen.json` ({"port", "pid", "host_key_fingerprints"}) once it
-listens on 127.0.0.1, keeps `runtime.json` (connection counts, faults fired) current, re-reads `control.json`
-(latency, faults) when it changes, and on SIGTERM closes everything and saves the state.
+each host the process writes `DIR/hosts/<name>/listen.json` ({"port", "pid", "addresses": {lab address: port},
+"host_key_fingerprints"}) once it listens on 127.0.0.1 — one port per address the host has configured now, shared
+with any other host that has the same address (labctl.sim.segment) — and again whenever those addresses change;
+keeps `runtime.json` (connection counts, faults fired) current, re-reads `control.json` (latency, faults) when it
+changes, and on SIGTERM closes everything and saves the state.
 """
 
 from __future__ import annotations
@@ -25,12 +27,18 @@ LISTEN_FILE = "listen.json"
 
 
 def jump_resolver(sim: Path):
-    """A jump host forwards only to the lab's simulated hosts: a lab address (port 22) or their loopback port."""
+    """A jump host forwards only into the lab: a lab address (port 22) goes to whichever simulated host has that
+    address configured now (labctl.sim.segment), a loopback port only when it is one of the lab's."""
 
     def resolve(address: str, port: int) -> tuple[str, int] | None:
         from labctl.errors import LabctlError
         from labctl.sim.endpoints import load_endpoints
+        from labctl.sim.segment import Segment
 
+        if port == 22:
+            seg_port = Segment(sim).port(address)
+            if seg_port is not None:
+                return "127.0.0.1", seg_port
         try:
             emap = load_endpoints(sim)
         except LabctlError:
@@ -50,25 +58,26 @@ def serve(sim: Path, names: list[str], *, stop: threading.Event, log=None) -> No
     from labctl.sim.server import HostServer
     from labctl.sim.state import load_state, write_json_atomic
 
+    from labctl.sim.segment import Segment
+
     servers = []
+    segment = Segment(sim)
     for name in names:
         hdir = host_dir(sim, name)
         st = load_state(hdir)
         host = SimHost(st, hdir, log=log)
         host.run_boot_scripts()  # a VM that just booted (clone, resume) finishes its boot before SSH answers
-        port = 0
-        try:
-            port = int(json.loads((hdir / LISTEN_FILE).read_text())["port"])
-        except (FileNotFoundError, KeyError, ValueError):
-            pass
         resolve = jump_resolver(sim) if st.flavor == "linux" else None
-        try:
-            srv = HostServer(host, port=port, resolve=resolve).start()
-        except OSError:  # the old port is taken: take a new one
-            srv = HostServer(host, port=0, resolve=resolve).start()
+        srv = HostServer(host, resolve=resolve, segment=segment)
+
+        def publish(srv=srv, hdir=hdir) -> None:  # where it answers now: sim exec, sim status, the tests read it
+            write_json_atomic(hdir / LISTEN_FILE, {"port": srv.port, "pid": os.getpid(), "addresses": srv.addresses,
+                                                   "host_key_fingerprints": srv.fingerprints})
+
+        srv.start()
+        publish()
+        srv.on_change = publish
         servers.append(srv)
-        write_json_atomic(hdir / LISTEN_FILE, {"port": srv.port, "pid": os.getpid(),
-                                               "host_key_fingerprints": srv.fingerprints})
         host.write_runtime()
     try:
         while not stop.wait(0.2):

@@ -68,6 +68,16 @@ class HostSpec:
     hostname: str | None = None
     build: int | None = None  # the install media's build (a patch build named by the topology's version)
 
+    @property
+    def addresses(self) -> list[str]:
+        """The lab addresses the topology gives this host (management, VMkernel ports, access_ip)."""
+        return list(dict.fromkeys(a for a in (self.ip, *(v.ip for v in self.vmkernel), self.address) if a))
+
+    @property
+    def via(self) -> str:
+        """An access_ip on none of its interfaces is a port forward (Workstation NAT) to the management IP."""
+        return self.ip if self.address and self.address not in (self.ip, *(v.ip for v in self.vmkernel)) else ""
+
 
 @dataclass(frozen=True)
 class JumpSpec:
@@ -345,6 +355,9 @@ def up(sim: Path, spec: LabSpec, *, environ: Mapping[str, str] | None = None, la
     groups = [names[i:i + max(1, hosts_per_process)] for i in range(0, len(names), max(1, hosts_per_process))]
     records: list[dict[str, Any]] = []
     before = {n: _listen_mtime(sim, n) for n in names}
+    from labctl.sim.segment import Segment
+
+    Segment(sim).allocate([a for h in spec.hosts for a in h.addresses] + ([spec.jump.address] if spec.jump else []))
     try:
         for k, group in enumerate(groups):
             _, rec = spawn_hostd(sim, group, f"hostd-{k}.log", environ)
@@ -455,16 +468,21 @@ def _wait_listening(sim: Path, names: list[str], records: list[dict[str, Any]], 
 
 def _endpoint_map(sim: Path, spec: LabSpec, states: dict[str, S.HostState], listen: dict[str, dict[str, Any]],
                   records: list[dict[str, Any]]) -> EndpointMap:
+    from labctl.sim.segment import Segment
+
+    ports = Segment(sim).allocate([a for h in spec.hosts for a in h.addresses]
+                                  + ([spec.jump.address] if spec.jump else []))
     hosts: dict[str, Endpoint] = {}
     for h in spec.hosts:
         st, d = states[h.name], listen[h.name]
-        hosts[h.name] = Endpoint(h.name, h.address or h.ip, "127.0.0.1", int(d["port"]), int(d["pid"]), st.flavor,
-                                 st.version, dict(d.get("host_key_fingerprints") or {}))
+        address = h.address or h.ip
+        hosts[h.name] = Endpoint(h.name, address, "127.0.0.1", ports[h.via or address], int(d["pid"]), st.flavor,
+                                 st.version, dict(d.get("host_key_fingerprints") or {}), via=h.via)
     jump = None
     if spec.jump is not None:
         d = listen[spec.jump.name]
-        jump = Endpoint(spec.jump.name, spec.jump.address, "127.0.0.1", int(d["port"]), int(d["pid"]), "linux", "",
-                        dict(d.get("host_key_fingerprints") or {}))
+        jump = Endpoint(spec.jump.name, spec.jump.address, "127.0.0.1", ports[spec.jump.address], int(d["pid"]),
+                        "linux", "", dict(d.get("host_key_fingerprints") or {}))
     return EndpointMap(lab=spec.lab, sim_dir=sim, hosts=hosts, jump=jump, vcenter=None,
                        known_hosts=sim / "known_hosts", identity_file=sim / CLIENT_KEY)
 
@@ -621,6 +639,7 @@ class HostStatus:
     listening: bool
     boot_count: int
     counters: dict[str, Any] = field(default_factory=dict)
+    answers_at: list[str] = field(default_factory=list)  # the lab addresses it has configured now (ARP)
 
 
 def status(sim: Path) -> dict[str, Any]:
@@ -639,19 +658,34 @@ def status(sim: Path) -> dict[str, Any]:
         except (FileNotFoundError, ValueError):
             pass
         run = e.pid in alive
+        live: dict[str, int] = {}
+        try:
+            d = json.loads((host_dir(sim, e.name) / "listen.json").read_text())
+            if run and d.get("pid") == e.pid:
+                live = {str(a): int(p) for a, p in (d.get("addresses") or {}).items()}
+        except (FileNotFoundError, ValueError, AttributeError):
+            pass
+        ports = list(dict.fromkeys([live[a] for a in (e.via or e.address,) if a in live] + list(live.values())
+                                   or [e.port]))
         hosts.append(HostStatus(e.name, e.flavor, e.version, e.address, e.port, e.pid, run,
-                                run and ssh_banner_ok(e.port, 1.0), int(rt.get("boot_count", 0)),
+                                run and any(ssh_banner_ok(p, 1.0) for p in ports), int(rt.get("boot_count", 0)),
                                 {k: rt[k] for k in ("tcp_accepts", "connections", "auth_ok", "auth_failed", "execs", "commands",
-                                                    "drops", "faults") if k in rt}))
+                                                    "drops", "faults") if k in rt}, sorted(live)))
     vc = emap.vcenter if emap else None
     vc_running = bool(vc) and any(r["pid"] == vc.get("pid") for r in procs if r["pid"] in alive)
+    from labctl.sim.segment import Segment
+
     return {"sim_dir": str(sim), "lab": emap.lab if emap else None, "running": bool(alive),
-            "hosts": hosts, "vcenter": ({**vc, "running": vc_running} if vc else None)}
+            "hosts": hosts, "vcenter": ({**vc, "running": vc_running} if vc else None),
+            "conflicts": Segment(sim).conflicts() if alive else {}}
 
 
 def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
             timeout: float = 60.0) -> tuple[int, bytes, bytes]:
-    """Run one command on a running simulated host over SSH (its pinned host key, the sim's client key)."""
+    """Run one command on a running simulated host over SSH (its pinned host key, the sim's client key).
+
+    It dials an address the host has configured now (its topology address when it still has it), like any SSH
+    client on the segment: when another host has the same address, the connection may reach that one instead."""
     import paramiko
 
     emap = load_endpoints(sim)
@@ -659,6 +693,15 @@ def exec_on(sim: Path, name: str, command: str, *, stdin: bytes | None = None,
     if e is None:
         raise UsageError(f"{name} is not a host of the simulated lab {emap.lab}",
                          hint="hosts: " + ", ".join(x.name for x in emap.all()))
+    try:
+        live = dict(json.loads((host_dir(sim, name) / "listen.json").read_text()).get("addresses") or {})
+    except (FileNotFoundError, ValueError, AttributeError):
+        live = {}
+    if (e.via or e.address) in live:
+        e = Endpoint(e.name, e.address, e.host, int(live[e.via or e.address]), e.pid, e.flavor, e.version)
+    elif live:  # re-addressed, or a clone still at its source's address: where it answers now
+        address, port = next(iter(live.items()))
+        e = Endpoint(e.name, address, e.host, int(port), e.pid, e.flavor, e.version)
     from labctl.errors import UnreachableError
     from labctl.remote.connection import describe_connect_error
 

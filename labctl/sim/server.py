@@ -13,7 +13,8 @@
   the host has it (ESXi 5+); a jump host (flavour linux) forwards `direct-tcpip` only to lab addresses in the
   sim's endpoint map (never to a real address).
 - The listener closes while the host is down (reboot, `down` fault, management interface gone): clients see
-  "connection refused", as on a rebooting host whose sshd is not up yet.
+  "connection refused", as on a rebooting host whose sshd is not up yet. In a lab (`segment=`) there is one
+  listener per address the host has configured now (labctl.sim.segment: ARP, modelled).
 """
 
 from __future__ import annotations
@@ -369,17 +370,26 @@ def _server_interface_class():
 
 
 class HostServer:
-    """Serves one SimHost on 127.0.0.1:port; `resolve(addr, port)` maps lab addresses for a jump host."""
+    """Serves one SimHost on loopback; `resolve(addr, port)` maps lab addresses for a jump host.
+
+    Alone (tests, `port=`): one listener on 127.0.0.1:port, open while the host is reachable at its SSH address.
+    On a lab segment (`segment=`, labctl.sim.segment): one listener per address the host has configured now on an
+    interface its sshd answers on, on that address's port — so an address reaches whichever host holds it, and
+    `on_change()` hears when the set changes (hostd rewrites listen.json)."""
 
     def __init__(self, host: SimHost, *, bind: str = "127.0.0.1", port: int = 0,
-                 resolve: Callable[[str, int], tuple[str, int] | None] | None = None):
+                 resolve: Callable[[str, int], tuple[str, int] | None] | None = None,
+                 segment: Any = None, on_change: Callable[[], None] | None = None):
         if bind not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("simulated hosts listen on loopback only")
         self.host = host
         self.bind = bind
         self.port = port
         self.resolve = resolve
+        self.segment = segment
+        self.on_change = on_change
         self._sock: socket.socket | None = None
+        self._socks: dict[str, socket.socket] = {}  # segment mode: lab address -> its listening socket
         self._lock = threading.Lock()
         self.keys = disk_host_keys(host) if host.host_dir else _ephemeral_keys()
         self.fingerprints = {k: fingerprint(v) for k, v in self.keys.items()}
@@ -393,7 +403,48 @@ class HostServer:
             self.fingerprints = {k: fingerprint(v) for k, v in self.keys.items()}
 
     # ---- listener
+    def update(self) -> None:
+        """Listen where the host answers now (called when its interfaces, power or faults changed)."""
+        if self.segment is not None:
+            self._sync()
+        elif self.host.reachable():
+            self.open()
+        else:
+            self.close()
+
+    @property
+    def addresses(self) -> dict[str, int]:
+        """Segment mode: {lab address: port} this host listens on now."""
+        with self._lock:
+            return {a: s.getsockname()[1] for a, s in self._socks.items()}
+
+    def _sync(self) -> None:
+        host = self.host
+        off = self._stopped or not host.up or host.faults.is_down() or not host.ssh_running()
+        wanted = {} if off else host.ssh_addresses()
+        changed = False
+        with self._lock:
+            for address in [a for a in self._socks if a not in wanted]:
+                _close_listener(self._socks.pop(address))
+                self.segment.release(address, host.state.name)
+                changed = True
+            for address in wanted:
+                if address not in self._socks:
+                    s = self.segment.bind(address, host.state.name, log=host.log)
+                    self._socks[address] = s
+                    threading.Thread(target=self._accept_loop, args=(s, address), daemon=True,
+                                     name="sim-accept").start()
+                    changed = True
+            held = {a: s.getsockname()[1] for a, s in self._socks.items()}
+            own = host.state.ssh_address
+            self.port = held.get(own) or next(iter(held.values()), 0) or (self.segment.port(own) or 0)
+        if changed and self.on_change is not None:
+            self.on_change()
+
     def open(self) -> None:
+        if self.segment is not None:
+            self._sync()
+            return
         with self._lock:
             if self._sock is not None or self._stopped:
                 return
@@ -404,23 +455,28 @@ class HostServer:
             s.listen(128)
             self.port = s.getsockname()[1]
             self._sock = s
-            threading.Thread(target=self._accept_loop, args=(s,), daemon=True, name="sim-accept").start()
+            threading.Thread(target=self._accept_loop, args=(s, None), daemon=True, name="sim-accept").start()
 
     def close(self) -> None:
         with self._lock:
             s, self._sock = self._sock, None
+            socks, self._socks = dict(self._socks), {}
         if s is not None:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+            _close_listener(s)
+        for address, sock in socks.items():
+            _close_listener(sock)
+            self.segment.release(address, self.host.state.name)
+        if socks and self.on_change is not None:
+            self.on_change()
 
     @property
     def listening(self) -> bool:
-        return self._sock is not None
+        return self._sock is not None or bool(self._socks)
 
     def start(self) -> "HostServer":
+        if self.segment is not None:
+            self._sync()
+            return self
         self.open()
         if not self.host.reachable():
             self.close()
@@ -431,21 +487,25 @@ class HostServer:
         self.close()
         self.host.drop_all("host stopped")
 
-    def _accept_loop(self, s: socket.socket) -> None:
+    def _accept_loop(self, s: socket.socket, address: str | None) -> None:
         while True:
             try:
                 c, _ = s.accept()
             except OSError:
                 return
-            threading.Thread(target=self._handle, args=(c,), daemon=True, name="sim-conn").start()
+            threading.Thread(target=self._handle, args=(c, address), daemon=True, name="sim-conn").start()
 
     # ---- connections
-    def _handle(self, sock: socket.socket) -> None:
+    def _handle(self, sock: socket.socket, address: str | None = None) -> None:
         import paramiko
 
         host = self.host
         host.counters["tcp_accepts"] += 1
-        where = host.ssh_interface()
+        if address is None:
+            where = host.ssh_interface()
+        else:  # the interface that has this address now (it may have moved since the connection was queued)
+            iface = host.ssh_addresses().get(address)
+            where = (iface, address) if iface else None
         if where is None or not host.up:
             sock.close()
             return
@@ -550,6 +610,14 @@ class HostServer:
             pass
         finally:
             conn.sessions.discard(session)
+
+
+def _close_listener(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()
 
 
 def _reply_event(conn: Conn, chanid: int) -> threading.Event:

@@ -285,8 +285,9 @@ class SimDriver(VmxFiles, Driver):
             from labctl.sim import state as S
 
             st = S.load_state(self.hosts.host_dir(self._vm_name(p)))
-            if st.is_esxi and st.ssh_address:
-                return st.ssh_address
+            mgmt = st.interface(st.management_name)  # what the guest's Tools report: its address now
+            if st.is_esxi and mgmt is not None and mgmt.ip:
+                return mgmt.ip
         raise VmrunError(
             "getGuestIPAddress",
             str(p),
@@ -635,6 +636,9 @@ class LabHosts(DiskOnlyHosts):
             write_endpoints,
         )
 
+        from labctl.sim.segment import Segment
+
+        ports = Segment(self.sim_dir).allocate([a for h in self.spec.hosts for a in h.addresses])
         hosts: dict[str, Endpoint] = {}
         for r in lab.read_processes(self.sim_dir):
             if r.get("kind") != "hostd" or len(r.get("hosts", [])) != 1 or not lab.is_ours(r):
@@ -652,11 +656,12 @@ class LabHosts(DiskOnlyHosts):
                 name,
                 h.address or h.ip,
                 "127.0.0.1",
-                int(d["port"]),
+                ports[h.via or h.address or h.ip],  # the address's port on the segment: whoever holds it answers
                 int(d["pid"]),
                 h.flavor,
                 h.version,
                 dict(d.get("host_key_fingerprints") or {}),
+                via=h.via,
             )
         vcenter = None
         if (self.sim_dir / ENDPOINTS_FILE).exists():
