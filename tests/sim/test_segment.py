@@ -173,3 +173,20 @@ def test_labctl_follows_the_address_not_the_topology(running_pair, run_cli):
         if len(outcomes) > 1:
             break
     assert "mismatch" in outcomes and len(outcomes) == 2, outcomes
+
+
+def test_resolve_follows_the_segment_and_an_access_ip_on_no_interface_is_a_port_forward(tmp_path):
+    from labctl.errors import LabctlError
+    from labctl.sim.endpoints import Endpoint, EndpointMap
+
+    seg = Segment(tmp_path)
+    ports = seg.allocate([A, B])
+    emap = EndpointMap("arp", tmp_path, {
+        "esx1": Endpoint("esx1", "203.0.113.7", "127.0.0.1", 1, via=A),  # NAT forward 203.0.113.7:22 -> .11:22
+        "esx2": Endpoint("esx2", B, "127.0.0.1", 2),
+    })
+    assert emap.resolve("203.0.113.7") == ("127.0.0.1", ports[A])
+    assert emap.resolve("esx2") == ("127.0.0.1", ports[B])
+    assert emap.resolve(A) == ("127.0.0.1", ports[A])  # a lab address no running topology host claims: still the lab's
+    with pytest.raises(LabctlError, match="not a host of the simulated lab"):
+        emap.resolve("192.168.69.99")  # not the lab's: never dialled
