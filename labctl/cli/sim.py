@@ -262,8 +262,10 @@ def _exec(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> int:
 
 
 HAND_MADE_NOTE = ("sim up models a lab the user installed and set up by hand: every host has the sim's client key "
-                  "authorized and root's password hash stored, with no kickstart (`labctl up FILE --sim` installs "
-                  "from the ISO and gets only what the kickstart gives)")
+                  "authorized and root's password hash stored, with no kickstart; each linked clone was given its own "
+                  "IPs and hostname at its console; each host key was checked at the console and is pinned under the "
+                  "host's lab address once after its install (`labctl up FILE --sim` installs from the ISO and gets "
+                  "only what the kickstart gives)")
 
 
 def _up(topo: Any, sim: Any, args: argparse.Namespace, env: "Env") -> ExitStatus:
@@ -315,11 +317,6 @@ def _print_endpoints(emap: Any, topo: Any, args: argparse.Namespace, env: "Env")
         if emap.vcenter:
             env.out(f"  vcenter    {emap.vcenter.get('url')}")
         env.out(f"known_hosts {emap.known_hosts}, client key {emap.identity_file}")
-        # what `sim up` models: a lab the user installed and cloned by hand, checking each key at the console
-        clones = [h for h in topo.esx_hosts if h.linked_clone_of]
-        env.out("modelled as a lab made by hand: host keys pinned under the lab addresses once after install"
-                + (f"; linked clone{'s' if len(clones) > 1 else ''} {', '.join(h.name for h in clones)} given "
-                   "own IPs and hostname at the console" if clones else ""))
         first = next(iter(emap.hosts.values()), None)
         if first is not None:
             from labctl.remote.hosts import openssh_options
