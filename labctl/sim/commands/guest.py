@@ -5,8 +5,9 @@ not found (the identity of their clones goes over SSH instead). The variables ar
 the .vmx's `guestinfo.*` at power-on, then what the guest sets; gone at power-off.
 
 Real behaviour modelled: `info-get` prints the value and a newline, exit 0; for a variable nobody set it prints
-`No value found` on stderr and exits 1 (open-vm-tools issue #209, "No value found" when the key is in neither
-the .vmx nor set with info-set). `info-set NAME VALUE` prints nothing, exit 0; the value is everything after the
+`No value found` on stderr and exits non-zero (open-vm-tools issue #209: "No value found" when the key is in
+neither the .vmx nor set with info-set; guest init scripts test `$?` after `info-get` for "undefined"; the exact
+status 1 is [M]). `info-set NAME VALUE` prints nothing, exit 0; the value is everything after the
 name (spaces kept).
 """
 
