@@ -360,3 +360,20 @@ def test_sim_down_stops_the_simulated_target_too(tmp_path, run_cli):
     finally:
         T.stop(tmp_path)
     assert not [p for p in pids if alive(p)] and not T.is_running(tmp_path)
+
+
+def test_a_host_is_published_at_the_address_its_configuration_has_now(tsim, si):
+    """A clone re-addressed by its identity script answers at its new vmk0 address, not the one it was installed
+    with (ARP finds the interface that has the address)."""
+    from labctl.sim import state as S
+
+    vm = K.create_vm(si, "readdr", macs=["00:50:56:3f:0d:01"])
+    st = S.fresh_install("readdr", "esxi", "8.0u2", nic_macs=[MAC], ip="192.168.69.51", netmask="255.255.255.0")
+    st.interface(st.management_name).ip = "192.168.69.52"  # what `esxcli network ip interface ipv4 set` leaves
+    S.sync_esx_conf(st)  # ... in esx.conf, saved by auto-backup.sh for the next boot
+    st.persisted_etc = S.etc_snapshot(st)
+    S.save_state(T.target_dir(tsim.sim_dir) / "disks" / vm._moId, st)
+    K.wait(vm.PowerOnVM_Task())
+    e = K.until(lambda: endpoints(tsim).get("readdr"), what="readdr up")
+    assert e["address"] == "192.168.69.52"
+    K.wait(vm.PowerOffVM_Task())

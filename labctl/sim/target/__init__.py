@@ -378,7 +378,10 @@ def _publish_locked(sim: Path, recs: list[dict[str, Any]]) -> None:
             continue
         if d.get("pid") != r["pid"]:
             continue
-        hosts[name] = Endpoint(name, st.ssh_address or "", "127.0.0.1", int(d["port"]), int(d["pid"]), st.flavor,
+        # the address its own configuration has now (a clone re-addressed by its identity script has its own)
+        mgmt = st.interface(st.management_name)
+        address = mgmt.ip if mgmt is not None and mgmt.ip else st.ssh_address
+        hosts[name] = Endpoint(name, address or "", "127.0.0.1", int(d["port"]), int(d["pid"]), st.flavor,
                                st.version, dict(d.get("host_key_fingerprints") or {}))
     path = Path(sim) / ENDPOINTS_FILE
     try:
