@@ -377,3 +377,35 @@ def test_a_host_is_published_at_the_address_its_configuration_has_now(tsim, si):
     e = K.until(lambda: endpoints(tsim).get("readdr"), what="readdr up")
     assert e["address"] == "192.168.69.52"
     K.wait(vm.PowerOffVM_Task())
+
+
+def test_a_lost_watcher_is_replaced_and_finds_the_running_vms(tmp_path):
+    """The watcher reconciles from the simulator's whole state: a new one adopts what is on and stops what went
+    off while no watcher ran."""
+    from labctl.errors import EnvironmentProblem
+    from labctl.sim import lab
+    from labctl.sim import vcsim as launcher
+
+    try:
+        launcher.build()
+    except EnvironmentProblem as e:
+        pytest.skip(f"vcsim unavailable: {e.message}")
+    target = type("Target", (), {"datastore": "vsanDatastore", "user": "root"})()
+    try:
+        t, _ = T.ensure_for(tmp_path, target)
+        si = K.connect(t)
+        vm = K.create_vm(si, "w1")
+        install_disk(t, vm, "w1")
+        K.wait(vm.PowerOnVM_Task())
+        K.until(lambda: "w1" in endpoints(t), what="w1 up")
+        watcher = next(r for r in T.records(tmp_path) if r["kind"] == "vcsim-watch")
+        lab.stop_process(watcher)  # the watcher dies; vcsim and the host keep running
+        K.wait(vm.PowerOffVM_Task())  # ... and the VM goes off while nobody watches
+        again, started = T.ensure_for(tmp_path, target)
+        assert not started and again.pid == t.pid
+        K.until(lambda: "w1" not in endpoints(t), what="the new watcher stopping w1's host")
+        K.wait(vm.PowerOnVM_Task())
+        K.until(lambda: "w1" in endpoints(t), what="w1 up again")
+    finally:
+        T.stop(tmp_path)
+    assert not T.is_running(tmp_path)

@@ -133,11 +133,17 @@ def ensure(sim: Path, *, mode: str, datacenter: str | None = None, cluster: str 
             datastore: str | None = None, user: str = "root", portgroups: Sequence[str] = (),
            environ: Mapping[str, str] | None = None,
            progress: Callable[[str], None] | None = None) -> tuple[TargetSim, bool]:
-    """The physical side, started when it is not running; (it, whether it was started now)."""
+    """The physical side, started when it is not running; (it, whether it was started now). A simulator whose
+    watcher is gone gets a new watcher (it starts from the simulator's whole state, so nothing is replayed); a
+    watcher without its simulator is stopped and everything starts afresh."""
+    kinds = {r.get("kind") for r in records(sim)}
+    if kinds >= {"vcsim-target"} and "vcsim-watch" not in kinds:
+        _restart_watcher(Path(sim), dict(os.environ if environ is None else environ))
     if is_running(sim):
         t = load(sim)
         _publish_target(Path(sim), t)
         return t, False
+    stop(sim)  # whatever is left of an earlier one (by PID)
     return start(sim, mode=mode, datacenter=datacenter, cluster=cluster, datastore=datastore, user=user,
                  portgroups=portgroups, environ=environ, progress=progress), True
 
@@ -250,6 +256,24 @@ def _publish_target_locked(sim: Path, t: TargetSim) -> None:
     if data.get("target") != entry:
         data["target"] = entry
         write_json_atomic(path, data)
+
+
+def _restart_watcher(sim: Path, environ: Mapping[str, str], timeout: float = START_TIMEOUT) -> None:
+    from labctl.sim.lab import is_ours, start_ticks, wait_cmdline
+
+    d = target_dir(sim)
+    recs = [r for r in _read(d / PROCESSES) if r.get("kind") != "vcsim-watch" and is_ours(r)]
+    (d / WATCH_READY).unlink(missing_ok=True)
+
+    def record(pid: int, argv: list[str]) -> None:
+        recs.append({"pid": pid, "argv": wait_cmdline(pid, argv), "hosts": [], "start_ticks": start_ticks(pid),
+                     "kind": "vcsim-watch"})
+        _write(d / PROCESSES, recs)
+
+    _spawn_watcher(sim, environ, record)
+    deadline = time.monotonic() + timeout
+    while not (d / WATCH_READY).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _spawn_watcher(sim: Path, environ: Mapping[str, str], on_spawn: Callable[[int, list[str]], None]) -> None:
