@@ -95,18 +95,7 @@ class VSphereClient:
         return build_inventory(self.api_version, objects)
 
     def _retrieve(self, specs: Sequence[Any]) -> list[tuple[Any, dict[str, Any]]]:
-        from pyVmomi import vmodl
-
-        pc = self.content.propertyCollector
-        res = pc.RetrievePropertiesEx(specSet=list(specs), options=vmodl.query.PropertyCollector.RetrieveOptions())
-        out: list[tuple[Any, dict[str, Any]]] = []
-        while res is not None:
-            for oc in res.objects or []:
-                out.append((oc.obj, {p.name: p.val for p in oc.propSet or []}))
-            if not res.token:
-                break
-            res = pc.ContinueRetrievePropertiesEx(token=res.token)
-        return out
+        return retrieve(self.content.propertyCollector, specs)
 
     # -- changes -------------------------------------------------------------------------------------------
     def create_datacenter(self, name: str) -> tuple[Any, Any]:
@@ -175,6 +164,22 @@ class VSphereClient:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         return [done[t._moId] for t in tasks]
+
+
+def retrieve(pc: Any, specs: Sequence[Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """(object, {property: value}) for every object the filter specs select: one RetrievePropertiesEx, plus one
+    ContinueRetrievePropertiesEx per further page."""
+    from pyVmomi import vmodl
+
+    res = pc.RetrievePropertiesEx(specSet=list(specs), options=vmodl.query.PropertyCollector.RetrieveOptions())
+    out: list[tuple[Any, dict[str, Any]]] = []
+    while res is not None:
+        for oc in res.objects or []:
+            out.append((oc.obj, {p.name: p.val for p in oc.propSet or []}))
+        if not res.token:
+            break
+        res = pc.ContinueRetrievePropertiesEx(token=res.token)
+    return out
 
 
 def cluster_spec(enable: bool | None, updates: list[tuple[str, str]]) -> Any:

@@ -291,18 +291,9 @@ class VsphereDriver(Driver):
             return self._vms
 
     def _retrieve(self, specs) -> list[tuple[Any, dict[str, Any]]]:
-        from pyVmomi import vmodl
+        from labctl.vsphere.client import retrieve
 
-        pc = self.session.content.propertyCollector
-        res = pc.RetrievePropertiesEx(specSet=list(specs), options=vmodl.query.PropertyCollector.RetrieveOptions())
-        out = []
-        while res is not None:
-            for oc in res.objects or []:
-                out.append((oc.obj, {pp.name: pp.val for pp in oc.propSet or []}))
-            if not res.token:
-                break
-            res = pc.ContinueRetrievePropertiesEx(token=res.token)
-        return out
+        return retrieve(self.session.content.propertyCollector, specs)
 
     def _props(self, obj: Any, paths: list[str]) -> dict[str, Any]:
         from pyVmomi import vmodl
