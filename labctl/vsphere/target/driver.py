@@ -876,7 +876,11 @@ class VsphereDriver(Driver):
         self.session.wait(task, f"{ref.name}: taking snapshot {name!r}")
 
     def clone(self, src: Path, dst: Path, *, snapshot: str, clone_name: str, linked: bool = True) -> None:
-        """A linked (or full) clone of `src` at `snapshot`, named `clone_name`, in the lab's folder."""
+        """A linked (or full) clone of `src` at `snapshot` in the lab's folder. The VM is named after `dst`'s stem,
+        which is `clone_name` for every clone labctl makes (`<vm_dir>/<name>/<name>.vmx`); a VM is found by it."""
+        if clone_name != self.vm_name(dst):
+            raise LabctlError(f"cannot clone to {dst} as {clone_name!r}: on vSphere a VM is named after its .vmx "
+                              f"({self.vm_name(dst)!r})")
         from pyVmomi import vim
 
         ref = self._need(src)
@@ -906,7 +910,6 @@ class VsphereDriver(Driver):
         with self._lock:
             self.vms()[name] = new
         self._mirror(new)
-        del clone_name  # the clone is named after its .vmx, which labctl derives from the same host name
 
     def _host_linked_clone(self, src: VmRef, snap: Any, name: str) -> VmRef:
         """Standalone ESXi: CreateVM_Task with the snapshot's hardware and a child disk of the snapshot's disk."""
