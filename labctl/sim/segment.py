@@ -20,7 +20,9 @@ The simulator models that with one loopback port per lab address, recorded in `<
 - An address nobody holds has its port closed: the client's connection is refused, as today. An address that is
   not in the table at all is not part of the lab and is never dialled (`labctl.sim.endpoints`).
 - The table is written under an flock beside it; holders are recorded with their process id and ignored once that
-  process is gone (a host killed without cleaning up holds nothing).
+  process is gone (a host killed without cleaning up holds nothing). An address's port is not held while nobody
+  has the address: when a host binds it and finds something else of this machine listening there (another lab's
+  host), the address moves to a new port rather than share one with a stranger.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((_BIND, 0))
         return s.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    """Does anything accept connections on 127.0.0.1:port now?"""
+    try:
+        with socket.create_connection((_BIND, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _listener(port: int) -> socket.socket:
@@ -144,11 +155,14 @@ class Segment:
         with self._locked() as doc:
             table = doc["addresses"]
             entry = table.get(address) or {"port": 0, "holders": {}}
+            others = {h: p for h, p in (entry.get("holders") or {}).items() if h != host and _alive(p)}
+            port = int(entry.get("port") or 0)
+            if port and not others and _answers(port):
+                port = 0  # someone outside this lab listens there (SO_REUSEPORT would share it): take a new port
             try:
-                sock = _listener(int(entry.get("port") or 0))
+                sock = _listener(port)
             except OSError:  # its port went to some other program meanwhile: the address moves to a new one
                 sock = _listener(0)
-            others = {h: p for h, p in (entry.get("holders") or {}).items() if h != host and _alive(p)}
             table[address] = {"port": sock.getsockname()[1], "holders": {**others, host: pid}}
         if others:
             names = ", ".join(sorted([*others, host]))

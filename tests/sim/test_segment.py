@@ -190,3 +190,20 @@ def test_resolve_follows_the_segment_and_an_access_ip_on_no_interface_is_a_port_
     assert emap.resolve(A) == ("127.0.0.1", ports[A])  # a lab address no running topology host claims: still the lab's
     with pytest.raises(LabctlError, match="not a host of the simulated lab"):
         emap.resolve("192.168.69.99")  # not the lab's: never dialled
+
+
+def test_an_address_never_shares_its_port_with_a_listener_outside_the_lab(tmp_path):
+    seg = Segment(tmp_path)
+    port = seg.allocate([A])[A]
+    stranger = socket.socket()
+    stranger.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # would let our SO_REUSEPORT bind share it
+    stranger.bind(("127.0.0.1", port))
+    stranger.listen(1)
+    try:
+        mine = seg.bind(A, "esx1")
+        try:
+            assert mine.getsockname()[1] != port and seg.port(A) == mine.getsockname()[1]
+        finally:
+            mine.close()
+    finally:
+        stranger.close()
