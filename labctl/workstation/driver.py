@@ -192,6 +192,16 @@ class Driver(abc.ABC):
         """Where the lab's VMs are when that is not the lab's vm_dir (a vSphere folder), for messages."""
         return None
 
+    def has_disk(self, vmx: Path) -> bool:
+        """Whether the VM has its system disk (Workstation: `<name>.vmdk` beside the .vmx; vSphere: a VirtualDisk)."""
+        return Path(vmx).with_name(f"{Path(vmx).stem}.vmdk").exists()
+
+    def create_disk_commands(self, vmx: Path, size_gb: int, adapter: str) -> list[str]:
+        """What `create_disk` runs, for `plan` (Workstation: the vmware-vdiskmanager command line)."""
+        from labctl.workstation.disks import create_disk_argv
+
+        return [" ".join(create_disk_argv(Path(vmx).with_name(f"{Path(vmx).stem}.vmdk"), size_gb, adapter))]
+
 
 def guest_var_name(name: str) -> str:
     """`labctl.hostkey` -> `guestinfo.labctl.hostkey` (the prefix the guest's tools require); a name already

@@ -378,15 +378,25 @@ class VsphereDriver(Driver):
         """Create the VM from its rendered .vmx with a `size_gb` system disk; False when the VM already has one."""
         ref = self.find(vmx)
         if ref is not None:
-            cfg = self._props(ref.obj, ["config.hardware.device"])
-            from pyVmomi import vim
-
-            if any(isinstance(d, vim.vm.device.VirtualDisk) for d in cfg.get("config.hardware.device") or []):
+            if self.has_disk(vmx):
                 return False
             raise LabctlError(f"{ref.name}: the VM exists on {self.session.display} without a disk",
                               hint="labctl did not make it this way; delete it (labctl destroy) and re-run")
         self.create_vm(vmx, disk_gb=size_gb)
         return True
+
+    def has_disk(self, vmx: Path) -> bool:
+        """Whether the lab's folder has this VM with its disk (what the vms stage asks instead of a local .vmdk)."""
+        from pyVmomi import vim
+
+        ref = self.find(vmx)
+        if ref is None:
+            return False
+        devices = self._props(ref.obj, ["config.hardware.device"]).get("config.hardware.device") or []
+        return any(isinstance(d, vim.vm.device.VirtualDisk) for d in devices)
+
+    def create_disk_commands(self, vmx: Path, size_gb: int, adapter: str) -> list[str]:
+        return self.plan_create(vmx, size_gb)
 
     def read_facts(self, vmx: Path) -> vf.VmFacts:
         from labctl.render import vmx as vmxlib

@@ -541,3 +541,14 @@ def test_power_and_guest_ip(make_driver, folder, tmp_path, iso):
     drv.stop(vmx)  # soft: the guest is asked (ShutdownGuest), then labctl waits for poweredOff
     assert not drv.is_running(vmx)
     assert drv.session.calls["ShutdownGuest"] == 1 and drv.session.calls["PowerOffVM_Task"] == 0
+
+
+def test_what_the_vms_stage_asks(make_driver, folder, tmp_path, iso):
+    """has_disk and create_disk_commands: the vms stage's questions, answered from vSphere, not from local files."""
+    vmxs = render("esxi8-ha-trio", tmp_path / "state", iso)
+    drv = make_driver(folder, tmp_path / "state")
+    vmx = vmxs["esxi-a"]
+    assert drv.has_disk(vmx) is False
+    assert drv.create_disk_commands(vmx, 40, "pvscsi") == drv.plan_create(vmx, 40)
+    drv.create_disk(vmx, 40, "pvscsi")
+    assert drv.has_disk(vmx) is True and not vmx.with_name("esxi-a.vmdk").exists()
