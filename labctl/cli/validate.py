@@ -68,6 +68,8 @@ def run(args, env) -> ExitStatus:
                 t = res.topology
                 summary = (f"{len(t.esx_hosts)} ESX host(s), {len(t.vms)} other VM(s), {len(t.networks)} network(s)"
                            if t else "")
+                if t and t.target is not None:
+                    summary += f", onto vSphere {t.target.host}"
                 env.out(out.ok(f"{f}: ok") + f" ({summary}{', ' if summary else ''}{len(warnings)} warning(s))")
     if args.json:
         env.out(json.dumps({"valid": not failed, "files": report}, indent=2))

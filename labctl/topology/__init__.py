@@ -6,7 +6,7 @@ import os
 
 from labctl.topology.build import LoadResult, load
 from labctl.topology.model import (
-    Cluster, Datastore, EsxHost, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, Workstation,
+    Cluster, Datastore, EsxHost, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, VsphereTarget, Workstation,
 )
 
 
@@ -25,5 +25,5 @@ def load_topology(path: str | os.PathLike[str], display_name: str | None = None)
 
 __all__ = [
     "Cluster", "Datastore", "EsxHost", "Interface", "LoadResult", "Network", "Nic", "SshSettings", "Topology",
-    "VCenter", "VibSpec", "Vm", "Workstation", "load", "load_topology",
+    "VCenter", "VibSpec", "Vm", "VsphereTarget", "Workstation", "load", "load_topology",
 ]

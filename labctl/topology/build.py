@@ -18,7 +18,7 @@ from labctl.errors import did_you_mean
 from labctl.topology import addressing, limits, versions
 from labctl.topology.loader import Marks, Path_, Problem, YamlSyntaxError, format_path, load_yaml_with_marks
 from labctl.topology.model import (
-    Cluster, Datastore, EsxHost, InstallSettings, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, Workstation,
+    Cluster, Datastore, EsxHost, InstallSettings, Interface, Network, Nic, SshSettings, Topology, VCenter, VibSpec, Vm, VsphereTarget, Workstation,
 )
 from labctl.topology.schema import SCHEMA, check
 
@@ -136,6 +136,8 @@ class _Validator:
         self.superseded: set[Path_] = set()  # paths whose schema problem a clearer rule message replaces
         self.warned_cpu = False
         self.warned_name = False
+        t = data.get("target")
+        self.vsphere = isinstance(t, dict) and t.get("kind") == "vsphere"  # no Workstation host under the lab
 
     def err(self, path: Path_, msg: str, **kw: Any) -> None:
         self.problems.append(Problem(tuple(path), msg, **kw))
@@ -164,6 +166,7 @@ class _Validator:
         self._check_datastores()
         self._check_vcenter_version()
         self._check_vibs()
+        self._check_target()
         self._check_reachability()
         self._finish_unknown_refs()
         self._check_vm_dir()
@@ -294,6 +297,8 @@ class _Validator:
             if t in ("host-only", "nat", "lan-segment") and "subnet" not in n:
                 self.err(base, f"a {t} network needs a 'subnet'")
             vmnet = n.get("vmnet")
+            if self.vsphere:
+                continue  # vmnets, host_ip and DHCP are the Workstation host's: _check_target says what vSphere takes
             if t == "host-only" and "vmnet" not in n:
                 self.err(base, "a host-only network needs 'vmnet' (a custom vmnet number, e.g. 2)")
             if t == "nat" and vmnet is None:
@@ -396,7 +401,7 @@ class _Validator:
                 dg = e.get("disk_gb")
                 if isinstance(dg, int) and not isinstance(dg, bool) and dg < m.disk_gb:
                     self.err(base + (("disk_gb",) if "disk_gb" in h else ()), f"{dg} GB is below the installer minimum of {m.disk_gb} GB: {m.why}")
-                if ws is not None:
+                if ws is not None and not self.vsphere:
                     prob = versions.guest_support_problem(flavor, v, ws)
                     if prob:
                         sev, why = prob
@@ -717,6 +722,96 @@ class _Validator:
             self.err(("vibs", i, "source"), f"{src} is not a VIB stage directory (no descriptor.yaml or "
                                             "descriptor.xml in it)")
 
+    def _check_target(self) -> None:
+        """`target:` — what a vSphere target needs, and what has no meaning there (docs: README, "When one
+        Workstation is not enough"): no Workstation host, so no vmnets, no host adapters, no Workstation release."""
+        t = self.d.get("target")
+        if not isinstance(t, dict):
+            return
+        base: Path_ = ("target",)
+        if t.get("kind") == "workstation":
+            for k in t:
+                if k != "kind":
+                    self.err(base + (k,), f"'{k}' is a vSphere target key; kind: workstation takes no other keys "
+                                          "(this machine's Workstation, set under `workstation:`)", key=True)
+            return
+        if not self.vsphere:
+            return  # an unknown kind: the schema says so
+        for req in ("host", "datastore"):
+            if req not in t:
+                what = "the vCenter or ESXi host to deploy onto" if req == "host" else "where the VMs' files go"
+                self.err(base, f"missing required key '{req}' ({what})")
+        wsd = self.d.get("workstation")
+        if isinstance(wsd, dict) and "version" in wsd:
+            self.superseded.add(("workstation", "version"))
+            self.err(("workstation", "version"), "a vSphere target runs no Workstation: the release has no meaning "
+                                                 "here (the VMs' hardware version follows the target); remove it",
+                     key=True)
+        pgs = t.get("portgroups") if isinstance(t.get("portgroups"), dict) else {}
+        vlans = t.get("vlans") if isinstance(t.get("vlans"), dict) else {}
+        for section, mapping in (("portgroups", pgs), ("vlans", vlans)):
+            for name in mapping:
+                if name not in self.networks:
+                    self.unknown_ref("network", name, base + (section, name), list(self.networks))
+        for name, pg in pgs.items():
+            if isinstance(pg, str) and not pg.strip():
+                self.err(base + ("portgroups", name), "is empty: name an existing portgroup on the target")
+        for name, (i, n) in self.networks.items():
+            nb: Path_ = ("networks", i)
+            ty = n.get("type")
+            mapped = name in pgs
+            if ty in ("host-only", "nat", "bridged") and not mapped:
+                why = {"host-only": "a host-only vmnet is a network of the Workstation host, and a vSphere target "
+                                    "has none",
+                       "nat": "Workstation's NAT service does not exist on vSphere",
+                       "bridged": "bridging is to this machine's LAN, which the target does not share"}[ty]
+                self.err(nb + ("type",), f"{why}: map '{name}' to an existing portgroup (target.portgroups: "
+                                         f"{{{name}: PORTGROUP}}) or make it a lan-segment (a private portgroup "
+                                         "labctl creates)")
+            if ty != "lan-segment":
+                for k in ("vmnet", "dhcp"):
+                    if k in n:
+                        self.err(nb + (k,), f"'{k}' configures a Workstation vmnet; on a vSphere target '{name}' is "
+                                            "a portgroup: remove it", key=True)
+                if "host_ip" in n and not mapped:
+                    self.err(nb + ("host_ip",), "host_ip is the Workstation host's adapter on a vmnet; a vSphere "
+                                                f"target has no such host: map '{name}' to an existing portgroup this "
+                                                "machine reaches (target.portgroups), then host_ip is this machine's "
+                                                "address on it", key=True)
+            if name in vlans and mapped and isinstance(pgs[name], str) and pgs[name].strip():
+                self.err(base + ("vlans", name), f"'{name}' uses the existing portgroup '{pgs[name]}', which labctl "
+                                                 "never changes: its VLAN is the portgroup's own", key=True)
+        if vlans and "dvswitch" not in t:
+            self.err(base + ("vlans",), "VLAN IDs apply to portgroups on a distributed switch (dvswitch); the "
+                                        "standard vSwitch labctl creates has no uplinks, so its portgroups are private "
+                                        "without one", key=True)
+        if t.get("network_mode") == "mac-learning" and "dvswitch" not in t:
+            self.err(base + ("network_mode",), "MAC learning is a distributed switch policy (vSphere 6.7+, VDS "
+                                               "6.6+); without dvswitch labctl creates a standard vSwitch, which has "
+                                               "none: set dvswitch: NAME, or network_mode: auto / promiscuous")
+        if "dvswitch" in t and "esx_host" in t and "cluster" not in t:
+            pass  # a DVS spans hosts; naming the host only picks placement
+        if "appliance_ova" in t and "template" in t:
+            self.err(base + ("template",), "give appliance_ova or template, not both (one source for the nested "
+                                           "ESXi hosts)", key=True)
+        ova = t.get("appliance_ova")
+        if isinstance(ova, str):
+            fp = Path(self._file(ova) or ova)
+            if fp.suffix.lower() not in (".ova", ".ovf"):
+                self.err(base + ("appliance_ova",), f"'{ova}' is not an .ova or .ovf file")
+            elif not fp.is_file():
+                self.warn(base + ("appliance_ova",), f"{ova} does not exist (yet): labctl imports it from {fp}")
+        folder = t.get("folder")
+        if isinstance(folder, str) and any(part in (".", "..") for part in folder.split("/")):
+            self.superseded.add(base + ("folder",))
+            self.err(base + ("folder",), f"'{folder}': a folder path has no '.' or '..' parts (labctl stays inside "
+                                         "the folder it is given)")
+        th = t.get("thumbprint")
+        if isinstance(th, str):
+            hexchars = "".join(c for c in th if c.isalnum())
+            if len(hexchars) != 40 or any(c not in "0123456789abcdefABCDEF" for c in hexchars):
+                self.err(base + ("thumbprint",), f"{th!r} is not a SHA-1 thumbprint (20 hex bytes, AA:BB:...:99)")
+
     def _reachable(self, net: str | None) -> bool:
         nd = self._net_of(net)
         if nd is None:
@@ -758,11 +853,21 @@ class _Validator:
             names = ", ".join(f"{n} (on {net})" for _, n, net in affected)
             nd = self._net_of(affected[0][2]) or {}
             why = ("a LAN segment" if nd.get("type") == "lan-segment" else "a host-only vmnet without host_ip")
-            self.warn(("esx_hosts", affected[0][0], "management"),
-                      f"this machine cannot dial {names}: {why} has no adapter on the Workstation host. Ways out: give "
-                      "each host an access_ip on a reachable network (e.g. an ESXi VMkernel port on a host-only vmnet "
-                      "with host_ip; on ESX classic sshd listens on the service console only), or set ssh.jump: "
-                      "user@host[:port] (an SSH server with a leg on the segment). --sim is not affected.")
+            if self.vsphere:
+                self.warn(("esx_hosts", affected[0][0], "management"),
+                          f"this machine cannot dial {names}: a lan-segment is a private portgroup on the vSphere "
+                          "target (no uplinks), and this machine has no leg on it. Ways out: set ssh.jump: "
+                          "user@host[:port] (an SSH server with a leg on the segment, e.g. a VM of the lab), or give "
+                          "each host an access_ip on a network mapped to a portgroup this machine reaches "
+                          "(target.portgroups). --sim is not affected.")
+                why = ""
+            if why:
+                self.warn(("esx_hosts", affected[0][0], "management"),
+                          f"this machine cannot dial {names}: {why} has no adapter on the Workstation host. Ways out: "
+                          "give each host an access_ip on a reachable network (e.g. an ESXi VMkernel port on a "
+                          "host-only vmnet with host_ip; on ESX classic sshd listens on the service console only), or "
+                          "set ssh.jump: user@host[:port] (an SSH server with a leg on the segment). --sim is not "
+                          "affected.")
         vc = self.d.get("vcenter")
         if isinstance(vc, dict) and isinstance(vc.get("host"), str):
             net = self._net_for_ip(vc["host"])
@@ -897,7 +1002,21 @@ class _Validator:
                 fp = (self.path.parent / fp)
             src = Path(self._file(x["source"])) if x.get("source") else None
             vibs.append(VibSpec(fp, tuple(x["hosts"]), bool(x.get("allow_community", False)), src))
+        td = d.get("target") or {}
+        target = None
+        if td.get("kind") == "vsphere":
+            target = VsphereTarget(
+                host=td["host"], datastore=td["datastore"], folder=td.get("folder", f"labctl/{lab}"),
+                port=td.get("port", 443), user=td.get("user"), password_env=td.get("password_env"),
+                insecure=bool(td.get("insecure", False)), thumbprint=td.get("thumbprint"),
+                datacenter=td.get("datacenter"), cluster=td.get("cluster"), esx_host=td.get("esx_host"),
+                resource_pool=td.get("resource_pool"), network_mode=td.get("network_mode", "auto"),
+                dvswitch=td.get("dvswitch"), portgroups=tuple(sorted((td.get("portgroups") or {}).items())),
+                vlans=tuple(sorted((td.get("vlans") or {}).items())),
+                disk_provisioning=td.get("disk_provisioning", "thin"), appliance_ova=self._file(td.get("appliance_ova")),
+                template=td.get("template"))
         return Topology(
+            target=target,
             lab=lab, path=self.path.resolve(), workstation=workstation, networks=tuple(networks), esx_hosts=tuple(hosts),
             vms=vms, vcenter=vcenter,
             ssh=SshSettings(user=top_ssh.get("user", "root"), port=top_ssh.get("port", 22),

@@ -183,6 +183,44 @@ class Workstation:
 
 
 @dataclass(frozen=True)
+class VsphereTarget:
+    """`target: {kind: vsphere, ...}`: the lab's VMs run on a physical ESXi host or vCenter instead of Workstation.
+
+    The connection fields (host, port, user, password_env, insecure, thumbprint) are those of `VCenter`, so
+    `vsphere.connection.resolve_target(settings=...)` resolves the target's address and credentials by the same
+    rules (URL > GOVC_* > password_env > a prompt on a terminal). Never holds a secret.
+    """
+
+    host: str
+    datastore: str
+    folder: str  # VM folder path under the datacenter's VM folder, e.g. labctl/<lab>
+    port: int = 443
+    user: str | None = None  # None: GOVC_USERNAME
+    password_env: str | None = None
+    insecure: bool = False
+    thumbprint: str | None = None
+    datacenter: str | None = None  # vCenter only; None: the only datacenter (ha-datacenter on ESXi)
+    cluster: str | None = None  # vCenter only
+    esx_host: str | None = None  # the physical host the VMs run on (with a cluster: one of its hosts)
+    resource_pool: str | None = None  # path under the root pool of the cluster / host
+    network_mode: str = "auto"  # auto | mac-learning | promiscuous
+    dvswitch: str | None = None  # vCenter only: portgroups on this existing distributed switch
+    portgroups: tuple[tuple[str, str], ...] = ()  # (lab network, existing portgroup) used as they are
+    vlans: tuple[tuple[str, int], ...] = ()  # (lab network, VLAN ID) on the distributed switch
+    disk_provisioning: str = "thin"  # thin | thick | eager-zeroed-thick
+    appliance_ova: str | None = None  # absolute path of a Nested ESXi appliance OVA
+    template: str | None = None  # inventory path of a Nested ESXi template
+    kind: str = "vsphere"
+
+    def existing_portgroup(self, network: str) -> str | None:
+        """The user's existing portgroup for a lab network (`portgroups:`), or None: labctl creates one."""
+        return dict(self.portgroups).get(network)
+
+    def vlan(self, network: str) -> int | None:
+        return dict(self.vlans).get(network)
+
+
+@dataclass(frozen=True)
 class Topology:
     lab: str
     path: Path  # the YAML file it came from
@@ -196,6 +234,7 @@ class Topology:
     datastores: tuple[Datastore, ...]
     vibs: tuple[VibSpec, ...]
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    target: VsphereTarget | None = None  # None: VMware Workstation on this machine (`target:` absent or workstation)
 
     def host(self, name: str) -> EsxHost:
         for h in self.esx_hosts:

@@ -1,7 +1,7 @@
 """The topology format as JSON Schema (published by `labctl schema`) and a small validator over it.
 
 The validator implements the subset of JSON Schema this schema uses (type, properties, required,
-additionalProperties, enum, pattern, items, minimum, maximum, anyOf) and reports *every* problem with its path,
+additionalProperties (false or a schema), enum, pattern, items, minimum, maximum, anyOf) and reports *every* problem with its path,
 so the loader can attach file:line:col to each.
 """
 
@@ -98,11 +98,62 @@ HOST_PROPS: dict[str, Any] = {
     },
 }
 
+TARGET: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kind"],
+    "description": "where the lab's VMs run: workstation (default: this machine's VMware Workstation) or vsphere "
+                   "(a physical ESXi host or a vCenter, driven through the vSphere API)",
+    "properties": {
+        "kind": {"enum": ["workstation", "vsphere"]},
+        "host": {**HOSTADDR, "description": "the vCenter or standalone ESXi host labctl deploys onto"},
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "API port (default 443)"},
+        "user": {"type": "string", "description": "API user, e.g. administrator@vsphere.local or root (default: "
+                                                  "GOVC_USERNAME)"},
+        "password_env": {**SSH["properties"]["password_env"],
+                         "description": "environment variable holding the target's password (else GOVC_PASSWORD, "
+                                        "else a prompt on a terminal)"},
+        "insecure": {"type": "boolean", "description": "skip certificate checks (a self-signed lab vCenter/ESXi)"},
+        "thumbprint": {"type": "string", "description": "pinned SHA-1 certificate thumbprint (AA:BB:...)"},
+        "datacenter": {"type": "string", "description": "vCenter only: the datacenter (default: the only one)"},
+        "cluster": {"type": "string", "description": "vCenter only: the cluster the nested VMs run in"},
+        "esx_host": {"type": "string",
+                     "description": "the physical host the nested VMs run on (vCenter: a host name in the inventory; "
+                                    "with `cluster`, one of its hosts)"},
+        "resource_pool": {"type": "string",
+                          "description": "a resource pool path under the cluster's or host's root pool, e.g. labs/ha"},
+        "datastore": {"type": "string", "description": "datastore for the VMs, the installer media and the OVA"},
+        "folder": {"type": "string", "pattern": r"^[^/\\]+(/[^/\\]+)*$",
+                   "description": "VM folder path under the datacenter's VM folder (default labctl/<lab>); labctl "
+                                  "creates, changes and deletes nothing outside it"},
+        "network_mode": {"enum": ["auto", "mac-learning", "promiscuous"],
+                         "description": "how nested ESX gets frames for MACs the outer switch never assigned: "
+                                        "mac-learning (a distributed switch 6.6+ on vSphere 6.7+), promiscuous "
+                                        "(+ forged transmits + MAC changes), auto (mac-learning where supported)"},
+        "dvswitch": {"type": "string",
+                     "description": "vCenter only: create the lab's portgroups on this existing distributed switch "
+                                    "(default: a standard vSwitch without uplinks on the target host)"},
+        "portgroups": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "network name -> an existing portgroup to use as it is (required for nat, "
+                                      "bridged and host-only networks; optional for a lan-segment)"},
+        "vlans": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 4094},
+                  "description": "network name -> VLAN ID of its portgroup on the distributed switch"},
+        "disk_provisioning": {"enum": ["thin", "thick", "eager-zeroed-thick"],
+                              "description": "virtual disks of the nested hosts and VMs (default thin)"},
+        "appliance_ova": {"type": "string",
+                          "description": "a Nested ESXi appliance OVA (file path) to import instead of installing "
+                                         "from `iso`"},
+        "template": {"type": "string",
+                     "description": "an existing Nested ESXi VM template (inventory path) to clone instead of "
+                                    "installing from `iso`"},
+    },
+}
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://labctl.invalid/schema/topology.json",
     "title": "labctl topology",
-    "description": "A nested ESX/ESXi lab inside VMware Workstation.",
+    "description": "A nested ESX/ESXi lab inside VMware Workstation, or on a physical vSphere (`target`).",
     "type": "object",
     "additionalProperties": False,
     "required": ["lab", "esx_hosts"],
@@ -177,6 +228,7 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "ssh": SSH,
+        "target": TARGET,
         "clusters": {
             "type": "array",
             "items": {
@@ -285,6 +337,8 @@ def check(value: Any, schema: dict[str, Any], path: Path_ = ()) -> list[Problem]
         for k, v in value.items():
             if k in props:
                 out.extend(check(v, props[k], path + (k,)))
+            elif isinstance(schema.get("additionalProperties"), dict):
+                out.extend(check(v, schema["additionalProperties"], path + (k,)))
             elif schema.get("additionalProperties") is False:
                 if k.lower() in SECRET_KEYS or k.lower().endswith("password"):
                     out.append(Problem(path + (k,), "secrets are never stored in topology files: use password_env "
