@@ -1,7 +1,10 @@
 """Where a run is assembled: the real or the simulated twin of each outside system, chosen once per command.
 
 The domain packages never choose and never import the simulator: `workstation/` has only the real driver
-(vmrun), `remote/` only real SSH settings. Their simulated twins live under `sim/` (`sim.workstation`,
+(vmrun), `remote/` only real SSH settings, `vsphere/` only real sessions. A topology with `target: {kind: vsphere}`
+runs its VMs on a physical ESXi host or vCenter instead of Workstation (`vsphere_session`, `workstation` returns the
+vSphere VM driver); with `--sim` that physical side is the simulated vSphere in the sim dir (endpoints.json's
+`target`), and the topology's target address is never dialled. Their simulated twins live under `sim/` (`sim.workstation`,
 `sim.endpoints`) and implement the same interfaces. The CLI and the pipeline call these functions with `--sim`'s
 sim dir (or None), so one place decides "real or simulated" for every backend.
 """
@@ -13,17 +16,35 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from labctl.env import Env
+    from labctl.plan.context import Context
+    from labctl.vsphere.client import VSphereClient
     from labctl.remote.connection import ConnectSettings, LabConnections
     from labctl.remote.hosts import HostTarget
     from labctl.topology import Topology
     from labctl.workstation.driver import Driver
 
 
-def workstation(topology: Topology, env: Env, *, sim_dir: Path | None = None, create: bool = True) -> Driver:
-    """The Workstation backend: vmrun on this machine, or with `sim_dir` the simulated Workstation under it.
+def workstation(topology: Topology, env: Env, *, sim_dir: Path | None = None, create: bool = True,
+                session: VSphereClient | None = None) -> Driver:
+    """The VM backend: vmrun on this machine, or with `sim_dir` the simulated Workstation under it; for a
+    `target: vsphere` topology the vSphere driver over `session` (opened here when not given: see vm_driver).
 
     `create=False` (planning) reads only: the simulated Workstation's directory is not made.
     """
+    if topology.target is not None:
+        try:
+            from labctl.vsphere.target.driver import VsphereDriver
+        except ModuleNotFoundError as e:
+            if e.name != "labctl.vsphere.target.driver":
+                raise
+            from labctl.errors import EnvironmentProblem
+
+            raise EnvironmentProblem("this labctl has no VM driver for a vSphere target (labctl.vsphere.target."
+                                     "driver is missing)", hint="update labctl") from None
+
+        if session is None:
+            session = vsphere_session(topology, env, sim_dir=sim_dir)
+        return VsphereDriver(session, topology.target, topology.state_dir)
     if sim_dir is None:
         from labctl.workstation.driver import workstation_driver
 
@@ -35,6 +56,50 @@ def workstation(topology: Topology, env: Env, *, sim_dir: Path | None = None, cr
     if create:
         drv.verify()
     return drv
+
+
+def vm_driver(ctx: Context) -> Driver:
+    """The run's VM backend, made once (`ctx.once`); on a vSphere target over the run's one session."""
+    session = target_session(ctx) if ctx.topology.target is not None else None
+    return ctx.once("driver", lambda: workstation(ctx.topology, ctx.env, sim_dir=ctx.sim_dir, create=ctx.apply,
+                                                  session=session))
+
+
+def target_session(ctx: Context) -> VSphereClient:
+    """The run's one session onto its vSphere target (opened on first use, logged out when the run ends)."""
+    # --insecure/--thumbprint are the lab vCenter's; the target's certificate policy is its own block's
+    return ctx.once("vsphere-target", lambda: vsphere_session(ctx.topology, ctx.env, sim_dir=ctx.sim_dir))
+
+
+def vsphere_session(topology: Topology, env: Env, *, sim_dir: Path | None = None, insecure: bool = False,
+                    thumbprint: str | None = None) -> VSphereClient:
+    """A session onto the topology's vSphere target: its `host` with the vcenter stage's credential rules (GOVC_*,
+    `password_env`, a prompt on a terminal; never stored), or with `sim_dir` the simulated vSphere named in the sim
+    dir's endpoints.json (`target`): the topology's address is never dialled then."""
+    from labctl.errors import EnvironmentProblem, LabctlError
+    from labctl.vsphere.client import VSphereClient
+    from labctl.vsphere.connection import resolve_target
+
+    t = topology.target
+    if t is None:
+        raise LabctlError(f"{topology.lab} has no vSphere target (its VMs run in Workstation)")
+    if sim_dir is None:
+        target = resolve_target(settings=t, environ=env.environ, insecure=insecure, thumbprint=thumbprint,
+                                prompt=env.secret_prompt())
+        return VSphereClient.connect(target)
+    from labctl.sim.endpoints import ENDPOINTS_FILE, load_endpoints
+
+    entry = load_endpoints(sim_dir).target if (Path(sim_dir) / ENDPOINTS_FILE).is_file() else None
+    if not entry or not entry.get("url"):
+        raise EnvironmentProblem(f"no simulated vSphere target for {topology.lab} in {sim_dir}",
+                                 hint=f"`labctl up {topology.path} --sim` starts it (needs Go and govmomi: "
+                                      "apt-get install golang-go golang-github-vmware-govmomi-dev)")
+    password = Path(entry["password_file"]).read_text().strip() if entry.get("password_file") else None
+    # the simulated side only: no GOVC_* (they name a real vSphere), no topology credentials
+    target = resolve_target(settings=None, environ={}, sim_vcenter=entry, sim_password=password)
+    if target.host not in ("127.0.0.1", "::1", "localhost"):
+        raise EnvironmentProblem(f"--sim: the simulated vSphere target {target.display} is not on loopback")
+    return VSphereClient.connect(target)
 
 
 def sim_directory(topology: Topology, env: Env, override: str | None) -> Path:

@@ -47,6 +47,10 @@ def render(ctx: Context, rep: StageReport) -> None:
 
 
 def networks(ctx: Context, rep: StageReport) -> None:
+    if ctx.topology.target is not None:  # no Workstation host: the lab's portgroups on the vSphere target
+        from labctl.plan import stages_target
+
+        return stages_target.networks(ctx, rep)
     from labctl.workstation import networking, preferences, sysfiles
 
     topo = ctx.topology
@@ -87,6 +91,10 @@ def networks(ctx: Context, rep: StageReport) -> None:
 
 
 def vmnet(ctx: Context, rep: StageReport) -> None:
+    if ctx.topology.target is not None:
+        from labctl.plan import stages_target
+
+        return stages_target.vmnet(ctx, rep)
     from labctl.workstation import vmnet as vm
 
     dev = ctx.dev_dir

@@ -182,7 +182,9 @@ def vcenter(ctx: Context, rep: StageReport) -> None:
 
             ensure_datastore_dirs(Path(sim_entry["workdir"]), [d.name for d in nfs_specs(topo)])
         known.append(ctx.sim_dir / "known_hosts")
-    target = resolve_target(settings=vcenter_settings(topo), environ=ctx.env.environ,
+    # with a vSphere target the GOVC_* variables name that target (backends.vsphere_session), not the lab's vCenter
+    environ = {k: v for k, v in ctx.env.environ.items() if not (topo.target and k.startswith("GOVC_"))}
+    target = resolve_target(settings=vcenter_settings(topo), environ=environ,
                             override_url=ctx.options.vcenter_url, sim_vcenter=sim_entry, sim_password=sim_password,
                             insecure=ctx.options.insecure, thumbprint=ctx.options.thumbprint, prompt=ctx.env.secret_prompt())
     if ctx.sim_dir and target.host not in ("127.0.0.1", "::1", "localhost"):

@@ -10,10 +10,10 @@ from labctl.plan.model import StageReport
 
 
 def driver(ctx: Context):
-    from labctl.plan.backends import workstation
+    from labctl.plan.backends import vm_driver
 
     # planning reads only: the simulated Workstation's directory is not created
-    return ctx.once("driver", lambda: workstation(ctx.topology, ctx.env, sim_dir=ctx.sim_dir, create=ctx.apply))
+    return vm_driver(ctx)
 
 
 def vms(ctx: Context, rep: StageReport) -> None:

@@ -8,6 +8,9 @@ Layout (relative to the output directory):
   host/preferences-namedPVNs   LAN segment names for the Workstation preferences
   host/exports             NFS exports for each NFS server of the lab
   host/labctl-vmnet-permissions.service   systemd unit re-applying /dev/vmnet* group and mode
+
+On a vSphere target (`target: {kind: vsphere}`) there is no Workstation host: no vmnets, LAN-segment preferences
+or vmnet unit; each vNIC names its portgroup (`ethernetN.networkName`, as ESXi's own .vmx files do).
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ class _NicView:
     index: int
     mac: str
     net: object
+    portgroup: str | None = None  # on a vSphere target: the portgroup the vNIC connects to (.vmx networkName)
 
 
 def _nics(topo: Topology, vm: EsxHost | Vm) -> list[_NicView]:
+    if topo.target is not None:
+        from labctl.topology.portgroups import portgroup_for
+
+        return [_NicView(n.index, n.mac, topo.network(n.network), portgroup_for(topo, n.network)) for n in vm.nics]
     return [_NicView(n.index, n.mac, topo.network(n.network)) for n in vm.nics]
 
 
@@ -124,7 +132,8 @@ class _VmnetView:
 
 def host_files(topo: Topology, env, vmnet_group: str = DEFAULT_VMNET_GROUP) -> list[RenderedFile]:
     out = []
-    vmnets = [
+    ws_host = topo.target is None  # a vSphere target has no Workstation host: only the NFS exports apply
+    vmnets = [] if not ws_host else [
         _VmnetView(n.vmnet, n.dhcp, n.netmask, str(ipaddress.ip_network(n.subnet).network_address), n.host_ip)
         for n in sorted(topo.networks, key=lambda n: n.vmnet or 0)
         if n.type == "host-only"
@@ -139,7 +148,7 @@ def host_files(topo: Topology, env, vmnet_group: str = DEFAULT_VMNET_GROUP) -> l
         )
     segments = [
         {"name": f"{topo.lab}-{n.name}", "pvn_id": n.pvn_id} for n in topo.networks if n.type == "lan-segment"
-    ]
+    ] if ws_host else []
     if segments:
         out.append(
             RenderedFile(
@@ -161,7 +170,8 @@ def host_files(topo: Topology, env, vmnet_group: str = DEFAULT_VMNET_GROUP) -> l
                 "host",
             )
         )
-    out.append(RenderedFile("host/labctl-vmnet-permissions.service", vmnet_unit(vmnet_group, env), "host"))
+    if ws_host:
+        out.append(RenderedFile("host/labctl-vmnet-permissions.service", vmnet_unit(vmnet_group, env), "host"))
     return out
 
 

@@ -5,6 +5,7 @@
                         "flavor": "esx", "version": "3.5u5", "host_key_fingerprints": {"ssh-rsa": "SHA256:..."}}},
      "jump": {... same shape ...} | null,
      "vcenter": {"url": "http://127.0.0.1:8989/sdk", "user": "...", "pid": 1234} | null,
+     "target": {... the vcenter entry's shape: the simulated vSphere a `target: vsphere` lab runs on ...} | null,
      "known_hosts": "<sim dir>/known_hosts", "identity_file": "<sim dir>/id_rsa"}
 
 `EndpointMap.resolve(address)` maps a lab address (or host name) to (127.0.0.1, port) and raises a LabctlError for
@@ -61,6 +62,7 @@ class EndpointMap:
     vcenter: dict[str, Any] | None = None
     known_hosts: Path | None = None
     identity_file: Path | None = None
+    target: dict[str, Any] | None = None  # the simulated physical vSphere of a `target: vsphere` lab
 
     def all(self) -> list[Endpoint]:
         return [*self.hosts.values(), *([self.jump] if self.jump else [])]
@@ -102,7 +104,7 @@ class EndpointMap:
         return {"lab": self.lab, "hosts": {n: e.to_dict() for n, e in self.hosts.items()},
                 "jump": self.jump.to_dict() | {"name": self.jump.name} if self.jump else None,
                 "vcenter": self.vcenter, "known_hosts": str(self.known_hosts) if self.known_hosts else None,
-                "identity_file": str(self.identity_file) if self.identity_file else None}
+                "identity_file": str(self.identity_file) if self.identity_file else None, "target": self.target}
 
 
 def load_endpoints(sim_dir: Path | str) -> EndpointMap:
@@ -125,6 +127,7 @@ def load_endpoints(sim_dir: Path | str) -> EndpointMap:
         lab=str(data.get("lab", "")), sim_dir=d, hosts=hosts, jump=jump, vcenter=data.get("vcenter"),
         known_hosts=Path(data["known_hosts"]) if data.get("known_hosts") else None,
         identity_file=Path(data["identity_file"]) if data.get("identity_file") else None,
+        target=data.get("target"),
     )
 
 

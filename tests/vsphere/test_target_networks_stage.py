@@ -1,0 +1,72 @@
+"""`labctl plan/up --sim --only networks` on a `target: vsphere` lab: the simulated physical side is the vcsim named
+in the sim dir's endpoints.json (`target`); the topology's address is never dialled (pytest-socket: loopback only)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.vcsim
+
+TOPO = """
+lab: stagelab
+target: {kind: vsphere, host: esx-phys-01.example.lab, user: root, password_env: TARGET_PASSWORD, datastore: LocalDS_0}
+networks:
+  - {name: lab, type: lan-segment, subnet: 192.168.69.0/24}
+ssh: {jump: root@192.168.69.2}
+esx_hosts:
+  - {name: esx1, flavor: esxi, version: "8.0", memory_mb: 8192, nics: [lab], management: {network: lab, ip: 192.168.69.11}}
+"""
+
+
+@pytest.fixture
+def esx_target(tmp_path_factory, request):
+    from labctl.errors import EnvironmentProblem
+    from labctl.sim import vcsim as launcher
+
+    try:
+        binary = launcher.build()
+    except EnvironmentProblem as e:
+        pytest.skip(f"vcsim unavailable: {e.message} ({e.hint})")
+    sim = launcher.start(binary, tmp_path_factory.mktemp("vcsim-stage"), password="phys-secret-pw", esx=True)
+    request.addfinalizer(sim.stop)
+    return sim
+
+
+def test_plan_lists_the_calls_up_makes_them_and_a_second_up_changes_nothing(esx_target, run_cli, tmp_path):
+    (tmp_path / "lab.yaml").write_text(TOPO)
+    sim_dir = tmp_path / "sim"
+    sim_dir.mkdir()
+    (sim_dir / "endpoints.json").write_text(json.dumps(
+        {"lab": "stagelab", "hosts": {}, "target": esx_target.endpoint_entry(sim_dir / "target.password")}))
+    args = ("lab.yaml", "--sim", "--sim-dir", str(sim_dir), "--only", "networks")
+    environ = {"TARGET_PASSWORD": "never-used-with-sim", "GOVC_URL": "https://10.9.9.9/sdk"}
+
+    r = run_cli("plan", *args, "--json", environ=environ)
+    assert r.status == 0, r.err
+    plan = json.loads(r.out)
+    calls = [c for ch in plan["changes"] for c in ch["commands"]]
+    assert calls == [
+        "HostNetworkSystem.AddVirtualSwitch[localhost.localdomain](vswitchName='labctl-stagelab', numPorts=128, "
+        "bridge=None)",
+        "HostNetworkSystem.AddPortGroup[localhost.localdomain](name='labctl-stagelab-lab', vswitchName="
+        "'labctl-stagelab', vlanId=0, security='promiscuous accept, forged transmits accept, MAC changes accept')"]
+    notes = [n for s in plan["stages"] for n in s["notes"]]
+    assert any("a standard vSwitch has no MAC learning" in n for n in notes)
+
+    r = run_cli("up", *args, environ=environ)
+    assert r.status == 0, r.out + r.err
+    assert "+ localhost.localdomain: HostNetworkSystem.AddPortGroup" in r.out
+    r = run_cli("up", *args, environ=environ)
+    assert r.status == 0 and "= no changes" in r.out.split("host networks", 1)[1], r.out
+    for text in (r.out, r.err, (tmp_path / "sim" / "vms" / ".labctl" / "vsphere-target.json").read_text()):
+        assert "phys-secret-pw" not in text and "never-used-with-sim" not in text
+
+
+def test_no_simulated_target_is_a_clear_error(run_cli, tmp_path):
+    (tmp_path / "lab.yaml").write_text(TOPO)
+    r = run_cli("plan", "lab.yaml", "--sim", "--sim-dir", str(tmp_path / "sim"), "--only", "networks")
+    assert r.status != 0
+    assert "no simulated vSphere target for stagelab" in r.out + r.err
+    assert "Traceback" not in r.out + r.err
