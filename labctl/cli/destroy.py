@@ -84,6 +84,8 @@ def _destroy(args, env, topo, drv, sim_dir) -> ExitStatus:
         except LabctlError as e:
             failed.append({"vm": vm.name, "error": e.message})
             env.err(f"labctl: {vm.name}: {e.message}")
+    if not failed and topo.target is not None:  # the portgroups labctl made on the vSphere target, and only those
+        failed += _destroy_target_networks(args, env, topo, drv, sim_dir)
     if not failed:
         kh = topo.known_hosts
         if kh.is_file():
@@ -115,3 +117,25 @@ def _destroy(args, env, topo, drv, sim_dir) -> ExitStatus:
     if args.json:
         env.out(json.dumps({"lab": topo.lab, "deleted": deleted, "failed": failed}, indent=2))
     return ExitStatus.FAILED if failed else ExitStatus.SUCCESS
+
+
+def _destroy_target_networks(args, env, topo, drv, sim_dir) -> list[dict]:
+    from labctl.plan.backends import vsphere_session
+    from labctl.vsphere.target.networks import destroy_networks
+
+    session = getattr(drv, "session", None)
+    client = session if session is not None else vsphere_session(topo, env, sim_dir=sim_dir)
+    try:
+        results = destroy_networks(client, topo, topo.state_dir)
+    finally:
+        if session is None:
+            client.close()
+    failed = []
+    for r in results:
+        if r.ok:
+            if not args.json:
+                env.out(f"removed {r.call.display}")
+        else:
+            failed.append({"vm": r.call.obj, "error": f"{r.call.method}: {r.message}"})
+            env.err(f"labctl: {r.call.obj}: {r.call.method}: {r.message}")
+    return failed

@@ -42,9 +42,13 @@ def workstation(topology: Topology, env: Env, *, sim_dir: Path | None = None, cr
             raise EnvironmentProblem("this labctl has no VM driver for a vSphere target (labctl.vsphere.target."
                                      "driver is missing)", hint="update labctl") from None
 
+        from labctl.topology.portgroups import lab_portgroups
+
+        owns = session is None
         if session is None:
             session = vsphere_session(topology, env, sim_dir=sim_dir)
-        return VsphereDriver(session, topology.target, topology.state_dir)
+        return VsphereDriver(session, topology.target, topology.state_dir, owns_session=owns,
+                             portgroups={p.network: p.name for p in lab_portgroups(topology)})
     if sim_dir is None:
         from labctl.workstation.driver import workstation_driver
 

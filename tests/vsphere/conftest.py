@@ -35,6 +35,18 @@ def vcsim(tmp_path_factory, request):
 
 
 @pytest.fixture(scope="session")
+def vcsim_esx(tmp_path_factory, request):
+    """A standalone ESX host (`-esx`): ha-datacenter, host localhost.localdomain, datastore LocalDS_0."""
+    return _start(tmp_path_factory, request, esx=True)
+
+
+@pytest.fixture(scope="session")
+def vcsim80(tmp_path_factory, request):
+    """A vCenter reporting API 8.0.2 (MAC learning exists from 6.7): DC0, cluster DC0_C0 of three hosts."""
+    return _start(tmp_path_factory, request, api_version="8.0.2.0")
+
+
+@pytest.fixture(scope="session")
 def vcsim41(tmp_path_factory, request):
     """A simulator that reports vCenter API 4.1 (legacy AAM HA keys)."""
     return _start(tmp_path_factory, request, api_version="4.1")

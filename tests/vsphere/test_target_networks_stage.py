@@ -20,26 +20,12 @@ esx_hosts:
 """
 
 
-@pytest.fixture
-def esx_target(tmp_path_factory, request):
-    from labctl.errors import EnvironmentProblem
-    from labctl.sim import vcsim as launcher
-
-    try:
-        binary = launcher.build()
-    except EnvironmentProblem as e:
-        pytest.skip(f"vcsim unavailable: {e.message} ({e.hint})")
-    sim = launcher.start(binary, tmp_path_factory.mktemp("vcsim-stage"), password="phys-secret-pw", esx=True)
-    request.addfinalizer(sim.stop)
-    return sim
-
-
-def test_plan_lists_the_calls_up_makes_them_and_a_second_up_changes_nothing(esx_target, run_cli, tmp_path):
+def test_plan_lists_the_calls_up_makes_them_and_a_second_up_changes_nothing(vcsim_esx, run_cli, tmp_path):
     (tmp_path / "lab.yaml").write_text(TOPO)
     sim_dir = tmp_path / "sim"
     sim_dir.mkdir()
     (sim_dir / "endpoints.json").write_text(json.dumps(
-        {"lab": "stagelab", "hosts": {}, "target": esx_target.endpoint_entry(sim_dir / "target.password")}))
+        {"lab": "stagelab", "hosts": {}, "target": vcsim_esx.endpoint_entry(sim_dir / "target.password")}))
     args = ("lab.yaml", "--sim", "--sim-dir", str(sim_dir), "--only", "networks")
     environ = {"TARGET_PASSWORD": "never-used-with-sim", "GOVC_URL": "https://10.9.9.9/sdk"}
 
@@ -60,8 +46,20 @@ def test_plan_lists_the_calls_up_makes_them_and_a_second_up_changes_nothing(esx_
     assert "+ localhost.localdomain: HostNetworkSystem.AddPortGroup" in r.out
     r = run_cli("up", *args, environ=environ)
     assert r.status == 0 and "= no changes" in r.out.split("host networks", 1)[1], r.out
-    for text in (r.out, r.err, (tmp_path / "sim" / "vms" / ".labctl" / "vsphere-target.json").read_text()):
-        assert "phys-secret-pw" not in text and "never-used-with-sim" not in text
+    record = tmp_path / "sim" / "vms" / ".labctl"
+    for text in (r.out, r.err, (record / "vsphere-target.json").read_text()):
+        assert vcsim_esx.password not in text and "never-used-with-sim" not in text
+
+    # the shared simulator is left as found: labctl removes exactly what its record lists
+    from labctl.topology import load_topology
+    from labctl.vsphere.client import VSphereClient
+    from labctl.vsphere.connection import resolve_target
+    from labctl.vsphere.target.networks import destroy_networks
+
+    topo = load_topology(tmp_path / "lab.yaml")
+    with VSphereClient.connect(resolve_target(settings=None, environ={},
+                                              override_url=vcsim_esx.url_with_credentials)) as client:
+        assert [r.ok for r in destroy_networks(client, topo, record)] == [True, True]
 
 
 def test_no_simulated_target_is_a_clear_error(run_cli, tmp_path):

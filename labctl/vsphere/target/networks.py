@@ -356,6 +356,21 @@ def plan_networks(topo: Topology, state: NetworkState) -> NetworkPlan:
     return out
 
 
+def _ownership(pg: Any, cur: PortgroupState | None, recorded: list[str], where: str | None,
+               state: NetworkState) -> tuple[str, str, str | None] | None:
+    """Why labctl must not create or change this portgroup (a same-named object it did not make), or None."""
+    if cur is None:
+        if pg.name in state.networks:  # elsewhere in the datacenter: another host's, or another switch's
+            return (pg.network, f"a network named {pg.name!r} already exists in datacenter {state.datacenter} (not "
+                                f"on {where})", "rename or remove it")
+        return None
+    if pg.name not in recorded:
+        return (pg.network, f"{where} already has a portgroup {pg.name!r} that labctl did not create for this lab "
+                            f"(not in {STATE_FILE})",
+                "rename or remove it on the target, or map the network to it (target.portgroups)")
+    return None
+
+
 def _plan_standard(topo: Topology, state: NetworkState, owned: list, want: Policy, out: NetworkPlan) -> None:
     host = state.host_name or "host"
     vs = vswitch_name(topo.lab)
@@ -380,17 +395,12 @@ def _plan_standard(topo: Topology, state: NetworkState, owned: list, want: Polic
     for pg in owned:
         cur = state.portgroups.get(pg.name)
         args = (("name", pg.name), ("vswitchName", vs), ("vlanId", 0), ("security", want.describe()))
-        if cur is None:
-            if pg.name in state.networks:
-                out.failures.append((pg.network, f"a network named {pg.name!r} already exists in datacenter "
-                                                 f"{state.datacenter} (not on {host})", "rename or remove it"))
-                continue
-            out.calls.append(Call("HostNetworkSystem.AddPortGroup", host, args, f"network {pg.network}"))
+        problem = _ownership(pg, cur, rec.portgroups, host, state)
+        if problem:
+            out.failures.append(problem)
             continue
-        if pg.name not in rec.portgroups:
-            out.failures.append((pg.network, f"{host} already has a portgroup {pg.name!r} that labctl did not create "
-                                             f"for this lab (not in {STATE_FILE})",
-                                 "rename or remove it on the target, or map the network to it (target.portgroups)"))
+        if cur is None:
+            out.calls.append(Call("HostNetworkSystem.AddPortGroup", host, args, f"network {pg.network}"))
             continue
         if cur.switch != vs:
             out.failures.append((pg.network, f"portgroup {pg.name!r} is on vSwitch {cur.switch!r}, not labctl's "
@@ -408,17 +418,12 @@ def _plan_distributed(state: NetworkState, owned: list, want: Policy, out: Netwo
         cur = state.dv_portgroups.get(pg.name)
         args = (("name", pg.name), ("type", "earlyBinding"), ("numPorts", DV_PORTS), ("autoExpand", True),
                 ("vlanId", pg.vlan or 0), ("policy", want.describe()))
-        if cur is None:
-            if pg.name in state.networks:
-                out.failures.append((pg.network, f"a network named {pg.name!r} already exists in datacenter "
-                                                 f"{state.datacenter} (not on {dvs})", "rename or remove it"))
-                continue
-            out.calls.append(Call("DistributedVirtualSwitch.AddDVPortgroup_Task", dvs, args, f"network {pg.network}"))
+        problem = _ownership(pg, cur, rec.dv_portgroups, dvs, state)
+        if problem:
+            out.failures.append(problem)
             continue
-        if pg.name not in rec.dv_portgroups:
-            out.failures.append((pg.network, f"{dvs} already has a portgroup {pg.name!r} that labctl did not create "
-                                             f"for this lab (not in {STATE_FILE})",
-                                 "rename or remove it on the target, or map the network to it (target.portgroups)"))
+        if cur is None:
+            out.calls.append(Call("DistributedVirtualSwitch.AddDVPortgroup_Task", dvs, args, f"network {pg.network}"))
             continue
         if not _same(cur.policy, want) or cur.vlan != (pg.vlan or 0):
             out.calls.append(Call("DistributedVirtualPortgroup.ReconfigureDVPortgroup_Task", pg.name, args,
@@ -589,3 +594,10 @@ def _unlist(state_dir: Path, rec: Record, listed: list[str] | None, call: Call) 
     if listed is not None and name in listed:
         listed.remove(name)
         save_record(state_dir, rec)
+
+
+def destroy_networks(client: VSphereClient, topo: Topology, state_dir: Path) -> list[CallResult]:
+    """`destroy` on a vSphere target, once the lab's VMs are gone: remove the portgroups and the vSwitch labctl's
+    record lists for this lab (nothing else), and forget them."""
+    state = read_state(client, topo, state_dir)
+    return remove(client, state, plan_removal(topo, state), state_dir)
