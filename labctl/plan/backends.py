@@ -1,12 +1,14 @@
 """Where a run is assembled: the real or the simulated twin of each outside system, chosen once per command.
 
 The domain packages never choose and never import the simulator: `workstation/` has only the real driver
-(vmrun), `remote/` only real SSH settings, `vsphere/` only real sessions. A topology with `target: {kind: vsphere}`
-runs its VMs on a physical ESXi host or vCenter instead of Workstation (`vsphere_session`, `workstation` returns the
-vSphere VM driver); with `--sim` that physical side is the simulated vSphere in the sim dir (endpoints.json's
-`target`), and the topology's target address is never dialled. Their simulated twins live under `sim/` (`sim.workstation`,
-`sim.endpoints`) and implement the same interfaces. The CLI and the pipeline call these functions with `--sim`'s
-sim dir (or None), so one place decides "real or simulated" for every backend.
+(vmrun), `remote/` only real SSH settings, `vsphere/` only real sessions. Their simulated twins live under `sim/`
+(`sim.workstation`, `sim.endpoints`) and implement the same interfaces. The CLI and the pipeline call these
+functions with `--sim`'s sim dir (or None), so one place decides "real or simulated" for every backend.
+
+A topology with `target: {kind: vsphere}` runs its VMs on a physical ESXi host or vCenter instead of Workstation:
+`workstation` returns the vSphere VM driver over the run's one session (`target_session`); with `--sim` that
+physical side is the simulated vSphere named in the sim dir's endpoints.json (`target`), and the topology's target
+address is never dialled.
 """
 
 from __future__ import annotations
