@@ -1,8 +1,9 @@
 """The networks stage on a vSphere target, against vcsim as a standalone ESX host (`-esx`) and as a vCenter.
 
 Each assertion reads the result back from the simulator (never from labctl's own plan): the switches and
-portgroups it holds, their security / MAC management policy, VLAN. vcsim has no UpdatePortGroup: the drift test
-shows labctl reports that call as failed and the simulator's portgroup as it was — nothing silently dropped.
+portgroups it holds, their security / MAC management policy, VLAN. vcsim has no UpdatePortGroup (the harness models it);
+with it faulted as on plain vcsim, labctl reports the call as failed and the portgroup is as it was — nothing
+silently dropped.
 """
 
 from __future__ import annotations
@@ -121,13 +122,12 @@ def test_standalone_esx_private_segments(esx, tmp_path):
     assert json.loads(rec.read_text())["targets"] == {}
 
 
-def test_policy_drift_without_update_portgroup_is_a_failure_not_a_silent_skip(esx, tmp_path):
+def _drift(esx, topo, tmp_path):
+    """Apply the lab, then set its segment back to the defaults (Reject) by hand: same name, same vSwitch."""
     from pyVmomi import vim
 
-    topo = _topo(tmp_path)
     state, plan = _run(esx, topo, tmp_path)
     assert all(r.ok for r in tn.apply(esx, state, plan, tmp_path))
-    # someone sets the segment back to the defaults (Reject): re-created by hand with the same name
     ns = state._objects["network_system"]
     ns.RemovePortGroup(pgName="labctl-netlab-seg")
     ns.AddPortGroup(portgrp=vim.host.PortGroup.Specification(
@@ -137,20 +137,57 @@ def test_policy_drift_without_update_portgroup_is_a_failure_not_a_silent_skip(es
     state, plan = _run(esx, topo, tmp_path)
     assert [c.method for c in plan.calls] == ["HostNetworkSystem.UpdatePortGroup"]
     assert "promiscuous reject, forged transmits reject, MAC changes reject -> promiscuous accept" in plan.calls[0].why
+    return state, plan
+
+
+def _seg_security(esx):
+    sec = _host_net(esx)[1]["labctl-netlab-seg"].policy.security
+    return (sec.allowPromiscuous, sec.forgedTransmits, sec.macChanges)
+
+
+def _clean(esx, topo, tmp_path):
+    state = tn.read_state(esx, topo, tmp_path)
+    assert all(r.ok for r in tn.remove(esx, state, tn.plan_removal(topo, state), tmp_path))
+
+
+def test_policy_drift_is_corrected_with_update_portgroup(esx, tmp_path):
+    """vcsim itself has no UpdatePortGroup; the harness models it (labctl/sim/vcsim/main.go), as a real host has."""
+    topo = _topo(tmp_path)
+    state, plan = _drift(esx, topo, tmp_path)
     results = tn.apply(esx, state, plan, tmp_path)
-    _, pgs = _host_net(esx)
-    sec = pgs["labctl-netlab-seg"].policy.security
-    read_back = (sec.allowPromiscuous, sec.forgedTransmits, sec.macChanges)
-    # what labctl reports agrees with what the simulator holds: plain vcsim has no UpdatePortGroup (a failure that
-    # says so, the portgroup as it was); a harness that models it (labctl/sim/vcsim) changes it (a success)
-    if results[0].ok:
-        assert read_back == (True, True, True)
-    else:
-        assert "does not implement UpdatePortGroup" in results[0].message
-        assert read_back == (False, False, False)
-    assert len(results) == 1
-    tn.remove(esx, tn.read_state(esx, topo, tmp_path), tn.plan_removal(topo, tn.read_state(esx, topo, tmp_path)),
-              tmp_path)
+    assert [r.ok for r in results] == [True]
+    assert _seg_security(esx) == (True, True, True)
+    assert _run(esx, topo, tmp_path)[1].calls == []
+    _clean(esx, topo, tmp_path)
+
+
+def test_a_target_without_update_portgroup_is_a_failure_not_a_silent_skip(vcsim_esx, esx, tmp_path):
+    """Plain vcsim answers UpdatePortGroup with MethodNotFound: labctl reports it, and the portgroup is as it was."""
+    topo = _topo(tmp_path)
+    state, plan = _drift(esx, topo, tmp_path)
+    vcsim_esx.inject_fault("UpdatePortGroup", state._objects["network_system"]._moId, fault="MethodNotFound",
+                           message="HostNetworkSystem does not implement: UpdatePortGroup")
+    results = tn.apply(esx, state, plan, tmp_path)
+    assert [r.ok for r in results] == [False]
+    assert "does not implement UpdatePortGroup: network seg" in results[0].message
+    assert _seg_security(esx) == (False, False, False)
+    _clean(esx, topo, tmp_path)
+
+
+def test_a_failed_create_is_not_recorded(vcsim_esx, esx, tmp_path):
+    topo = _topo(tmp_path)
+    state, plan = _run(esx, topo, tmp_path)
+    vcsim_esx.inject_fault("AddPortGroup", state._objects["network_system"]._moId, message="no ports left")
+    results = tn.apply(esx, state, plan, tmp_path)
+    assert [r.ok for r in results] == [True, False, True]
+    assert "no ports left" in results[1].message
+    rec = json.loads((tmp_path / tn.STATE_FILE).read_text())["targets"]["phys.example.lab/"]
+    assert rec["portgroups"] == ["labctl-netlab-store"]  # listed before the call, unlisted when it failed
+    assert "labctl-netlab-seg" not in _host_net(esx)[1]
+    state, plan = _run(esx, topo, tmp_path)
+    assert [c.display.split("(")[0] for c in plan.calls] == ["HostNetworkSystem.AddPortGroup[localhost.localdomain]"]
+    assert all(r.ok for r in tn.apply(esx, state, plan, tmp_path))
+    _clean(esx, topo, tmp_path)
 
 
 def test_a_portgroup_labctl_did_not_make_is_refused_not_adopted(esx, tmp_path):
