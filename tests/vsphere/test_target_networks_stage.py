@@ -68,3 +68,13 @@ def test_no_simulated_target_is_a_clear_error(run_cli, tmp_path):
     assert r.status != 0
     assert "no simulated vSphere target for stagelab" in r.out + r.err
     assert "Traceback" not in r.out + r.err
+
+
+def test_the_real_target_needs_its_password_from_the_environment_or_a_terminal(run_cli, tmp_path):
+    """Without --sim labctl would dial the topology's target: with no password variable and no terminal it stops
+    before any connection (pytest-socket would refuse one) and says where the password comes from."""
+    (tmp_path / "lab.yaml").write_text(TOPO)
+    r = run_cli("plan", "lab.yaml", "--only", "networks")
+    assert r.status == 3, r.out + r.err  # the stage failed (README: exit statuses)
+    assert "no password for vCenter user root" in r.out + r.err and "TARGET_PASSWORD" in r.out + r.err
+    assert "Traceback" not in r.out + r.err
