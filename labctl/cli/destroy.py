@@ -123,12 +123,14 @@ def _destroy_target_networks(args, env, topo, drv, sim_dir) -> list[dict]:
     from labctl.plan.backends import vsphere_session
     from labctl.vsphere.target.networks import destroy_networks
 
-    session = getattr(drv, "session", None)
-    client = session if session is not None else vsphere_session(topo, env, sim_dir=sim_dir)
+    from labctl.vsphere.client import VSphereClient
+
+    shared = getattr(getattr(drv, "session", None), "si", None)  # the driver's logged-in session: reused, kept open
+    client = VSphereClient(shared) if shared is not None else vsphere_session(topo, env, sim_dir=sim_dir)
     try:
         results = destroy_networks(client, topo, topo.state_dir)
     finally:
-        if session is None:
+        if shared is None:
             client.close()
     failed = []
     for r in results:

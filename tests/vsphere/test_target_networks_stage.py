@@ -50,16 +50,23 @@ def test_plan_lists_the_calls_up_makes_them_and_a_second_up_changes_nothing(vcsi
     for text in (r.out, r.err, (record / "vsphere-target.json").read_text()):
         assert vcsim_esx.password not in text and "never-used-with-sim" not in text
 
-    # the shared simulator is left as found: labctl removes exactly what its record lists
-    from labctl.topology import load_topology
+    # destroy removes exactly what labctl's record lists (the shared simulator is left as found)
     from labctl.vsphere.client import VSphereClient
     from labctl.vsphere.connection import resolve_target
-    from labctl.vsphere.target.networks import destroy_networks
 
-    topo = load_topology(tmp_path / "lab.yaml")
+    r = run_cli("destroy", "lab.yaml", "--sim", "--sim-dir", str(sim_dir), "--yes", environ=environ)
+    assert r.status == 0, r.out + r.err
+    assert "removed HostNetworkSystem.RemovePortGroup[localhost.localdomain](pgName='labctl-stagelab-lab')" in r.out
+    assert "removed HostNetworkSystem.RemoveVirtualSwitch[localhost.localdomain](vswitchName='labctl-stagelab')" in r.out
     with VSphereClient.connect(resolve_target(settings=None, environ={},
                                               override_url=vcsim_esx.url_with_credentials)) as client:
-        assert [r.ok for r in destroy_networks(client, topo, record)] == [True, True]
+        from pyVmomi import vim
+
+        view = client.content.viewManager.CreateContainerView(client.content.rootFolder, [vim.HostSystem], True)
+        info = view.view[0].configManager.networkSystem.networkInfo
+        assert not any(v.name.startswith("labctl-stagelab") for v in info.vswitch)
+        assert not any(p.spec.name.startswith("labctl-stagelab") for p in info.portgroup)
+        assert any(p.spec.name == "VM Network" for p in info.portgroup)
 
 
 def test_no_simulated_target_is_a_clear_error(run_cli, tmp_path):
