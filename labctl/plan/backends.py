@@ -14,7 +14,7 @@ address is never dialled.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from labctl.env import Env
@@ -74,14 +74,18 @@ def vm_driver(ctx: Context) -> Driver:
 def target_session(ctx: Context) -> VSphereClient:
     """The run's one session onto its vSphere target (opened on first use, logged out when the run ends)."""
     # --insecure/--thumbprint are the lab vCenter's; the target's certificate policy is its own block's
-    return ctx.once("vsphere-target", lambda: vsphere_session(ctx.topology, ctx.env, sim_dir=ctx.sim_dir))
+    return ctx.once("vsphere-target", lambda: vsphere_session(
+        ctx.topology, ctx.env, sim_dir=ctx.sim_dir, start=True,
+        progress=lambda text: ctx.progress.host("target", text)))
 
 
 def vsphere_session(topology: Topology, env: Env, *, sim_dir: Path | None = None, insecure: bool = False,
-                    thumbprint: str | None = None) -> VSphereClient:
+                    thumbprint: str | None = None, start: bool = False,
+                    progress: Callable[[str], None] | None = None) -> VSphereClient:
     """A session onto the topology's vSphere target: its `host` with the vcenter stage's credential rules (GOVC_*,
     `password_env`, a prompt on a terminal; never stored), or with `sim_dir` the simulated vSphere named in the sim
-    dir's endpoints.json (`target`): the topology's address is never dialled then."""
+    dir's endpoints.json (`target`), started first with `start` (`labctl.sim.target.ensure_for`): the topology's
+    address is never dialled then."""
     from labctl.errors import EnvironmentProblem, LabctlError
     from labctl.vsphere.client import VSphereClient
     from labctl.vsphere.connection import resolve_target
@@ -95,7 +99,17 @@ def vsphere_session(topology: Topology, env: Env, *, sim_dir: Path | None = None
         return VSphereClient.connect(target)
     from labctl.sim.endpoints import ENDPOINTS_FILE, load_endpoints
 
-    entry = load_endpoints(sim_dir).target if (Path(sim_dir) / ENDPOINTS_FILE).is_file() else None
+    def entry_now():
+        return load_endpoints(sim_dir).target if (Path(sim_dir) / ENDPOINTS_FILE).is_file() else None
+
+    entry = entry_now()
+    if (not entry or not entry.get("url")) and start:
+        # the simulated vSphere stands in for infrastructure that exists before labctl runs (the user's ESXi host
+        # or vCenter), so `plan --sim` starts it too, to read it; it holds nothing of the lab until `up`
+        from labctl.sim.target import ensure_for
+
+        ensure_for(Path(sim_dir), t, environ=env.environ, progress=progress)
+        entry = entry_now()
     if not entry or not entry.get("url"):
         raise EnvironmentProblem(f"no simulated vSphere target for {topology.lab} in {sim_dir}",
                                  hint=f"`labctl up {topology.path} --sim` starts it (needs Go and govmomi: "

@@ -69,12 +69,20 @@ def test_plan_lists_the_calls_up_makes_them_and_a_second_up_changes_nothing(vcsi
         assert any(p.spec.name == "VM Network" for p in info.portgroup)
 
 
-def test_no_simulated_target_is_a_clear_error(run_cli, tmp_path):
+def test_no_simulated_target_is_a_clear_error(tmp_path):
+    """Without `start` (down, destroy) a missing simulated physical side is named, with what starts it."""
+    import io
+
+    from labctl.env import Env
+    from labctl.errors import EnvironmentProblem
+    from labctl.plan.backends import vsphere_session
+    from labctl.topology import load_topology
+
     (tmp_path / "lab.yaml").write_text(TOPO)
-    r = run_cli("plan", "lab.yaml", "--sim", "--sim-dir", str(tmp_path / "sim"), "--only", "networks")
-    assert r.status != 0
-    assert "no simulated vSphere target for stagelab" in r.out + r.err
-    assert "Traceback" not in r.out + r.err
+    env = Env(stdout=io.StringIO(), stderr=io.StringIO(), stdin=io.StringIO(), environ={}, cwd=tmp_path)
+    with pytest.raises(EnvironmentProblem, match="no simulated vSphere target for stagelab") as e:
+        vsphere_session(load_topology(tmp_path / "lab.yaml"), env, sim_dir=tmp_path / "sim")
+    assert "--sim` starts it" in e.value.hint
 
 
 def test_the_real_target_needs_its_password_from_the_environment_or_a_terminal(run_cli, tmp_path):
@@ -85,3 +93,24 @@ def test_the_real_target_needs_its_password_from_the_environment_or_a_terminal(r
     assert r.status == 3, r.out + r.err  # the stage failed (README: exit statuses)
     assert "no password for vCenter user root" in r.out + r.err and "TARGET_PASSWORD" in r.out + r.err
     assert "Traceback" not in r.out + r.err
+
+
+def test_plan_sim_starts_the_simulated_physical_side_and_reads_it(run_cli, tmp_path, request):
+    """The simulated vSphere stands in for infrastructure that exists before labctl runs: `plan --sim` starts it
+    (labctl.sim.target.ensure_for, stopped by PID here) and lists the calls `up` would make on it."""
+    from labctl.errors import EnvironmentProblem
+    from labctl.sim import target as simtarget
+    from labctl.sim import vcsim as launcher
+
+    try:
+        launcher.build()
+    except EnvironmentProblem as e:
+        pytest.skip(f"vcsim unavailable: {e.message}")
+    (tmp_path / "lab.yaml").write_text(TOPO)
+    sim_dir = tmp_path / "sim"
+    request.addfinalizer(lambda: simtarget.stop(sim_dir))
+    r = run_cli("plan", "lab.yaml", "--sim", "--sim-dir", str(sim_dir), "--only", "networks", "--json")
+    assert r.status == 0, r.out + r.err
+    calls = [c for ch in json.loads(r.out)["changes"] for c in ch["commands"]]
+    assert [c.split("[")[0] for c in calls] == ["HostNetworkSystem.AddVirtualSwitch", "HostNetworkSystem.AddPortGroup"]
+    assert json.loads((sim_dir / "endpoints.json").read_text())["target"]["url"].startswith("http://127.0.0.1:")
