@@ -61,8 +61,20 @@ def is_clone_source(topology: Topology, host: EsxHost) -> bool:
     return any(h.linked_clone_of == host.name for h in topology.esx_hosts)
 
 
-def context(topology: Topology, host: EsxHost, password_hash: str) -> dict:
-    """The variables every kickstart template sees."""
+# root's authorized_keys per era: the service console (RHEL), dropbear-era ESXi 4.x, OpenSSH ESXi 5.0+
+# (/work/shared/reference/esx-hosts.md §6; VMware KB 1002866 for ESX classic, KB 1002866/2004746 for ESXi)
+def authorized_keys_path(host: EsxHost) -> str:
+    if host.flavor == "esx" and host.version_info.release < (5, 0):
+        return "/root/.ssh/authorized_keys"
+    if host.version_info.release < (5, 0):
+        return "/.ssh/authorized_keys"
+    return "/etc/ssh/keys-root/authorized_keys"
+
+
+def context(topology: Topology, host: EsxHost, password_hash: str, host_key=None,
+            authorized_keys: tuple[str, ...] | list[str] = ()) -> dict:
+    """The variables every kickstart template sees. `host_key` (`labctl.render.hostkey.HostKey`): the SSH host key
+    the kickstart installs; `authorized_keys`: public key lines root accepts (labctl's own key)."""
     mgmt = host.management
     inst = host.install or InstallSettings()
     r = host.version_info.release
@@ -80,6 +92,10 @@ def context(topology: Topology, host: EsxHost, password_hash: str) -> dict:
         "clone_source": is_clone_source(topology, host),
         "release": r,
         "scsi_disk": "sda",
+        "host_key_pem": host_key.private_pem.rstrip("\n") if host_key is not None else None,
+        "host_key_pub": host_key.public_line(f"root@{host.name}") if host_key is not None else None,
+        "authorized_keys": [k.strip() for k in authorized_keys if k.strip()],
+        "authorized_keys_path": authorized_keys_path(host),
     }
 
 
@@ -96,8 +112,10 @@ def _refuse(host: EsxHost) -> None:
 
 
 def render_kickstart(topology: Topology, host: EsxHost, password_hash: str,
-                     template_dir: str | os.PathLike[str] | None = None) -> str:
-    """The kickstart text for `host`, carrying `password_hash` (a crypt hash; never a plaintext password)."""
+                     template_dir: str | os.PathLike[str] | None = None, *, host_key=None,
+                     authorized_keys: tuple[str, ...] | list[str] = ()) -> str:
+    """The kickstart text for `host`, carrying `password_hash` (a crypt hash; never a plaintext password), and
+    when given the SSH host key to install and root's authorized keys."""
     from labctl.render.templates import environment, render
 
     _refuse(host)
@@ -108,12 +126,18 @@ def render_kickstart(topology: Topology, host: EsxHost, password_hash: str,
         env, name = environment(template_dir, first=(own.parent,)), own.name
     else:
         env, name = environment(template_dir), f"kickstart/{era(host)}.ks.j2"
-    return render(env, name, context(topology, host, password_hash))
+    for line in authorized_keys:
+        if "\n" in line.strip() or len(line.split()) < 2:
+            raise UsageError(f"not a public key line for {host.name}'s authorized_keys: {line[:40]!r}",
+                             hint="give an OpenSSH public key file (KEY.pub: 'ssh-rsa AAAA... comment')")
+    return render(env, name, context(topology, host, password_hash, host_key, authorized_keys))
 
 
 def mask(text: str) -> str:
-    """The kickstart with its root password hash replaced by ******** (for printing)."""
-    return re.sub(r"(?m)^(\s*rootpw\b.*?--iscrypted\s+)\S+", lambda m: m.group(1) + MASK, text)
+    """The kickstart with its root password hash and any private key replaced by ******** (for printing)."""
+    text = re.sub(r"(?m)^(\s*rootpw\b.*?--iscrypted\s+)\S+", lambda m: m.group(1) + MASK, text)
+    return re.sub(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----\n).*?(\n-----END [A-Z ]*PRIVATE KEY-----)",
+                  lambda m: m.group(1) + MASK + m.group(2), text, flags=re.S)
 
 
 def kickstart_path(topology: Topology, host: EsxHost) -> Path:

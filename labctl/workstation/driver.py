@@ -162,8 +162,13 @@ class Driver(abc.ABC):
 
     # -- media and configuration ------------------------------------------------------------------------------
     @abc.abstractmethod
-    def attach_media(self, vmx: Path, iso: Path | None, *, force: bool = False) -> list[str]:
-        """Put `iso` on the VM's CD-ROM, connected at power-on (None: leave it disconnected); keys changed."""
+    def attach_media(self, vmx: Path, iso: Path | None, *, kickstart: Path | None = None,
+                     force: bool = False) -> list[str]:
+        """Put `iso` on the VM's first CD-ROM, connected at power-on; keys changed.
+
+        With `kickstart` (an unattended install): that image goes on a second CD-ROM, also connected, and the
+        firmware boots the disk first, then the CD (`bios.bootOrder = "hdd,cdrom"`: a blank disk falls through to
+        the installer, an installed one boots itself). `iso` None: every CD-ROM is left disconnected at power-on."""
 
     @abc.abstractmethod
     def read_config(self, vmx: Path):
@@ -271,24 +276,46 @@ class VmxFiles:
         vmxlib.write(vmx, doc, force=True)
         return todo
 
-    def attach_media(self, vmx: Path, iso: Path | None, *, force: bool = False) -> list[str]:
+    @staticmethod
+    def cdrom_devices(doc) -> list[str]:
+        """The VM's CD-ROM devices (`sata0:1`, `ide1:0`, ...) in the order the configuration lists them."""
+        return [k[: -len(".deviceType")] for k, v in doc.items()
+                if k.endswith(".deviceType") and v.lower() in CDROM_DEVICE_TYPES]
+
+    def media(self, vmx: Path) -> list[tuple[str, str | None, bool]]:
+        """(device, image file, connected at power-on) of each CD-ROM of the VM."""
         doc = self.read_config(vmx)
-        device = next((k[: -len(".deviceType")] for k, v in doc.items()
-                       if k.endswith(".deviceType") and v.lower() in CDROM_DEVICE_TYPES), None)
+        return [(d, doc.get(f"{d}.fileName"), (doc.get(f"{d}.startConnected") or "TRUE").upper() == "TRUE")
+                for d in self.cdrom_devices(doc)]
+
+    def attach_media(self, vmx: Path, iso: Path | None, *, kickstart: Path | None = None,
+                     force: bool = False) -> list[str]:
+        doc = self.read_config(vmx)
+        devices = self.cdrom_devices(doc)
         if iso is None:
-            if device is None:
-                return []
-            return self.reconfigure(vmx, {f"{device}.startConnected": "FALSE"}, force=force)
-        if device is None:  # no CD-ROM yet: where the templates put one (SATA on modern ESXi, else IDE)
-            device = "sata0:1" if (doc.get("sata0.present") or "").upper() == "TRUE" else "ide1:0"
-        controller = device.split(":")[0]
-        return self.reconfigure(vmx, {
-            f"{controller}.present": "TRUE",
-            f"{device}.present": "TRUE",
-            f"{device}.deviceType": "cdrom-image",
-            f"{device}.fileName": os.fspath(iso),
-            f"{device}.startConnected": "TRUE",
-        }, force=force)
+            return self.reconfigure(vmx, {f"{d}.startConnected": "FALSE" for d in devices}, force=force)
+        # no CD-ROM yet: where the templates put one (SATA on modern ESXi, else the secondary IDE channel)
+        first = devices[0] if devices else ("sata0:1" if (doc.get("sata0.present") or "").upper() == "TRUE"
+                                            else "ide1:0")
+        changes: dict[str, str | None] = {}
+
+        def cd(device: str, image: Path) -> None:
+            changes.update({
+                f"{device.split(':')[0]}.present": "TRUE",
+                f"{device}.present": "TRUE",
+                f"{device}.deviceType": "cdrom-image",
+                f"{device}.fileName": os.fspath(image),
+                f"{device}.startConnected": "TRUE",
+            })
+
+        cd(first, iso)
+        if kickstart is not None:
+            # the next unit on the same controller: sata0:1 -> sata0:2, ide1:0 -> ide1:1 (interface 2)
+            bus, _, unit = first.partition(":")
+            second = next((d for d in devices[1:]), f"{bus}:{int(unit) + 1}")
+            cd(second, kickstart)
+            changes["bios.bootOrder"] = "hdd,cdrom"
+        return self.reconfigure(vmx, changes, force=force)
 
 
 def find_vmrun(

@@ -305,6 +305,15 @@ def auto_backup(inv: Invocation) -> Result:
     return Result(0, "Saving current state in /bootbank\n")  # wording [L]
 
 
+@command("sync", lock=False)
+def sync(inv: Invocation) -> Result:
+    """coreutils/busybox `sync`: flush the page cache. The simulated disk has none (every write is already on it),
+    so there is nothing to flush; the command exists because labctl runs it before a clone source's power-off."""
+    if inv.args:
+        return Result(1, "", f"sync: extra operand '{inv.args[0]}'\n")
+    return Result(0)
+
+
 @command("reboot", when=not_linux)
 def reboot(inv: Invocation) -> Result:
     bad = [a for a in inv.args if a not in ("-f", "-n", "-d", "0")]
