@@ -10,7 +10,11 @@ Build the lab described by FILE, or bring an existing one back in line with it. 
   render     write each VM's .vmx and each linked clone's plan into the lab's vm_dir
   networks   the lab's host-only vmnets in /etc/vmware/networking (--apply-network, root) and LAN segment names
   vmnet      /dev/vmnet* read/write for your group, so nested ESX may use promiscuous mode
-  vms        create VMs; snapshot each clone source as "base" and make the linked clones
+  vms        create VMs and their disks; a host with an iso and a blank disk gets its install media: a patched
+             copy of the ISO (cached) on CD 1, its kickstart CD on CD 2, boot order disk then CD
+  install    boot those installers and wait (per-host progress, --install-timeout) until each host answers SSH
+             with the host key labctl made for it; power off each clone source cleanly, disconnect its CDs
+  clones     snapshot each prepared source as "base" and make the linked clones
   start      power on VMs that are off
   ssh        wait until every ESX host answers SSH (strict host keys; --trust-new-hosts pins new ones)
   macs       find vswif0/vmk0 MACs and /system/uuid copied into clones, and give each host its own
@@ -55,6 +59,9 @@ def add_pipeline_args(p, *, up: bool) -> None:
     p.add_argument("--vcenter", metavar="URL", help="vCenter to use instead of the topology's (http[s]://user@host/sdk)")
     p.add_argument("--insecure", action="store_true", help="do not check the vCenter's certificate (lab vCenters)")
     add_thumbprint(p)
+    p.add_argument("--install-timeout", type=_seconds, metavar="SECONDS", default=None,
+                   help="how long the install stage waits for each host's unattended install to answer SSH "
+                        "(default 1800; with --sim 60)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (stdout); progress goes to stderr")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     if up:
@@ -67,6 +74,18 @@ def add_pipeline_args(p, *, up: bool) -> None:
         p.add_argument("--vmnet-group", metavar="GROUP", help="group given read/write on /dev/vmnet* (default: yours)")
         p.add_argument("--reboot-for-vibs", action="store_true",
                        help="reboot hosts whose VIB install needs it, and wait for them (default: report it)")
+
+
+def _seconds(text: str) -> float:
+    import argparse
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return v
 
 
 def configure(p) -> None:
@@ -92,8 +111,13 @@ def build_context(args, env, *, apply: bool):
         trust_new_hosts=args.trust_new_hosts, apply_network=getattr(args, "apply_network", False),
         vcenter_url=args.vcenter, insecure=args.insecure, thumbprint=args.thumbprint, mac_strategy=getattr(args, "mac_strategy", None),
         only=tuple(args.only), skip=tuple(args.skip), vmnet_group=getattr(args, "vmnet_group", None),
-        reboot_for_vibs=getattr(args, "reboot_for_vibs", False),
+        reboot_for_vibs=getattr(args, "reboot_for_vibs", False), install_timeout=args.install_timeout,
     )
+    if "install" not in args.skip and (not args.only or {"vms", "install"} & set(args.only)):
+        from labctl.plan.media import check_credentials, check_isos
+
+        check_isos(topo, sim=sim_dir is not None)  # exit 2 before anything runs: missing, no installer, other version
+        check_credentials(topo, env, sim_dir)
     stream = env.stderr if args.json else env.stdout
     live = bool(getattr(stream, "isatty", lambda: False)()) and not args.json
     from labctl.cli.style import style_for

@@ -159,3 +159,13 @@ def open_lab(topology: Topology, env: Env, *, hosts: list[str] | None = None, si
     targets_from_topology(topology, hosts)  # an unknown --host is a usage error before any lab is looked for
     settings = ssh_settings(topology, env, sim=sim, sim_dir=sim_dir, trust_new_hosts=trust_new_hosts, **timeouts)
     return _open(topology, env, hosts=hosts, settings=settings)
+
+
+def sim_client_key(sim_dir: Path) -> Path:
+    """The simulated lab's client key (`<sim dir>/id_rsa`, 0600, with its `.pub`), made once; the path of the .pub.
+    Its public half is what an unattended install authorizes for root in a simulated lab."""
+    from labctl.sim.lab import CLIENT_KEY, client_key
+    from labctl.sim.paths import ensure_private
+
+    client_key(ensure_private(sim_dir))
+    return Path(sim_dir) / f"{CLIENT_KEY}.pub"

@@ -28,6 +28,7 @@ class Options:
     skip: tuple[str, ...] = ()
     vmnet_group: str | None = None
     reboot_for_vibs: bool = False
+    install_timeout: float | None = None  # seconds the install stage waits per host (None: its default)
 
 
 def rebase(topo: Topology, vm_dir: Path) -> Topology:

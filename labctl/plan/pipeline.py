@@ -25,8 +25,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("render", "render .vmx files and clone plans", "labctl.plan.stages_local:render"),
     Stage("networks", "host networks (vmnets, LAN segments)", "labctl.plan.stages_local:networks"),
     Stage("vmnet", "/dev/vmnet* permissions (promiscuous mode)", "labctl.plan.stages_local:vmnet"),
-    Stage("vms", "create VMs and linked clones", "labctl.plan.stages_vms:vms"),
+    Stage("vms", "create VMs, their disks and install media", "labctl.plan.stages_vms:vms"),
+    Stage("install", "install ESX unattended and prepare clone sources", "labctl.plan.stages_install:install"),
+    Stage("clones", "snapshot clone sources and make the linked clones", "labctl.plan.stages_install:clones"),
     Stage("start", "start VMs", "labctl.plan.stages_vms:start"),
+    # identity (s10id): clones take their own identity — its Stage goes here, after start
     Stage("ssh", "wait for SSH on every host", "labctl.plan.stages_remote:ssh"),
     Stage("macs", "repair duplicate vswif/vmk MACs and system UUIDs", "labctl.plan.stages_remote:macs"),
     Stage("nfs", "mount NFS datastores", "labctl.plan.stages_remote:nfs"),
@@ -35,7 +38,7 @@ STAGES: tuple[Stage, ...] = (
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 # stages every host must pass; when one fails as a whole, the later stages skip all hosts instead of dialling them
-HOST_STAGES = ("vms", "start", "ssh")
+HOST_STAGES = ("vms", "install", "clones", "start", "ssh")
 
 
 def selected(only: tuple[str, ...], skip: tuple[str, ...]) -> list[Stage]:

@@ -26,6 +26,7 @@ def render(ctx: Context, rep: StageReport) -> None:
              if f.kind != "host"]
     root = topo.workstation.vm_dir
     manifest = Manifest.open(root)
+    rendered = _Rendered(topo.state_dir / RENDERED_FILE)
     try:
         for f in files:
             dest = root / f.relpath
@@ -33,8 +34,12 @@ def render(ctx: Context, rep: StageReport) -> None:
             try:
                 if not ctx.options.force:
                     check_inside(root, dest)  # a VM directory symlinked elsewhere is not written through
+                if rendered.same(f.relpath, f.content) and dest.is_file() and not ctx.options.force:
+                    continue  # rendered as last time: what the backend changed since (install media) is its own
                 status = (write_atomic(dest, f.content, force=ctx.options.force, manifest=manifest) if ctx.apply
                           else check_write(dest, f.content, force=ctx.options.force, manifest=manifest))
+                if ctx.apply:
+                    rendered.record(f.relpath, f.content)
             except LabctlError as e:
                 rep.fail(f.relpath.split("/")[0], e.message, e.hint)
                 continue
@@ -44,6 +49,55 @@ def render(ctx: Context, rep: StageReport) -> None:
     finally:
         if ctx.apply:
             manifest.save()
+            rendered.save()
+
+
+RENDERED_FILE = "rendered.json"
+
+
+class _Rendered:
+    """The sha256 of what the render stage last rendered per file (`<vm_dir>/.labctl/rendered.json`).
+
+    A .vmx that the backend edited since (the vms stage puts the install media on its CD-ROMs and disconnects them
+    after the install, Workstation adds its own keys) is left alone while the template renders what it rendered
+    last time; when the rendering itself changes (a new memory size), the file is rendered again and the later
+    stages put their parts back."""
+
+    def __init__(self, path):
+        import json
+
+        self.path = path
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError):
+            d = {}
+        self.hashes: dict[str, str] = d if isinstance(d, dict) else {}
+        self.dirty = False
+
+    @staticmethod
+    def _sha(content) -> str:
+        import hashlib
+
+        return hashlib.sha256(content.encode() if isinstance(content, str) else bytes(content)).hexdigest()
+
+    def same(self, relpath: str, content) -> bool:
+        return self.hashes.get(relpath) == self._sha(content)
+
+    def record(self, relpath: str, content) -> None:
+        sha = self._sha(content)
+        if self.hashes.get(relpath) != sha:
+            self.hashes[relpath] = sha
+            self.dirty = True
+
+    def save(self) -> None:
+        import json
+
+        from labctl.workstation import sysfiles
+
+        if self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sysfiles.replace_file(self.path, (json.dumps(self.hashes, indent=1, sort_keys=True) + "\n").encode(),
+                                  backup=False, mode=0o644)
 
 
 def networks(ctx: Context, rep: StageReport) -> None:

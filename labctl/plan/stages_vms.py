@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labctl.errors import LabctlError, RefusedError
+from labctl.errors import LabctlError
 from labctl.plan.context import Context
 from labctl.plan.model import StageReport
 
@@ -17,11 +17,11 @@ def driver(ctx: Context):
 
 
 def vms(ctx: Context, rep: StageReport) -> None:
-    from labctl.render.lab import clone_settings
-
+    """The golden VMs (their .vmx came from the render stage), their disks, and for each golden host that is to be
+    installed its install media on the CD-ROMs. Linked clones come later (the clones stage), once their source is
+    installed and prepared."""
     topo = ctx.topology
     drv = driver(ctx)
-    # VMs labctl renders itself: their .vmx came from the render stage; a real VM also needs its disk
     for vm in (*[h for h in topo.esx_hosts if not h.is_clone], *topo.vms):
         if not vm.vmx_path.is_file() and not ctx.apply:
             ctx.pending.add(vm.name)  # the render stage writes it first
@@ -31,65 +31,83 @@ def vms(ctx: Context, rep: StageReport) -> None:
                                                                  "--only render")
             ctx.failed_hosts[vm.name] = "vms"
             continue
-        if not ctx.sim_dir:  # the simulated Workstation's ESX disks are its hosts' state, installed at power-on
-            disk = vm.vmx_path.with_name(f"{vm.name}.vmdk")
-            if not disk.exists():
-                adapter = "lsilogic" if getattr(vm, "flavor", None) else "ide"
-                from labctl.workstation.disks import create_disk_argv
+        disk = vm.vmx_path.with_name(f"{vm.name}.vmdk")
+        if not disk.exists():
+            adapter = "lsilogic" if getattr(vm, "flavor", None) else "ide"
+            from labctl.workstation.disks import create_disk_argv
 
-                argv = create_disk_argv(disk, vm.disk_gb, adapter)
-                rep.change(vm.name, f"create {vm.disk_gb} GB disk {disk}", " ".join(argv))
-                if ctx.apply:
-                    try:
-                        drv.create_disk(vm.vmx_path, vm.disk_gb, adapter)
-                    except LabctlError as e:
-                        rep.changes.pop()
-                        rep.fail(vm.name, e.message, e.hint)
-                        ctx.failed_hosts[vm.name] = "vms"
-    # linked clones: snapshot the source as "base" when missing, clone, give the clone its own identity
+            argv = create_disk_argv(disk, vm.disk_gb, adapter)
+            rep.change(vm.name, f"create {vm.disk_gb} GB disk {disk}", " ".join(argv))
+            if ctx.apply:
+                try:
+                    if getattr(vm, "flavor", None):  # a new disk is a blank disk, whatever was installed before
+                        from labctl.plan.media import forget_install
+
+                        forget_install(topo, vm)
+                    drv.create_disk(vm.vmx_path, vm.disk_gb, adapter)
+                except LabctlError as e:
+                    rep.changes.pop()
+                    rep.fail(vm.name, e.message, e.hint)
+                    ctx.failed_hosts[vm.name] = "vms"
+    from labctl.plan.media import installs
+
+    running = _running(drv)
     for h in topo.esx_hosts:
-        if not h.is_clone or h.name in ctx.failed_hosts:
-            continue
-        src = topo.host(h.linked_clone_of)
-        if src.name in ctx.failed_hosts:
-            rep.fail(h.name, f"its source {src.name} failed earlier", hint="fix the source first, then re-run")
-            ctx.failed_hosts[h.name] = "vms"
-            continue
-        settings = clone_settings(topo, h)
-        try:
-            if not h.vmx_path.exists():
-                if not src.vmx_path.is_file() and not (src.name in ctx.pending and not ctx.apply):
-                    raise LabctlError(f"its source {src.vmx_path} does not exist yet")
-                snaps = drv.list_snapshots(src.vmx_path) if src.vmx_path.is_file() else []
-                cmds = []
-                if h.snapshot not in snaps:
-                    cmds.append(f"vmrun -T ws snapshot {src.vmx_path} {h.snapshot}")
-                cmds.append(f"vmrun -T ws clone {src.vmx_path} {h.vmx_path} linked -snapshot={h.snapshot} "
-                            f"-cloneName={h.name}")
-                if not ctx.apply:
-                    ctx.pending.add(h.name)
-                rep.change(h.name, f"linked clone of {src.name}@{h.snapshot}"
-                           + (f" (snapshot {h.snapshot!r} taken first)" if h.snapshot not in snaps else ""), *cmds)
-                if ctx.apply:
-                    if h.snapshot not in snaps:
-                        drv.snapshot(src.vmx_path, h.snapshot)
-                    drv.clone(src.vmx_path, h.vmx_path, snapshot=h.snapshot, clone_name=h.name, linked=True)
-                    drv.reconfigure(h.vmx_path, settings)
-            else:
-                todo = drv.reconfigure(h.vmx_path, settings, dry_run=True)
-                if todo:
-                    rep.change(h.name, f"set {', '.join(todo)} in {h.vmx_path}")
-                    if ctx.apply:
-                        try:
-                            drv.reconfigure(h.vmx_path, settings, force=ctx.options.force)
-                        except RefusedError:
-                            rep.changes.pop()
-                            rep.fail(h.name, f"{h.vmx_path} needs {', '.join(todo)} but the VM is running",
-                                     hint=f"labctl down {ctx.display_name}, then re-run (or --force)")
-                            continue
-        except LabctlError as e:
-            rep.fail(h.name, e.message, e.hint)
-            ctx.failed_hosts[h.name] = "vms"
+        if installs(h) and h.name not in ctx.failed_hosts:
+            try:
+                _install_media(ctx, rep, drv, h, running)
+            except LabctlError as e:
+                rep.fail(h.name, e.message, e.hint)
+                ctx.failed_hosts[h.name] = "vms"
+
+
+def _install_media(ctx: Context, rep: StageReport, drv, h, running: set[Path]) -> None:
+    """A blank host gets its installer on CD 1 and its kickstart on CD 2 (boot order: disk, then CD); an installed
+    host that is off has its CDs disconnected (they carry the root hash and its host key, and are not needed)."""
+    from labctl.plan import media
+    from labctl.workstation.driver import VmxFiles
+
+    topo = ctx.topology
+    is_running = h.vmx_path.is_file() and h.vmx_path.resolve() in running
+    if media.installed(topo, h):
+        if not h.vmx_path.is_file() or is_running:
+            return
+        doc = drv.read_config(h.vmx_path)
+        connected = [d for d in VmxFiles.cdrom_devices(doc)
+                     if (doc.get(f"{d}.startConnected") or "TRUE").upper() == "TRUE"]
+        if connected:
+            rep.change(h.name, f"installed: disconnect CD-ROM {', '.join(connected)}")
+            if ctx.apply:
+                drv.attach_media(h.vmx_path, None, force=ctx.options.force)
+        return
+    src, synthetic = media.source_iso(h, ctx.sim_dir)
+    if not ctx.apply:
+        if synthetic and not src.is_file():
+            rep.notes.append(f"{h.name}: {h.iso} does not exist: `up` writes a synthetic {h.label} installer, {src}")
+        if media.kickstarted(h):
+            ks_iso = media.ks_iso_path(topo, h)
+            rep.change(h.name, f"install media: CD 1 {media.patched_name(topo, h, src)} (a patched copy of {src}, "
+                               f"ks=cdrom:/KS.CFG), CD 2 {ks_iso} (its kickstart); boot order hdd,cdrom")
+        else:
+            rep.change(h.name, f"install media: CD 1 {src} as it is (kickstart: none)")
+        return
+    m = media.build_media(ctx, h)
+    rep.notes.extend(m.notes)
+    for line in m.done:
+        rep.change(h.name, f"wrote {line}")
+    if is_running:
+        doc = drv.read_config(h.vmx_path)
+        images = {doc.get(f"{d}.fileName") for d in VmxFiles.cdrom_devices(doc)}
+        if str(m.installer) not in images or (m.kickstart is not None and str(m.kickstart) not in images):
+            raise LabctlError(f"{h.name} is running without its install media on its CD-ROMs ({h.vmx_path})",
+                              hint=f"power it off (labctl down {ctx.display_name}) and run `labctl up` again: "
+                                   "it boots the installer")
+        return
+    keys = drv.attach_media(h.vmx_path, m.installer, kickstart=m.kickstart, force=ctx.options.force)
+    if keys:
+        what = f"CD 1 {m.installer}" + (f", CD 2 {m.kickstart} (kickstart); boot order hdd,cdrom" if m.kickstart else
+                                        " (kickstart: none: the installer as it is)")
+        rep.change(h.name, f"install media: {what}")
 
 
 def _running(drv) -> set[Path]:
