@@ -39,6 +39,8 @@ def run(args, env) -> ExitStatus:
     report = []
     for f in args.files:
         res = load(env.path(f), display_name=f)
+        if res.topology is not None:
+            _check_isos(res)
         errors, warnings = res.errors, res.warnings
         bad = bool(errors) or (args.strict and bool(warnings))
         failed |= bad
@@ -74,3 +76,15 @@ def run(args, env) -> ExitStatus:
     if args.json:
         env.out(json.dumps({"valid": not failed, "files": report}, indent=2))
     return ExitStatus.USAGE if failed else ExitStatus.SUCCESS
+
+
+def _check_isos(res) -> None:
+    """The golden hosts' installer ISOs that exist on this machine are read (metadata only): no ESX installer, or an
+    installer of another version, is an error at the host's `iso:`. Whether this machine has the ISO at all is not
+    the file's problem: `plan`/`up` refuse a missing one (with --sim they use a synthetic installer)."""
+    from labctl.plan.media import iso_problems
+    from labctl.topology.loader import Problem
+
+    hosts = list(res.topology.esx_hosts)
+    for c in iso_problems(hosts, sim=True):
+        res.problems.append(Problem(("esx_hosts", hosts.index(c.host), "iso"), c.message.removeprefix("iso ")))

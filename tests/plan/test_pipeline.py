@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGIES = ROOT / "topologies"
@@ -84,8 +85,15 @@ def test_up_sim_example_converges_and_second_run_changes_nothing(name, sim, run_
     stages = {s["name"]: s for s in rep["stages"]}
     by_stage = {k: [c["summary"] for c in s["changes"]] for k, s in stages.items()}
     assert by_stage["start"] and by_stage["render"]
+    # every golden host is installed unattended from its (synthetic) installer and kickstart CD, and recorded so
+    golden = [h["name"] for h in yaml.safe_load((TOPOLOGIES / f"{name}.yaml").read_text())["esx_hosts"]
+              if "linked_clone_of" not in h]
+    assert sorted(c["target"] for c in stages["install"]["changes"] if "unattended" in c["summary"]) == sorted(golden)
+    for g in golden:
+        assert (d / "vms" / ".labctl" / "install" / g / "installed.json").is_file()
+        assert "Installation complete" in (d / "logs" / f"{g}.vmware.log").read_text()  # the simulated installer ran
     if name != "esxi67-70-mixed":  # labs with linked clones: duplicates found after cloning, then repaired
-        assert any("linked clone of" in c for c in by_stage["vms"])
+        assert any("linked clone of" in c for c in by_stage["clones"])
         assert any(n.startswith("duplicate:") for n in stages["macs"]["notes"])
         assert by_stage["macs"], "the clones' duplicated vswif/vmk MACs must be repaired"
     else:
@@ -160,12 +168,12 @@ def test_a_failing_host_does_not_stop_the_others_and_a_rerun_converges(sim, run_
 def test_ctrl_c_stops_between_stages_and_a_rerun_resumes(sim, run_cli, monkeypatch):
     d, environ = sim
     topo = str(TOPOLOGIES / "esxi67-70-mixed.yaml")
-    import labctl.plan.stages_vms as sv
+    import labctl.plan.stages_install as si
 
     def interrupted(ctx, rep):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sv, "start", interrupted)
+    monkeypatch.setattr(si, "install", interrupted)
     r = run_cli("up", topo, "--sim", "--skip", "vcenter", environ=environ)
     assert r.status == 130 and "Run the same command again to resume" in r.out
     assert not (d / "endpoints.json").exists()  # nothing was started after the interrupt
@@ -173,11 +181,27 @@ def test_ctrl_c_stops_between_stages_and_a_rerun_resumes(sim, run_cli, monkeypat
     r = run_cli("up", topo, "--sim", "--skip", "vcenter", "--json", environ=environ)
     rep = _json(r)
     assert r.status == 0, rep["failures"]
-    assert [s["name"] for s in rep["stages"] if s["changes"]][0] == "start"  # render etc. were already done
+    assert [s["name"] for s in rep["stages"] if s["changes"]][0] == "install"  # render, media were already done
+
+
+def _real_trio(tmp_path: Path, **replace: str) -> Path:
+    """The ESXi 8 trio for a real Workstation in tmp_path, its installer a synthetic 8.0 U2 ISO that exists."""
+    from labctl.iso.synthetic import write_esxi_iso
+
+    (tmp_path / "isos").mkdir()
+    iso = write_esxi_iso(tmp_path / "isos" / "VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso", "8.0u2")
+    text = (TOPOLOGIES / "esxi8-ha-trio.yaml").read_text().replace("~/vmware/esxi8-trio", str(tmp_path / "vms"))
+    text = text.replace("source: ../examples", f"source: {ROOT}/examples")
+    text = text.replace("~/isos/VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso", str(iso))
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    topo = tmp_path / "lab.yaml"
+    topo.write_text(text)
+    return topo
 
 
 def test_up_on_a_real_lab_needs_yes_without_a_terminal(run_cli, tmp_path):
-    r = run_cli("up", str(TOPOLOGIES / "esxi8-ha-trio.yaml"), environ={"HOME": str(tmp_path)})
+    r = run_cli("up", str(_real_trio(tmp_path)), environ={"HOME": str(tmp_path), "LAB_ESX_PASSWORD": "pw"})
     assert r.status == 2 and "--yes" in r.err and "Traceback" not in r.err
 
 
@@ -191,11 +215,8 @@ def test_plan_on_a_real_host_with_fake_vmrun_reads_state_and_dials_nothing(run_c
     install_script(bin_dir, "vmrun", HERE / "fake_vmrun.py")
     environ = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path / "home"),
                "FAKE_VMRUN_LOG": str(tmp_path / "calls.jsonl"), "FAKE_VMRUN_STATE": str(tmp_path / "state.json"),
-               "FAKE_VMRUN_SCRIPT": str(tmp_path / "script.json")}
-    text = (TOPOLOGIES / "esxi8-ha-trio.yaml").read_text().replace("~/vmware/esxi8-trio", str(tmp_path / "vms"))
-    text = text.replace("source: ../examples", f"source: {ROOT}/examples")
-    topo = tmp_path / "lab.yaml"
-    topo.write_text(text)
+               "FAKE_VMRUN_SCRIPT": str(tmp_path / "script.json"), "LAB_ESX_PASSWORD": "pw"}
+    topo = _real_trio(tmp_path)
     r = run_cli("plan", str(topo), "--json", environ=environ)
     rep = _json(r)
     assert r.status == 0, rep["failures"]
@@ -212,11 +233,8 @@ def test_plan_on_a_real_host_with_fake_vmrun_reads_state_and_dials_nothing(run_c
 def test_up_without_workstation_says_so_and_dials_nothing(run_cli, tmp_path):
     """No vmrun on this machine: the VM stages fail with the install hint, every later stage leaves the hosts and
     the vCenter VM alone (pytest-socket would fail the test on any non-loopback connection), exit 6."""
-    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
-    text = (TOPOLOGIES / "esxi8-ha-trio.yaml").read_text().replace("~/vmware/esxi8-trio", str(tmp_path / "vms"))
-    text = text.replace("source: ../examples", f"source: {ROOT}/examples")
-    topo = tmp_path / "lab.yaml"
-    topo.write_text(text)
+    environ = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "LAB_ESX_PASSWORD": "pw"}
+    topo = _real_trio(tmp_path)
     if any((Path(d) / "vmrun").exists() for d in ("/usr/bin", "/bin")):
         pytest.skip("this machine has a vmrun")
     r = run_cli("up", str(topo), "--yes", "--json", "--skip", "networks", environ=environ)
@@ -225,6 +243,7 @@ def test_up_without_workstation_says_so_and_dials_nothing(run_cli, tmp_path):
     stages = {s["name"]: s for s in rep["stages"]}
     assert "vmrun" in stages["vms"]["failures"][0]["message"] or "Workstation" in stages["vms"]["failures"][0]["message"]
     assert "--sim" in (stages["vms"]["failures"][0]["hint"] or "")
-    for name in ("start", "ssh", "macs", "nfs", "vcenter", "vibs"):
-        assert stages[name]["changes"] == [] and (stages[name]["skipped"] or stages[name]["failures"]), name
+    for name in ("install", "clones", "start", "ssh", "macs", "nfs", "vcenter", "vibs"):
+        assert stages[name]["changes"] == [] and (stages[name]["skipped"] or stages[name]["failures"]
+                                                   or name in ("install", "clones")), name
     assert (tmp_path / "vms" / "esxi-a" / "esxi-a.vmx").exists()  # render still did its part
