@@ -66,7 +66,7 @@ def test_up_sim_installs_through_the_kickstart_pins_the_key_and_writes_no_passwo
 def test_without_a_password_the_root_password_is_random_and_said_so(sim, run_cli):  # noqa: F811
     d, environ = sim  # the fixture has no LAB_ESX_PASSWORD
     topo = str(TOPOLOGIES / "esxi67-70-mixed.yaml")
-    r = run_cli("up", topo, "--sim", "--only", "vms", "--json", environ=environ)
+    r = run_cli("up", topo, "--sim", "--only", "render", "vms", "--json", environ=environ)
     rep = _json(r)
     assert r.status == 0, rep["failures"]
     notes = [n for s in rep["stages"] for n in s["notes"] if "random" in n]
@@ -79,7 +79,7 @@ def test_without_a_password_the_root_password_is_random_and_said_so(sim, run_cli
     assert "-----BEGIN RSA PRIVATE KEY-----" in ks and "rootpw --iscrypted $6$" in ks
     # the same hash on the next run (nothing rewritten)
     before = (d / "vms" / ".labctl" / "install" / "esxi67" / "ks.iso").read_bytes()
-    again = _json(run_cli("up", topo, "--sim", "--only", "vms", "--json", environ=environ))
+    again = _json(run_cli("up", topo, "--sim", "--only", "render", "vms", "--json", environ=environ))
     assert again["changes"] == []
     assert (d / "vms" / ".labctl" / "install" / "esxi67" / "ks.iso").read_bytes() == before
 
