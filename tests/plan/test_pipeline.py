@@ -188,7 +188,7 @@ def _real_trio(tmp_path: Path, **replace: str) -> Path:
     """The ESXi 8 trio for a real Workstation in tmp_path, its installer a synthetic 8.0 U2 ISO that exists."""
     from labctl.iso.synthetic import write_esxi_iso
 
-    (tmp_path / "isos").mkdir()
+    (tmp_path / "isos").mkdir(exist_ok=True)
     iso = write_esxi_iso(tmp_path / "isos" / "VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso", "8.0u2")
     text = (TOPOLOGIES / "esxi8-ha-trio.yaml").read_text().replace("~/vmware/esxi8-trio", str(tmp_path / "vms"))
     text = text.replace("source: ../examples", f"source: {ROOT}/examples")
