@@ -47,7 +47,9 @@ def run(args, env) -> ExitStatus:
         env.err(w)
     host = kickstart.host_named(topo, args.host, args.file)
     tdir = env.path(args.templates) if args.templates else None
-    text = kickstart.render_kickstart(topo, host, MASK, tdir)  # refuses (clone, none, no scripted install) first
+    kickstart.render_kickstart(topo, host, MASK, tdir)  # refuses (clone, none, no scripted install) first
+    hkey, keys = _keys(topo, host)
+    text = kickstart.mask(kickstart.render_kickstart(topo, host, MASK, tdir, host_key=hkey, authorized_keys=keys))
     path = None
     if args.write:
         try:
@@ -55,7 +57,8 @@ def run(args, env) -> ExitStatus:
         except (OSError, UnicodeDecodeError):
             previous = None
         hashed = kickstart.root_password_hash(topo, host, env.environ, env.secret_prompt(), previous=previous)
-        path = kickstart.write_kickstart(topo, host, hashed, template_dir=tdir, force=args.force)
+        path = kickstart.write_kickstart(topo, host, hashed, template_dir=tdir, force=args.force, host_key=hkey,
+                                         authorized_keys=keys)
     if args.json:
         import json
 
@@ -68,3 +71,17 @@ def run(args, env) -> ExitStatus:
     else:
         env.out(str(path) if path else text.rstrip("\n"))
     return ExitStatus.SUCCESS
+
+
+def _keys(topo, host):
+    """What `labctl up` puts in this host's kickstart besides the hash: the host key it made (when it has made it
+    already: this command makes none) and root's authorized key (ssh.key_file's .pub)."""
+    from labctl.errors import UsageError
+    from labctl.plan import media
+    from labctl.render.hostkey import read_host_key
+
+    try:
+        key = media.authorized_key(topo, host, None, create=False)
+    except UsageError:
+        key = None
+    return read_host_key(media.install_dir(topo, host)), [key] if key else []

@@ -63,8 +63,8 @@ def ssh(ctx: Context, rep: StageReport) -> None:
             e = o.error
             msg = getattr(e, "message", None) or str(e)
             hint = getattr(e, "hint", None) or (
-                f"if {o.host} was never installed: install ESX from its ISO in the Workstation console, enable SSH, "
-                f"then run `labctl up {ctx.display_name}` again")
+                f"if {o.host} was never installed: give it an iso: in the topology (labctl installs it unattended "
+                f"in the install stage) and run `labctl up {ctx.display_name}` again; see docs/install.md")
             rep.fail(o.host, msg, hint)
             ctx.failed_hosts[o.host] = "ssh"
 

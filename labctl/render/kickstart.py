@@ -145,11 +145,13 @@ def kickstart_path(topology: Topology, host: EsxHost) -> Path:
 
 
 def write_kickstart(topology: Topology, host: EsxHost, password_hash: str, *,
-                    template_dir: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
+                    template_dir: str | os.PathLike[str] | None = None, force: bool = False, host_key=None,
+                    authorized_keys: tuple[str, ...] | list[str] = ()) -> Path:
     """Render and write `<vm_dir>/.labctl/kickstart/<host>.ks.cfg` atomically, mode 0600 (it carries the hash)."""
     from labctl.render.files import Manifest, write_atomic
 
-    text = render_kickstart(topology, host, password_hash, template_dir)
+    text = render_kickstart(topology, host, password_hash, template_dir, host_key=host_key,
+                            authorized_keys=authorized_keys)
     path = kickstart_path(topology, host)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with Manifest.open(topology.workstation.vm_dir) as manifest:

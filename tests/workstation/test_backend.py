@@ -95,6 +95,26 @@ def test_attach_media_uses_the_vms_cdrom_and_detaches_it(backend):
     assert d.attach_media(vmx, vmx.parent / "ks.iso") == []
 
 
+def test_attach_media_with_a_kickstart_cd_uses_a_second_cdrom_and_boots_disk_first(backend):
+    d, vmx = backend
+    inst, ks = vmx.parent / "installer.iso", vmx.parent / "ks.iso"
+    changed = d.attach_media(vmx, inst, kickstart=ks)
+    assert set(changed) >= {"sata0:1.fileName", "sata0:2.present", "sata0:2.fileName", "sata0:2.startConnected",
+                            "bios.bootOrder"}
+    doc = d.read_config(vmx)
+    assert (doc.get("sata0:1.fileName"), doc.get("sata0:2.fileName")) == (str(inst), str(ks))
+    assert doc.get("sata0:2.deviceType") == "cdrom-image" and doc.get("bios.bootOrder") == "hdd,cdrom"
+    assert d.attach_media(vmx, inst, kickstart=ks) == []  # idempotent
+    # detaching leaves both devices disconnected at power-on
+    assert sorted(d.attach_media(vmx, None)) == ["sata0:1.startConnected", "sata0:2.startConnected"]
+    assert [c for _, _, c in d.media(vmx)] == [False, False]
+    # an IDE VM (ESX classic templates): ide1:0 and ide1:1
+    vmx.write_text('.encoding = "UTF-8"\ndisplayName = "esx1"\nide1:0.present = "TRUE"\n'
+                   'ide1:0.deviceType = "cdrom-image"\nide1:0.fileName = "/isos/esx.iso"\n')
+    d.attach_media(vmx, inst, kickstart=ks)
+    assert [(dev, f) for dev, f, _ in d.media(vmx)] == [("ide1:0", str(inst)), ("ide1:1", str(ks))]
+
+
 def test_attach_media_adds_a_cdrom_where_the_templates_put_one(backend):
     d, vmx = backend
     vmx.write_text('.encoding = "UTF-8"\ndisplayName = "vc"\nide0:0.present = "TRUE"\n')
