@@ -50,7 +50,7 @@ def _open(ctx: Context, names: list[str]):
 def _pin(ctx: Context, host) -> Path:
     """Pin the host key labctl made for `host` under the address labctl dials, before it first connects."""
     from labctl.plan import media
-    from labctl.remote.known_hosts import pin
+    from labctl.remote.known_hosts import entry_name, pin
     from labctl.render.hostkey import read_host_key
 
     key = read_host_key(media.install_dir(ctx.topology, host))
@@ -58,7 +58,7 @@ def _pin(ctx: Context, host) -> Path:
         raise LabctlError(f"{host.name}: its SSH host key is missing from {media.install_dir(ctx.topology, host)}",
                           hint="run `labctl up` again: the vms stage writes the key and the kickstart CD together")
     path = _known_hosts(ctx)
-    pin(path, host.address, key.key_type, key.public_b64)
+    pin(path, entry_name(host.address, host.ssh.port), key.key_type, key.public_b64)
     return path
 
 
