@@ -21,7 +21,7 @@ from pathlib import Path
 from labctl.errors import LabctlError
 from labctl.plan.context import Context
 from labctl.plan.model import StageReport
-from labctl.plan.stages_vms import _running, driver
+from labctl.plan.stages_vms import _running, driver, power_on
 
 REAL_TIMEOUT = 1800.0  # seconds; a real install takes 5-15 minutes, slow disks and old eras more
 SIM_TIMEOUT = 60.0
@@ -92,13 +92,7 @@ def install(ctx: Context, rep: StageReport) -> None:
             rep.notes.append(f"{h.name}: already running its installer; waiting for it")
         else:
             rep.change(h.name, summary, *cmds)
-            ctx.progress.host(h.name, "booting the installer")
-            try:
-                drv.start(h.vmx_path)
-            except LabctlError as e:
-                rep.changes.pop()
-                rep.fail(h.name, e.message, e.hint)
-                ctx.failed_hosts[h.name] = "install"
+            if not power_on(ctx, rep, drv, h, "booting the installer"):
                 continue
         if media.kickstarted(h):
             try:

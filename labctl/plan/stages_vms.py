@@ -134,13 +134,20 @@ def start(ctx: Context, rep: StageReport) -> None:
         if not ctx.apply:
             ctx.pending.add(vm.name)
         else:
-            ctx.progress.host(vm.name, "powering on")
-            try:
-                drv.start(vm.vmx_path)
-            except LabctlError as e:
-                rep.changes.pop()
-                rep.fail(vm.name, e.message, e.hint)
-                ctx.failed_hosts[vm.name] = "start"
+            power_on(ctx, rep, drv, vm, "powering on")
+
+
+def power_on(ctx: Context, rep: StageReport, drv, vm, doing: str) -> bool:
+    """Start `vm` for the change just recorded; on failure the change is taken back and the VM fails this stage."""
+    ctx.progress.host(vm.name, doing)
+    try:
+        drv.start(vm.vmx_path)
+    except LabctlError as e:
+        rep.changes.pop()
+        rep.fail(vm.name, e.message, e.hint)
+        ctx.failed_hosts[vm.name] = rep.name
+        return False
+    return True
 
 
 def _ensure_sim_vcenter(ctx: Context, rep: StageReport) -> None:
