@@ -156,11 +156,11 @@ def _wait_one(ctx: Context, h, deadline: float) -> float:
                 return time.monotonic() - t0
             raise
         except AuthFailed as e:
-            if not unattended:
-                return time.monotonic() - t0
-            raise LabctlError(f"{h.name} answers SSH with the host key labctl made but refuses labctl's login: "
-                              f"{e.message}", hint="the kickstart's authorized_keys step failed; see the VM's console"
-                              ) from None
+            if unattended:
+                raise LabctlError(f"{h.name} answers SSH with the host key labctl made but refuses labctl's login: "
+                                  f"{e.message}", hint="the kickstart's authorized_keys step failed; see the VM's "
+                                                       "console") from None
+            last = e.message  # kickstart: none: labctl has no login of its own (refused, nothing to offer): wait on
         except LabctlError as e:  # not up yet (no route, refused, no banner): wait on
             last = e.message
         finally:
@@ -172,8 +172,8 @@ def _wait_one(ctx: Context, h, deadline: float) -> float:
     waited = _minutes(time.monotonic() - t0)
     if not unattended:
         raise LabctlError(
-            f"{h.name} is at the installer console (kickstart: none): nothing answered SSH at {h.address} within "
-            f"{waited}",
+            f"{h.name} is at the installer console (kickstart: none): no SSH login at {h.address} within {waited}"
+            + (f" (last: {last})" if last else ""),
             hint=f"install {h.label} at the VM's console (Workstation: open {h.vmx_path}), give it {h.address}, enable "
                  f"SSH, then run `labctl up {ctx.display_name}` again (with --trust-new-hosts to pin its key)")
     raise LabctlError(
