@@ -31,7 +31,6 @@ from labctl.workstation.driver import Driver, VmrunError, VmxFiles
 from labctl.workstation.vmrun_output import ProductVersion
 
 SIM_VERSION = ProductVersion("Workstation", "17.5.0", 0)
-_HAND_MADE = "hand_made_install"  # TEMPORARY marker: a disk LabHosts made without install media (no kickstart)
 _DISK_SKIP = {"runtime.json", "control.json", "server.log", "pid", "guestvars.json"}  # process files, not disk contents
 
 
@@ -372,9 +371,8 @@ class LabHosts(DiskOnlyHosts):
     `labctl sim down` stops them too; `endpoints.json` and `known_hosts` list the hosts that are on.
     - A golden host's disk is installed from its install media at power-on (`labctl.sim.installer`: the ISO's
       BOOT.CFG, the kickstart on the KS CD); what the kickstart sets (network, root hash, keys, SSH) is all the
-      host gets. A VM at the EULA screen, with an installer error or nothing to boot runs without SSH.
-      TEMPORARY (until the pipeline attaches media): a golden VM without an existing CD image is still installed on
-      first use with the sim's client key authorized and the password hash from `ssh.password_env`.
+      host gets (no key of the simulator's, no password). A VM at the EULA screen, with an installer error or
+      nothing to boot runs without SSH.
     - A clone's disk comes from `SimDriver.clone`; at its first boot it gets the console step a user does after
       cloning (`labctl.sim.lab.customize_clone`: own IPs and hostname; MACs and /system/uuid stay the source's).
     - Power-off sends SIGTERM to the host's own process (the host saves its disk); soft and hard are the same.
@@ -401,9 +399,6 @@ class LabHosts(DiskOnlyHosts):
         self.reboot_delay = reboot_delay
         self.timeout = timeout
         self._host_dir = host_dir
-        password = self.environ.get(spec.password_env) if spec.password_env else None
-        self._password = password
-        self._pw_hash: str | None = None
         self._procs: dict[str, object] = {}
 
     # ---- disks -------------------------------------------------------------------------------------------
@@ -412,20 +407,6 @@ class LabHosts(DiskOnlyHosts):
 
     def host_dir(self, name: str) -> Path:
         return self._host_dir(self.sim_dir, name)
-
-    def _password_hash(self) -> str:
-        if self._pw_hash is None:
-            from labctl.sim.server import hash_password
-
-            self._pw_hash = hash_password(self._password) if self._password else ""
-        return self._pw_hash
-
-    def _pubkey(self) -> str:
-        from labctl.sim import lab
-        from labctl.sim.paths import ensure_private
-
-        key = lab.client_key(ensure_private(self.sim_dir))
-        return f"{key.get_name()} {key.get_base64()} labctl-sim"
 
     def vm_config(self, name: str) -> dict[str, str]:
         """The VM's .vmx keys as the simulated Workstation lays it out (empty when it has none yet)."""
@@ -440,9 +421,7 @@ class LabHosts(DiskOnlyHosts):
 
     def ensure_disk(self, name: str) -> None:
         """The host's disk exists. A disk is made only by installing it: from the VM's install media at power-on
-        (`labctl.sim.installer`) — or, TEMPORARILY, for a golden VM without install media (no CD image attached
-        that exists: the example topologies name ISOs this machine does not have), by the old
-        "installed on first use" shortcut (until the pipeline attaches install media: CONTRACT landing order)."""
+        (`labctl.sim.installer`), or by cloning another VM's disk."""
         from labctl.sim import installer
         from labctl.sim import state as S
 
@@ -461,43 +440,10 @@ class LabHosts(DiskOnlyHosts):
                 f"{name}'s disk is blank: ESX is installed from its CD at power-on, not yet done",
                 hint=f"power the VM on and let the installer finish (its log: {self.vm_log(name)})",
             )
-        self._temporary_install(name)
-
-    def _temporary_install(self, name: str) -> None:
-        """TEMPORARY (remove when the pipeline's install stage attaches media to every golden VM, `--sim` with a
-        synthetic installer where the topology's ISO is missing): a golden VM without install media gets a host "as the user installed it by hand", with the sim's client key
-        authorized and the password hash from `ssh.password_env` (never the password). Marked on the disk, so
-        only such hosts get that help at power-on."""
-        from labctl.sim import lab
-        from labctl.sim import state as S
-
-        h = self.specs[name]
-        st = S.fresh_install(
-            h.name,
-            h.flavor,
-            h.version,
-            nic_macs=list(h.nic_macs),
-            ip=h.ip,
-            netmask=h.netmask,
-            gateway=h.gateway,
-            hostname=h.hostname,
-            ssh_address=h.address or h.ip,
-            vmkernel=[
-                {
-                    "portgroup": v.portgroup,
-                    "ip": v.ip,
-                    "netmask": v.netmask,
-                    **({"mac": v.mac} if v.mac else {}),
-                }
-                for v in h.vmkernel
-            ],
-            management_portgroup=h.management_portgroup,
-            root_password_hash=self._password_hash(),
-            build=h.build,
+        raise LabctlError(
+            f"{name}'s disk is blank and the VM has no install media attached",
+            hint="labctl up attaches the installer ISO and the kickstart CD to a golden VM with a blank disk",
         )
-        st.extra[_HAND_MADE] = True
-        lab.authorize(st, self._pubkey())
-        S.save_state(self.host_dir(name), st)
 
     # ---- power -------------------------------------------------------------------------------------------
     def power_on(self, name: str, config: Mapping[str, str]) -> None:
@@ -514,18 +460,11 @@ class LabHosts(DiskOnlyHosts):
                 )
         h = self.specs[name]
         hdir = self.host_dir(name)
-        if not (hdir / S.STATE_FILE).is_file() and not h.clone_of and not installer.media_present(config):
-            self._temporary_install(name)  # TEMPORARY: see _temporary_install
         first = (lambda st: lab.customize_clone(st, h)) if h.clone_of else None
         result = installer.power_on(hdir, config, log=self.vm_log(name), vm_name=name, first_boot=first)
         if result not in ("disk", "installed"):
             self._publish()
             return  # the VM runs, but at a console (EULA, an installer error) or with nothing to boot: no SSH
-        st = S.load_state(hdir)
-        if st.extra.get(_HAND_MADE):  # TEMPORARY shortcut's hosts only: the sim's key, the current password hash
-            st.root_password_hash = self._password_hash()
-            lab.authorize(st, self._pubkey())
-            S.save_state(hdir, st)
         if not (hdir / CONTROL_FILE).exists():
             write_control(hdir, Control(latency=self.latency, reboot_delay=self.reboot_delay))
         if self._record(name) is None:

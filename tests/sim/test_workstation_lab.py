@@ -169,3 +169,17 @@ def test_esxi8_clone_of_a_kickstarted_source_follows_its_own_mac_over_ssh(tmp_pa
     finally:
         hosts.stop_all()
         lab.down(sim)
+
+
+def test_golden_vm_without_install_media_has_nothing_to_boot(simlab):
+    """No CD, a blank disk: the VM runs (Workstation powers it on) but boots nothing, and nobody answers SSH; the
+    simulator does not install ESX for the user."""
+    topo, driver, hosts = simlab
+    esx1 = render_vmx(topo, driver, "esx1", install=False)
+    with pytest.raises(Exception, match="blank and the VM has no install media"):
+        driver.snapshot(esx1, "base")
+    driver.start(esx1)
+    assert driver.is_running(esx1)
+    assert "Operating System not found" in (driver.sim_dir / "logs" / "esx1.vmware.log").read_text()
+    assert list(load_endpoints(driver.sim_dir).hosts) == []
+    assert not (driver.sim_dir / "hosts" / "esx1" / "state.json").exists()
