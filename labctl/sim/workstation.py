@@ -212,6 +212,8 @@ class SimDriver(VmxFiles, Driver):
 
     def snapshot(self, vmx: Path, name: str) -> None:
         p = self._existing(vmx, "snapshot")
+        if self._is_host(p):  # (a blank disk is not modelled as a snapshot: refused before anything is written)
+            self.hosts.ensure_disk(self._vm_name(p))
         doc = self._read_vmsd(p)
         n = int(doc.get("snapshot.numSnapshots") or "0")
         uid = int(doc.get("snapshot.lastUID") or "0") + 1
@@ -224,7 +226,6 @@ class SimDriver(VmxFiles, Driver):
         doc.set("snapshot.current", str(uid))
         self._write_vmsd(p, doc)
         if self._is_host(p):  # the disk as it is now, like the snapshot's base disk
-            self.hosts.ensure_disk(self._vm_name(p))
             snap_dir = p.parent / f"{p.stem}-Snapshot{uid}.disk"
             _copy_disk(self.hosts.host_dir(self._vm_name(p)), snap_dir)
 

@@ -178,6 +178,7 @@ def test_golden_vm_without_install_media_has_nothing_to_boot(simlab):
     esx1 = render_vmx(topo, driver, "esx1", install=False)
     with pytest.raises(Exception, match="blank and the VM has no install media"):
         driver.snapshot(esx1, "base")
+    assert driver.list_snapshots(esx1) == []  # refused before anything was written
     driver.start(esx1)
     assert driver.is_running(esx1)
     assert "Operating System not found" in (driver.sim_dir / "logs" / "esx1.vmware.log").read_text()
