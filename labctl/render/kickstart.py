@@ -75,6 +75,8 @@ def context(topology: Topology, host: EsxHost, password_hash: str, host_key=None
             authorized_keys: tuple[str, ...] | list[str] = ()) -> dict:
     """The variables every kickstart template sees. `host_key` (`labctl.render.hostkey.HostKey`): the SSH host key
     the kickstart installs; `authorized_keys`: public key lines root accepts (labctl's own key)."""
+    from labctl.render import identity
+
     mgmt = host.management
     inst = host.install or InstallSettings()
     r = host.version_info.release
@@ -96,6 +98,13 @@ def context(topology: Topology, host: EsxHost, password_hash: str, host_key=None
         "host_key_pub": host_key.public_line(f"root@{host.name}") if host_key is not None else None,
         "authorized_keys": [k.strip() for k in authorized_keys if k.strip()],
         "authorized_keys_path": authorized_keys_path(host),
+        # clone identity (labctl.render.identity): which path this host's clones take, and what the boot script
+        # checks values against
+        "identity_method": identity.method(host),
+        "name_re": identity.NAME_RE,
+        "ipv4_re": identity.IPV4_RE,
+        "vmk_numbers": " ".join(str(n) for n in range(1, identity.MAX_VMK + 1)),
+        "local_datastore": identity.LOCAL_DATASTORE,
     }
 
 
@@ -130,7 +139,9 @@ def render_kickstart(topology: Topology, host: EsxHost, password_hash: str,
         if "\n" in line.strip() or len(line.split()) < 2:
             raise UsageError(f"not a public key line for {host.name}'s authorized_keys: {line[:40]!r}",
                              hint="give an OpenSSH public key file (KEY.pub: 'ssh-rsa AAAA... comment')")
-    return render(env, name, context(topology, host, password_hash, host_key, authorized_keys))
+    ctx = context(topology, host, password_hash, host_key, authorized_keys)
+    ctx["identity_script"] = render(env, "kickstart/_identity_local.sh.j2", ctx)  # the clones' boot script
+    return render(env, name, ctx)
 
 
 def mask(text: str) -> str:

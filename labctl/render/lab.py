@@ -50,7 +50,8 @@ def _nics(topo: Topology, vm: EsxHost | Vm) -> list[_NicView]:
 
 
 def clone_settings(topo: Topology, host: EsxHost) -> dict[str, str | None]:
-    """The .vmx keys labctl sets on a linked clone after vmrun made it (its own identity and MACs).
+    """The .vmx keys labctl sets on a linked clone after vmrun made it (its own identity and MACs; on ESXi 5.1+
+    the `guestinfo.labctl.*` its boot script applies, `labctl.render.identity`).
 
     A value of None means: delete the key (a generated address copied from the source must not linger)."""
     s = {
@@ -65,6 +66,9 @@ def clone_settings(topo: Topology, host: EsxHost) -> dict[str, str | None]:
         s[f"ethernet{n.index}.address"] = n.mac
         s[f"ethernet{n.index}.generatedAddress"] = None
         s[f"ethernet{n.index}.generatedAddressOffset"] = None
+    from labctl.render.identity import guestinfo_settings
+
+    s.update(guestinfo_settings(topo, host))  # its hostname and addresses for the boot script (ESXi 5.1+)
     return s
 
 

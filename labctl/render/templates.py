@@ -29,6 +29,13 @@ def vmx_value(value: object) -> str:
     return '"' + escape(str(value).encode("utf-8")).decode("utf-8") + '"'
 
 
+def _shquote(value: object) -> str:
+    """One word for a POSIX shell (kickstart %firstboot/%post lines): shlex.quote."""
+    import shlex
+
+    return shlex.quote(str(value))
+
+
 def environment(user_dir: str | os.PathLike[str] | None = None, *, first: tuple[str | os.PathLike[str], ...] = ()):
     """Templates are looked up in `first` (e.g. the directory of a user's own kickstart template), then `user_dir`,
     then labctl's own."""
@@ -44,6 +51,7 @@ def environment(user_dir: str | os.PathLike[str] | None = None, *, first: tuple[
         autoescape=False,
     )
     env.filters["vmx"] = vmx_value
+    env.filters["shquote"] = _shquote
     return env
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.render import cryptpw, kickstart
+from labctl.render import cryptpw, identity, kickstart
 from labctl.topology import load_topology
 from labctl.topology.versions import EsxVersion
 
@@ -86,7 +86,10 @@ def test_golden_per_era(tmp_path, name, flavor, version, gateway, clone):
     assert f"rootpw --iscrypted {h}" in text and PASSWORD not in text
     assert ("$6$" if host.version_info.release >= (6, 0) else "$1$") in text
     assert "esxcli system ntp set -s 10.20.0.1" in text  # the user's line, verbatim
-    assert "clone identity hook (PLACEHOLDER)" in text
+    assert "clone identity hook" in text and "PLACEHOLDER" not in text
+    guestinfo = clone and identity.method(host) == "guestinfo"  # ESXi 5.1+: the boot script; else the SSH stage
+    assert ("> /etc/rc.local.d/local.sh" in text) == guestinfo
+    assert ("--novmfsondisk" in text) == (clone and kickstart.era(host) == "esxi")  # no local VMFS to duplicate
     assert ("FollowHardwareMac" in text) == clone and ("uuid/d' /etc/vmware/esx.conf" in text) == clone
     assert (" --gateway=10.20.0.254" in text) == gateway
 
@@ -314,3 +317,43 @@ def test_verify():
     h = cryptpw.sha512_crypt("pw", "salt")
     assert cryptpw.verify("pw", h) and not cryptpw.verify("pW", h) and not cryptpw.verify("pw", "$6$x")
     assert cryptpw.verify("pw", cryptpw.md5_crypt("pw", "s")) and cryptpw.verify("pw", cryptpw.sha512_crypt("pw", "s", 6000))
+
+
+def _hook_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.endswith("/etc/rc.local.d/local.sh") and ln.startswith("printf ")]
+
+
+def test_identity_hook_writes_exactly_the_boot_script_and_it_parses(tmp_path):
+    """The hook's printf lines, run by a real POSIX shell, write the boot script byte for byte; `sh -n` (dash or
+    bash, not labctl's) parses it; the golden keeps the script readable for review."""
+    topo = _topology(tmp_path, "esxi", "8.0u2", False, True)
+    host = topo.host("src")
+    text = kickstart.render_kickstart(topo, host, cryptpw.hash_password(PASSWORD, "sha512", salt="labctlSALT"))
+    from labctl.render.templates import environment, render
+
+    script = render(environment(), "kickstart/_identity_local.sh.j2", kickstart.context(topo, host, "x"))
+    _golden("identity-local.sh", script)
+    lines = _hook_lines(text)
+    assert len(lines) == len(script.splitlines())
+    target = tmp_path / "local.sh"
+    prog = "\n".join(ln.replace("/etc/rc.local.d/local.sh", str(target)) for ln in lines) + "\n"
+    subprocess.run(["sh", "-c", prog], check=True)
+    assert target.read_text() == script
+    for sh in ("dash", "bash"):
+        if shutil.which(sh):
+            r = subprocess.run([sh, "-n", str(target)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+    # values only as quoted variables: nothing from the topology is pasted into the script
+    assert "172." not in script and "src" not in script.split("\n", 2)[2]
+
+
+def test_identity_hook_only_on_clone_sources_of_the_guestinfo_era(tmp_path):
+    for flavor, version, clone, expect in (("esxi", "8.0u2", False, False), ("esxi", "5.0", True, False),
+                                           ("esxi", "5.1", True, True), ("esx", "4.1u3", True, False)):
+        topo = _topology(tmp_path, flavor, version, False, clone)
+        host = topo.host("src")
+        h = cryptpw.hash_password(PASSWORD, cryptpw.scheme_for(host.flavor, host.version_info.release), salt="s")
+        text = kickstart.render_kickstart(topo, host, h)
+        assert bool(_hook_lines(text)) == expect, (version, clone)
+        if clone and not expect:
+            assert "get their identity over SSH" in text

@@ -48,8 +48,9 @@ if TYPE_CHECKING:
     from labctl.sim.fs import SimFS
     from labctl.sim.state import HostState
 
-MODULES = ("files", "system", "network", "esxcli", "storage", "software", "guest")
-BIN_DIRS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/lib/vmware/bin", "/opt/vmware/bin")
+MODULES = ("files", "system", "network", "esxcli", "storage", "software", "guest", "identity")
+BIN_DIRS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/lib/vmware/bin", "/opt/vmware/bin",
+            "/usr/lib/vmware/openssh/bin")
 
 
 class Result(NamedTuple):

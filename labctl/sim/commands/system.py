@@ -60,6 +60,11 @@ def hostname(inv: Invocation) -> Result:
         return Result(0, f"{st.hostname}.{st.domain}\n")
     if inv.args == ["-s"]:
         return Result(0, st.hostname + "\n")
+    if st.is_classic and len(inv.args) == 1 and not inv.args[0].startswith("-"):
+        # the service console's (net-tools) hostname: the running name only; the boot takes it from esx.conf's
+        # /adv/Misc/HostName and /etc/sysconfig/network again
+        st.hostname = inv.args[0].split(".")[0]
+        return Result(0)
     return Result(1, "", "sim: setting the hostname with `hostname` is not modelled (esxcli system hostname set)\n")
 
 
@@ -411,4 +416,8 @@ def vim_cmd(inv: Invocation) -> Result:
         key = opt.path.lstrip("/").replace("/", ".")
         return Result(0, f"(vim.option.OptionValue) [\n   (vim.option.OptionValue) {{\n      key = \"{key}\",\n"
                          f"      value = {value}\n   }}\n]\n")
+    if sub == "hostsvc/datastore/rename" and len(rest) == 2:
+        from labctl.sim.commands.identity import rename_datastore
+
+        return rename_datastore(inv, rest[0], rest[1])
     return Result(1, "", f"sim: vim-cmd {sub} is not modelled by the simulator\n")
