@@ -29,7 +29,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("install", "install ESX unattended and prepare clone sources", "labctl.plan.stages_install:install"),
     Stage("clones", "snapshot clone sources and make the linked clones", "labctl.plan.stages_install:clones"),
     Stage("start", "start VMs", "labctl.plan.stages_vms:start"),
-    # identity (s10id): clones take their own identity — its Stage goes here, after start
+    Stage("identity", "linked clones take their own identity (hostname, addresses, host keys)",
+          "labctl.plan.stages_identity:identity"),
     Stage("ssh", "wait for SSH on every host", "labctl.plan.stages_remote:ssh"),
     Stage("macs", "repair duplicate vswif/vmk MACs and system UUIDs", "labctl.plan.stages_remote:macs"),
     Stage("nfs", "mount NFS datastores", "labctl.plan.stages_remote:nfs"),

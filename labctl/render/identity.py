@@ -33,6 +33,26 @@ NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 IPV4_RE = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$"
 MAX_VMK = 8  # vmk1..vmk8: how many extra VMkernel ports the boot script looks for
 LOCAL_DATASTORE = "datastore1"  # what the installer names the local VMFS volume
+B64_RE = r"^[A-Za-z0-9+/]+={0,2}$"
+
+
+def source_public_key(topo: Topology, host: EsxHost) -> str | None:
+    """The base64 of the SSH host key labctl made for `host`'s install (`<vm_dir>/.labctl/install/<host>/
+    ssh_host_rsa_key.pub`, written by the vms stage, `plan.media.install_dir`), or None (not installed by labctl)."""
+    import base64
+    import binascii
+
+    try:
+        parts = (topo.state_dir / "install" / host.name / "ssh_host_rsa_key.pub").read_text().split()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+    if len(parts) < 2 or parts[0] != "ssh-rsa" or not re.fullmatch(B64_RE, parts[1]):
+        return None
+    try:
+        base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return parts[1]
 
 
 def method(host: EsxHost) -> str:
@@ -65,9 +85,12 @@ def local_datastore_name(host: EsxHost) -> str:
     return check_name(f"{host.name}-local", f"{host.name}'s local datastore name")
 
 
-def guestinfo_settings(topo: Topology, host: EsxHost) -> dict[str, str | None]:
+def guestinfo_settings(topo: Topology, host: EsxHost, *, source_key: bool = True) -> dict[str, str | None]:
     """The `guestinfo.labctl.*` keys of a linked clone's .vmx ({} for a clone of the ssh path or a golden host).
 
+    `guestinfo.labctl.sourcekey` is the public half of the host key labctl made for the source's install, when
+    it did: a clone that still serves it takes a new identity even if someone already renamed it (lab state, not
+    topology: `source_key=False` leaves it out, as the clone plan `labctl render` writes does).
     `guestinfo.labctl.hostkey` is removed (None): it is the guest's to set at run time, never the .vmx's."""
     if not host.is_clone or method(host) != "guestinfo":
         return {}
@@ -80,6 +103,9 @@ def guestinfo_settings(topo: Topology, host: EsxHost) -> dict[str, str | None]:
         PREFIX + "gateway": check_ipv4(m.gateway, f"{host.name}'s gateway") if m.gateway else None,
         PREFIX + "datastore": local_datastore_name(host),
     }
+    src_key = source_public_key(topo, topo.host(host.linked_clone_of)) if source_key else None
+    if src_key:  # a clone still holding it has its source's identity, whatever its hostname says
+        s[PREFIX + "sourcekey"] = src_key
     if len(host.vmkernel) > MAX_VMK:
         raise UsageError(f"{host.name} has {len(host.vmkernel)} VMkernel ports; a clone's boot script sets at "
                          f"most {MAX_VMK}")

@@ -103,6 +103,7 @@ def context(topology: Topology, host: EsxHost, password_hash: str, host_key=None
         "identity_method": identity.method(host),
         "name_re": identity.NAME_RE,
         "ipv4_re": identity.IPV4_RE,
+        "b64_re": identity.B64_RE,
         "vmk_numbers": " ".join(str(n) for n in range(1, identity.MAX_VMK + 1)),
         "local_datastore": identity.LOCAL_DATASTORE,
     }

@@ -49,7 +49,7 @@ def _nics(topo: Topology, vm: EsxHost | Vm) -> list[_NicView]:
     return [_NicView(n.index, n.mac, topo.network(n.network)) for n in vm.nics]
 
 
-def clone_settings(topo: Topology, host: EsxHost) -> dict[str, str | None]:
+def clone_settings(topo: Topology, host: EsxHost, *, source_key: bool = True) -> dict[str, str | None]:
     """The .vmx keys labctl sets on a linked clone after vmrun made it (its own identity and MACs; on ESXi 5.1+
     the `guestinfo.labctl.*` its boot script applies, `labctl.render.identity`).
 
@@ -68,7 +68,7 @@ def clone_settings(topo: Topology, host: EsxHost) -> dict[str, str | None]:
         s[f"ethernet{n.index}.generatedAddressOffset"] = None
     from labctl.render.identity import guestinfo_settings
 
-    s.update(guestinfo_settings(topo, host))  # its hostname and addresses for the boot script (ESXi 5.1+)
+    s.update(guestinfo_settings(topo, host, source_key=source_key))  # for its boot script (ESXi 5.1+)
     return s
 
 
@@ -121,7 +121,8 @@ def clone_plan(topo: Topology, host: EsxHost) -> dict:
             f"-snapshot={host.snapshot}",
             f"-cloneName={host.name}",
         ],
-        "settings": clone_settings(topo, host),
+        # (without guestinfo.labctl.sourcekey: it exists once the source is installed, and is lab state)
+        "settings": clone_settings(topo, host, source_key=False),
     }
 
 

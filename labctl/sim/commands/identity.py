@@ -139,7 +139,8 @@ def rename_datastore(inv: Invocation, old: str, new: str) -> Result:
     base = "/vmfs/volumes"
     src, dst = f"{base}/{old}", f"{base}/{new}"
     if not old or "/" in old or not inv.fs.is_dir(src):
-        return Result(1, "", f"(vim.fault.NotFound) {{\n   msg = \"The object or item referred to could not be found.\"\n}}\n")
+        return Result(1, "", '(vim.fault.NotFound) {\n   msg = "The object or item referred to could not be '
+                             'found."\n}\n')
     if not new or "/" in new or inv.fs.exists(dst):
         return Result(1, "", "(vim.fault.DuplicateName) {\n   msg = \"The name '" + new + "' already exists.\"\n}\n")
     st = inv.state

@@ -265,6 +265,9 @@ def service(inv: Invocation) -> Result:
     if name == "sshd" and action in ("reload", "restart", "status"):
         if action == "status":
             return Result(0, f"sshd (pid {4000 + len(st.name)}) is running...\n")
+        reload = getattr(inv.host.listener, "reload_keys", None)
+        if reload is not None:  # sshd starts again and reads its host keys; open sessions go on
+            reload()
         return Result(0, _SERVICE_OK.format("Reloading sshd:" if action == "reload" else "Starting sshd:"))
     if name == "mgmt-vmware" and action == "restart":
         return Result(0, _SERVICE_OK.format("Stopping VMware ESX Server Management services:")
