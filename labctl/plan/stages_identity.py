@@ -83,6 +83,16 @@ def _guestinfo(ctx: Context, rep: StageReport, h) -> None:
 
     from labctl.render.identity import HOSTKEY_VAR
 
+    from labctl.render.identity import source_public_key
+
+    src = ctx.topology.host(h.linked_clone_of)
+    installed_by_labctl = src.install is not None and src.install.kickstart != "none" and (
+        src.name in ctx.pending or source_public_key(ctx.topology, src) is not None)  # (pending: installed first)
+    if not installed_by_labctl:
+        rep.notes.append(f"{h.name}: its source {src.name} was not installed by labctl's kickstart, so it has no "
+                         "identity boot script; give the clone its hostname and addresses at its console (the macs "
+                         "stage still repairs its MACs and /system/uuid)")
+        return
     name = _pin_name(h)
     how = (f"takes its own identity at boot (its guestinfo.labctl.* through the boot script of "
            f"{h.linked_clone_of}); pin the SSH host key it publishes under {name}")
@@ -158,6 +168,11 @@ def _sequential(ctx: Context, rep: StageReport, clones) -> None:
     for h in clones:
         src = topo.host(h.linked_clone_of)
         own, theirs = pinned(path, _pin_name(h)), pinned(path, _pin_name(src))
+        if not theirs and h.name not in ctx.pending and src.name not in ctx.pending:
+            rep.notes.append(f"{h.name}: no key of its source {src.name} is pinned under {_pin_name(src)} (installed "
+                             "by hand?), so the clone cannot be recognised at its source's address; give it its "
+                             "hostname and address at its console (the macs stage still repairs its MACs and UUID)")
+            continue
         if own and not set(own) & set(theirs):
             continue  # only keys of its own are pinned under its address: it took its identity (ssh checks them)
         todo.append((h, src))

@@ -358,6 +358,10 @@ def _install(ks, info, flavor: str, vm_name: str, macs: list[str | None], say) -
                          gateway=gateway, hostname=short, ssh_address=ip, root_password_hash=pw_hash,
                          build=int(info.build) if info.build else None)
     st.boot_count = 0  # written, never booted yet
+    if flavor == "esxi" and "install" in ks.commands and "novmfsondisk" in ks.opts("install"):
+        # `install --novmfsondisk`: no VMFS partition on the boot disk, so no local datastore1 (docs/install.md,
+        # "Local datastores")
+        st.dirs = [d for d in st.dirs if not d.startswith("/vmfs/volumes/datastore1")]
     if domain:
         st.domain = domain
         st.files["/etc/hosts"] = (f"127.0.0.1 localhost.localdomain localhost\n"
