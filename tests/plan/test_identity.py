@@ -42,6 +42,7 @@ def _openssh(d, name, address):
 
 
 def _check_lab(d, topo_name, hosts):
+    d_ = d
     """Every host: its own hostname and address, its disk's RSA key and only that pinned, distinct keys/UUIDs."""
     keys, uuids = set(), set()
     for name, address in hosts:
@@ -58,6 +59,8 @@ def _check_lab(d, topo_name, hosts):
             r = _openssh(d, name, address)
             assert r.returncode == 0 and r.stdout.strip().split(".")[0] == name, r.stderr
     assert len(keys) == len(hosts) and len(uuids) == len(hosts)
+    if topo_name == "esxi8-ha-trio":  # the clone source was installed --novmfsondisk: no datastore1 to duplicate
+        assert not any(d.startswith("/vmfs/volumes/datastore1") for n, _ in hosts for d in _state(d_, n).dirs)
 
 
 @pytest.mark.parametrize("topo_name,hosts", [
