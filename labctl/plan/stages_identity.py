@@ -247,21 +247,8 @@ def _one(ctx: Context, rep: StageReport, drv, h, src, op, target_from_host) -> N
     target = target_from_host(h)
     at_source = dataclasses.replace(target, address=src.address, port=src.ssh.port)
     settings = _settings(ctx)
-    conn = Connection(at_source, settings)
+    conn = _reach(ctx, h, src, at_source, target, settings, source_keys, wait)
     try:
-        try:
-            conn.wait_until_back(time.monotonic() + wait, first=True)
-        except LabctlError as first_error:
-            # a clone a user (or the simulator's `labctl sim up`) already gave its address answers there, still
-            # with its source's key: expected, since its disk is a copy of the source's
-            conn.close()
-            if not pinned(path, _pin_name(h)):
-                pin(path, _pin_name(h), *source_keys[0])
-            conn = Connection(target, _settings(ctx))
-            try:
-                conn.wait_until_back(time.monotonic() + min(wait, 30.0), first=True)
-            except LabctlError:
-                raise first_error from None
         facts = op.gather(conn)
         change = op.plan(h.name, target.platform, wanted(h), facts, source_key=facts.host_key
                          if facts.host_key in source_keys else None)
@@ -284,3 +271,32 @@ def _one(ctx: Context, rep: StageReport, drv, h, src, op, target_from_host) -> N
             ctx.failed_hosts[h.name] = "identity"
     finally:
         conn.close()
+
+
+def _reach(ctx: Context, h, src, at_source, target, settings, source_keys, wait: float):
+    """The clone, started alone: at its source's address with its source's key (a copy of the source's disk), or,
+    when someone already gave it its own address at the console, there — still with the source's key, which is
+    then expected under its own address too (its disk is a copy: no trust on first use). Both are tried in turn
+    until `wait` has passed (a real ESX classic host takes minutes to boot)."""
+    from labctl.remote.connection import Connection
+    from labctl.remote.known_hosts import pin, pinned
+
+    path = _known_hosts(ctx)
+    step = 2.0 if ctx.sim_dir else 15.0
+    deadline = time.monotonic() + wait
+    last: LabctlError | None = None
+    while True:
+        for t in (at_source, target):
+            if t is target and not pinned(path, _pin_name(h)):
+                pin(path, _pin_name(h), *source_keys[0])
+            conn = Connection(t, settings if t is at_source else _settings(ctx))
+            try:
+                conn.wait_until_back(min(deadline, time.monotonic() + step), first=True)
+                return conn
+            except LabctlError as e:
+                conn.close()
+                if t is at_source:
+                    last = e
+        if time.monotonic() >= deadline:
+            assert last is not None
+            raise last
