@@ -38,6 +38,7 @@ def test_plan_everything_for_a_fresh_clone_and_nothing_once_it_is_done():
     assert by_hand and by_hand.rekey and not (by_hand.rename or by_hand.readdress or by_hand.vmkernel)
     # a VMkernel port the clone does not have is not its identity's to make
     assert not op.plan("esx2", ESX35, WANT, _facts(vmkernel=()), source_key=SRC_KEY).vmkernel
+    assert not op.plan("esx2", ESX35, WANT, None, source_key=None).vmkernel  # unknown before the clone runs
 
 
 def test_commands_are_quoted_argv_and_the_job_restores_from_its_own_backups():

@@ -211,8 +211,8 @@ def plan(host: str, platform: Platform, want: Wanted, facts: Facts | None, *, so
          ) -> IdentityChange | None:
     """The change that makes the clone `want` (None: it already is). Without facts (`plan` before the clone runs)
     everything is planned."""
-    if facts is None:
-        return IdentityChange(host, platform, want, True, True, True, want.vmkernel)
+    if facts is None:  # VMkernel ports: only those the clone turns out to have (see below), so none planned here
+        return IdentityChange(host, platform, want, True, True, True)
     rename = facts.hostname != want.hostname
     rekey = facts.host_key is None or (source_key is not None and facts.host_key == source_key)
     readdress = (facts.ip, facts.netmask) != (want.ip, want.netmask)
