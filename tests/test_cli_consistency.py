@@ -189,7 +189,7 @@ def test_colour_on_a_terminal_for_errors_warnings_and_changes(tmp_path, run_cli)
     bad.write_text("lab: x\nesx_hosts: []\n")
     status, out, err = _run_tty(["validate", str(bad)])
     assert status == 2 and "\x1b[1;31m" in err  # an error, in red
-    status, out, err = _run_tty(["validate", str(PAIR)])
+    status, out, err = _run_tty(["validate", str(PAIR), "--sim"])
     assert status == 0 and "\x1b[33m" in err and "\x1b[32m" in out  # warnings yellow, ok green
     status, out, err = _run_tty(["plan", str(PAIR), "--sim", "--sim-dir", str(tmp_path / "s"), "--only", "render"])
     assert status == 0 and "\x1b[36m    ~ " in out  # a change plan would make
@@ -197,7 +197,7 @@ def test_colour_on_a_terminal_for_errors_warnings_and_changes(tmp_path, run_cli)
 
 @pytest.mark.parametrize("how", ["NO_COLOR", "--no-color first", "--no-color last", "--json", "pipe"])
 def test_no_colour_when_asked_or_not_a_terminal(how, tmp_path, run_cli):
-    argv = ["validate", str(PAIR)]
+    argv = ["validate", str(PAIR), "--sim"]
     environ = {}
     if how == "NO_COLOR":
         environ["NO_COLOR"] = "1"

@@ -132,11 +132,13 @@ def test_plan_and_validate_refuse_an_iso_that_cannot_install_the_host(run_cli, t
             "classic-for-esxi": "is an ESX classic installer of 4.1"}[case]
     assert want in r.err
     v = run_cli("validate", str(topo))
-    if case == "missing":  # validate checks the file; whether this machine has the ISO is plan's question
-        assert v.status == 0, v.err
+    assert v.status == 2 and "Traceback" not in v.err and want in v.err
+    assert f"{topo}:30:" in v.err  # the line of esxi-a's iso:
+    vs = run_cli("validate", str(topo), "--sim")  # for a simulated run a missing ISO is the synthetic installer
+    if case == "missing":
+        assert vs.status == 0, vs.err
     else:
-        assert v.status == 2 and "Traceback" not in v.err and want in v.err
-        assert f"{topo}:30:" in v.err  # the line of esxi-a's iso:
+        assert vs.status == 2 and want in vs.err
     # --sim: a missing ISO means the synthetic installer; a wrong one is refused the same way
     s = run_cli("plan", str(topo), "--sim", "--sim-dir", str(tmp_path / "sim"),
                 environ=_trio_env(tmp_path))

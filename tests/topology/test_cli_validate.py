@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_validate_ok_examples(run_cli):
-    r = run_cli("validate", *[str(p) for p in sorted((ROOT / "topologies").glob("*.yaml"))])
+    r = run_cli("validate", "--sim", *[str(p) for p in sorted((ROOT / "topologies").glob("*.yaml"))])
     assert r.status == 0
     assert "esx35-ha-pair.yaml: ok" in r.out
     assert "warning: this machine cannot dial esx1" in r.err  # the 2010 lab lives on a LAN segment
@@ -42,21 +42,30 @@ def test_validate_json(run_cli, tmp_path):
     assert p == {"severity": "error", "line": 2, "column": 12, "path": "esx_hosts", "message": "needs at least 1 entry"}
 
 
+def test_validate_examples_without_their_isos(run_cli):
+    """The examples name installer ISOs this machine does not have: a real run cannot install them."""
+    f = ROOT / "topologies" / "esx35-ha-pair.yaml"
+    r = run_cli("validate", str(f))
+    assert r.status == 2 and "Traceback" not in r.err
+    assert f"{f}:27:10: esx_hosts[0].iso: " in r.err and "esx-3.5.0-update5.iso does not exist: download" in r.err
+    assert "use --sim" in r.err and "1 error(s)" in r.err
+
+
 def test_validate_strict_turns_warnings_into_errors(run_cli):
-    r = run_cli("validate", str(ROOT / "topologies" / "esx35-ha-pair.yaml"), "--strict")
+    r = run_cli("validate", str(ROOT / "topologies" / "esx35-ha-pair.yaml"), "--strict", "--sim")
     assert r.status == 2
 
 
 def test_validate_strict_says_why_it_fails(run_cli):
     """Issue 12 item 12: not "ok" and then exit 2, but the reason."""
     f = str(ROOT / "topologies" / "esx35-ha-pair.yaml")
-    r = run_cli("validate", f, "--strict")
+    r = run_cli("validate", f, "--strict", "--sim")
     assert ": ok" not in r.out and r.out == ""
     assert f"{f}: fails --strict: 2 warning(s) above, and --strict counts warnings as errors" in r.err
     assert r.err.count(": warning: ") == 2
-    q = run_cli("validate", f, "--strict", "-q")  # quiet hides warnings, but not the ones that fail the run
+    q = run_cli("validate", f, "--strict", "-q", "--sim")  # quiet hides warnings, but not the ones that fail the run
     assert q.status == 2 and q.err.count(": warning: ") == 2
-    j = run_cli("validate", f, "--strict", "--json")
+    j = run_cli("validate", f, "--strict", "--json", "--sim")
     assert j.status == 2 and json.loads(j.out)["files"][0]["valid"] is False
 
 
