@@ -141,11 +141,10 @@ def test_standalone_host_has_no_clone_vm_but_a_child_disk_starts_from_the_snapsh
     K.wait(clone.PowerOffVM_Task())
 
 
+@pytest.mark.parametrize("tsim", ["vcenter"], indirect=True)  # a standalone host has no CloneVM_Task (above)
 def test_linked_clone_is_recorded_and_its_disk_has_a_parent(tsim, si):
     from pyVmomi import vim
 
-    if tsim.mode == "esx":
-        pytest.skip("a standalone host has no CloneVM_Task (see the test above)")
     src = K.create_vm(si, "gold", extra={"guestinfo.labctl.role": "golden"})
     install_disk(tsim, src, "gold")
     snap = K.wait(src.CreateSnapshot_Task(name="base", memory=False, quiesce=False))
@@ -170,11 +169,10 @@ def test_linked_clone_is_recorded_and_its_disk_has_a_parent(tsim, si):
     assert json.loads((disks / clone._moId / "clone-of.json").read_text())["snapshot"] == snap._moId
 
 
+@pytest.mark.parametrize("tsim", ["vcenter"], indirect=True)  # a standalone host has no CloneVM_Task
 def test_a_wrong_disk_move_type_is_seen_not_dropped(tsim, si):
     from pyVmomi import vim, vmodl
 
-    if tsim.mode == "esx":
-        pytest.skip("a standalone host has no CloneVM_Task")
     src = K.create_vm(si, "gold2")
     snap = K.wait(src.CreateSnapshot_Task(name="base", memory=False, quiesce=False))
     full = K.wait(src.CloneVM_Task(folder=src.parent, name="full", spec=vim.vm.CloneSpec(

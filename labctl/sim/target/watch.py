@@ -220,47 +220,17 @@ class Watcher:
 
 
 def boot(disk: Path, config: dict[str, str], *, log_path: Path, vm_name: str) -> str:
-    """What a VM does at power-on (shared contract 3): the simulated installer when this labctl has it; without
-    it, a disk that holds an installed host boots and a blank one has nothing bootable."""
-    try:
-        from labctl.sim import guestvars
-    except ImportError:
-        guestvars = None
-    if guestvars is not None:
-        guestvars.powered_on(disk, config)
-    try:
-        from labctl.sim import installer
-    except ImportError:
-        installer = None
-    if installer is not None:
-        return installer.power_on(disk, config, log=log_path, vm_name=vm_name)
-    from labctl.sim.workstation import boot_disk, vnic_macs
+    """What a VM does at power-on (shared contract 3): the hypervisor hands the guest its `guestinfo.*`, then the
+    VM's firmware boots the disk or, when it is blank, the simulated installer's CD (`labctl.sim.installer`)."""
+    from labctl.sim import guestvars, installer
 
-    if not (disk / "state.json").is_file():
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write("No operating system found (this labctl has no simulated installer)\n")
-        return "no-os"
-
-    class _Doc:  # vnic_macs reads a .vmx document; the translated keys are one
-        def __init__(self, d: dict[str, str]):
-            self.d = d
-
-        def __contains__(self, k: str) -> bool:
-            return k in self.d
-
-        def get(self, k: str) -> str | None:
-            return self.d.get(k)
-
-    boot_disk(disk, vnic_macs(_Doc(config)))
-    return "disk"
+    guestvars.powered_on(disk, config)
+    return installer.power_on(disk, config, log=log_path, vm_name=vm_name)
 
 
 def powered_off(hdir: Path) -> None:
-    try:
-        from labctl.sim import guestvars
-    except ImportError:
-        (Path(hdir) / "guestvars.json").unlink(missing_ok=True)
-        return
+    from labctl.sim import guestvars
+
     guestvars.powered_off(hdir)
 
 
