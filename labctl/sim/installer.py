@@ -43,13 +43,9 @@ RESULTS = ("disk", "installed", "eula", "no-os", "failed")
 CDROM_TYPES = ("cdrom-image",)
 
 
-def boot_disk(
-    hdir: Path, nic_macs: list[str | None], *, first_boot: Callable[[object], None] | None = None
-) -> None:
-    """Power-on of a simulated ESX VM: the .vmx's vNIC MACs become the host's NICs, then the host boots.
-
-    `first_boot(state)` runs after the first boot of a disk (a clone's console step: its own IPs and hostname).
-    """
+def boot_disk(hdir: Path, nic_macs: list[str | None]) -> None:
+    """Power-on of a simulated ESX VM: the .vmx's vNIC MACs become the host's NICs, then the host boots (a clone
+    boots with what its disk holds: nobody is at its console)."""
     from labctl.sim import state as S
     from labctl.sim.boot import boot
 
@@ -57,10 +53,7 @@ def boot_disk(
     for i, nic in enumerate(st.nics):
         if i < len(nic_macs) and nic_macs[i]:
             nic.mac = nic_macs[i]
-    first = st.boot_count == 0
     boot(st)
-    if first and first_boot is not None:
-        first_boot(st)
     S.save_state(hdir, st)
 
 
@@ -195,10 +188,8 @@ def _cd_file(image: str, path: str, *, rock_ridge: bool) -> bytes | None:
         iso.close()
 
 
-def power_on(hdir: Path, config: Mapping[str, str], *, log: Path, vm_name: str,
-             first_boot: Callable[[S.HostState], None] | None = None) -> str:
-    """Power the VM on (see the module text); returns one of RESULTS. `first_boot(state)` runs after the first
-    boot of a disk (the temporary clone console step of the simulated lab)."""
+def power_on(hdir: Path, config: Mapping[str, str], *, log: Path, vm_name: str) -> str:
+    """Power the VM on (see the module text); returns one of RESULTS."""
     hdir = Path(hdir)
     cfg = {k.lower(): str(v) for k, v in config.items()}
     say = _logger(Path(log), vm_name)
@@ -207,7 +198,7 @@ def power_on(hdir: Path, config: Mapping[str, str], *, log: Path, vm_name: str,
     firmware = "efi" if cfg.get("firmware", "bios").lower() == "efi" else "bios"
     say(f"Power on ({'UEFI' if firmware == 'efi' else 'BIOS'} firmware, boot order {','.join(order)})")
     if (hdir / S.STATE_FILE).is_file() and "hdd" in order:
-        boot_disk(hdir, macs, first_boot=first_boot)
+        boot_disk(hdir, macs)
         say("Booting from the hard disk")
         return "disk"
     if "cdrom" not in order:

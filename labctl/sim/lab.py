@@ -154,7 +154,10 @@ def _fresh(h: HostSpec, password_hash: str) -> S.HostState:
 
 
 def customize_clone(st: S.HostState, h: HostSpec) -> None:
-    """What the user does on a fresh clone's console: its own IPs and hostname (MACs and uuid untouched)."""
+    """What the user does on a fresh clone's console: its own IPs and hostname (MACs and uuid untouched).
+
+    Only `labctl sim up` uses it: its model of a lab the user cloned and addressed by hand (the MAC-repair scenario
+    of the 2010 write-up). A clone the simulated Workstation makes for `labctl up --sim` gets no such help."""
     st.hostname = h.hostname or h.name
     st.ssh_address = h.address or h.ip
     if "/Misc/HostName" in st.advanced:

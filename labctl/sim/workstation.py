@@ -369,13 +369,16 @@ class LabHosts(DiskOnlyHosts):
     """The simulated lab's hosts behind the simulated Workstation, served by `labctl.sim.hostd` processes.
 
     One hostd process per powered-on host VM (a VM is a process), recorded in the sim's `processes.json` so
-    `labctl sim down` stops them too; `endpoints.json` and `known_hosts` list the hosts that are on.
+    `labctl sim down` stops them too; `endpoints.json` lists the hosts that are on.
     - A golden host's disk is installed from its install media at power-on (`labctl.sim.installer`: the ISO's
       BOOT.CFG, the kickstart on the KS CD); what the kickstart sets (network, root hash, keys, SSH) is all the
       host gets (no key of the simulator's, no password). A VM at the EULA screen, with an installer error or
       nothing to boot runs without SSH.
-    - A clone's disk comes from `SimDriver.clone`; at its first boot it gets the console step a user does after
-      cloning (`labctl.sim.lab.customize_clone`: own IPs and hostname; MACs and /system/uuid stay the source's).
+    - A clone's disk comes from `SimDriver.clone` and boots as it is: the source's IPs, hostname, host keys,
+      certificate, MACs and /system/uuid (on the segment it answers at its source's address). Nobody gives it an
+      identity at a console: that is labctl's identity stage (`labctl sim up` keeps modelling a lab cloned and
+      addressed by hand: `labctl.sim.lab.customize_clone`).
+    - Host keys: the simulator pins nothing (labctl pins the key it put in the kickstart, and each clone's new key).
     - Power-off sends SIGTERM to the host's own process (the host saves its disk); soft and hard are the same.
     """
 
@@ -461,8 +464,9 @@ class LabHosts(DiskOnlyHosts):
                 )
         h = self.specs[name]
         hdir = self.host_dir(name)
-        first = (lambda st: lab.customize_clone(st, h)) if h.clone_of else None
-        result = installer.power_on(hdir, config, log=self.vm_log(name), vm_name=name, first_boot=first)
+        # A clone boots with what its disk holds: its source's IPs, hostname, host keys and certificate (no console
+        # step is modelled here; labctl's identity stage must give it its own, as on a real Workstation).
+        result = installer.power_on(hdir, config, log=self.vm_log(name), vm_name=name)
         if result not in ("disk", "installed"):
             self._publish()
             return  # the VM runs, but at a console (EULA, an installer error) or with nothing to boot: no SSH
@@ -610,7 +614,7 @@ class LabHosts(DiskOnlyHosts):
             except LabctlError:
                 vcenter = None
         known = self.sim_dir / "known_hosts"
-        lab.publish_known_hosts(self.sim_dir, {n: e.address for n, e in hosts.items()})  # by lab address
+        lab.publish_known_hosts(self.sim_dir, {})  # the file only (old loopback lines go): labctl pins every key
         ordered = {h.name: hosts[h.name] for h in self.spec.hosts if h.name in hosts}
         write_endpoints(
             self.sim_dir,

@@ -1,15 +1,18 @@
 """The simulated Workstation with real simulated hosts: hostd processes on loopback, SSH with pinned keys.
 
 The 2010 story end to end on the Workstation side: render esx1's .vmx, power it on (a hostd process serves it),
-snapshot "base", linked-clone esx2 from it, give the clone its own MACs, power it on — and over SSH the clone shows
-its own IP (the console step) but the service-console MAC and system UUID of esx1: the duplicates `labctl macs`
-repairs. Every process is stopped by PID in a finalizer.
+snapshot "base", linked-clone esx2 from it, give the clone its own MACs, power it on — and over SSH the clone is
+esx1 but for its vNICs: esx1's IP, hostname, host key and service-console MAC (nobody is at its console; labctl's
+identity stage gives it its own, tests/plan/test_identity.py). The simulator pins no key: a test trusts a host as
+labctl does (the key it knows from the install, the key an ESXi clone publishes). Every process is stopped by PID
+in a finalizer.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -39,17 +42,33 @@ def simlab(tmp_path):
     lab.down(sim)  # anything else recorded in processes.json
 
 
-def ssh(sim: Path, name: str, command: str) -> str:
+def trust_installed(sim: Path, name: str, address: str) -> None:
+    """Pin the keys the host's install made under its lab address (what labctl's install stage does with the key it
+    put in the kickstart; these kickstarts let the host make its own)."""
+    from labctl.remote.known_hosts import pin_keys
+
+    keys = [tuple(pub.read_text().split()[:2]) for pub in sorted((lab.host_dir(sim, name) / "keys").glob("*.pub"))]
+    assert keys
+    pin_keys(sim / "known_hosts", address, keys)
+
+
+def ssh(sim: Path, name: str, command: str, *, address: str | None = None) -> str:
+    """`command` on whoever answers at `address` (default: `name`'s lab address), with the keys pinned under it."""
     import paramiko
 
     emap = load_endpoints(sim)
-    host, port = emap.resolve(emap.hosts[name].address)
+    address = address or emap.hosts[name].address
+    host, port = emap.resolve(address)
     from tests.sim.helpers import pinned_client
 
-    client = pinned_client(emap.known_hosts, emap.hosts[name].address, port)
+    from labctl.remote.known_hosts import KEY_ALGORITHMS, pinned
+
+    client = pinned_client(emap.known_hosts, address, port)
     key = paramiko.RSAKey.from_private_key_file(str(emap.identity_file))
-    client.connect(
-        host, port=port, username="root", pkey=key, allow_agent=False, look_for_keys=False, timeout=10
+    allowed = {a for t, _ in pinned(emap.known_hosts, address) for a in KEY_ALGORITHMS.get(t, (t,))}
+    client.connect(  # only the pinned key types asked for, as labctl's connection (and OpenSSH) do
+        host, port=port, username="root", pkey=key, allow_agent=False, look_for_keys=False, timeout=10,
+        disabled_algorithms={"keys": [a for a in paramiko.Transport._preferred_keys if a not in allowed]},
     )
     try:
         _, out, _ = client.exec_command(command, timeout=10)
@@ -81,8 +100,12 @@ def test_power_on_clone_and_duplicates_over_ssh(simlab):
     driver.start(esx1)
     emap = load_endpoints(sim)
     assert list(emap.hosts) == ["esx1"] and emap.hosts["esx1"].address == "192.168.69.11"
+    assert (sim / "known_hosts").read_text() == ""  # the simulator pins nothing
+    trust_installed(sim, "esx1", "192.168.69.11")
     vswif1 = ssh(sim, "esx1", "esxcfg-vswif -l")
     assert "192.168.69.11" in vswif1
+    name1 = ssh(sim, "esx1", "hostname").strip()
+    hw1 = re.search(r"HWaddr\s+(\S+)", ssh(sim, "esx1", "ifconfig vswif0")).group(1).lower()
     procs = json.loads((sim / "processes.json").read_text())["processes"]
     assert [p["hosts"] for p in procs] == [["esx1"]]
 
@@ -93,21 +116,25 @@ def test_power_on_clone_and_duplicates_over_ssh(simlab):
     settings = clonecfg.settings_for_host(topo, topo.host("esx2"))
     done = clonecfg.ensure_linked_clone(driver, esx1, esx2, snapshot="base", settings=settings)
     assert [d.split()[0] for d in done] == ["snapshot", "linked", "configured"]
-    driver.start(esx1)
-    driver.start(esx2)
-    assert sorted(p.name for p in driver.list_running()) == ["esx1.vmx", "esx2.vmx"]
-    assert sorted(load_endpoints(sim).hosts) == ["esx1", "esx2"]
-
-    nics2 = ssh(sim, "esx2", "esxcfg-nics -l")
+    driver.start(esx2)  # alone: its source is off
+    assert [p.name for p in driver.list_running()] == ["esx2.vmx"]
+    assert sorted(load_endpoints(sim).hosts) == ["esx2"]
+    with pytest.raises(OSError):  # nobody has esx2's topology address: nobody gave the clone its own
+        ssh(sim, "esx2", "true")
+    # whoever answers at esx1's address with esx1's key is the clone: its vNICs carry the MACs from its .vmx ...
+    nics2 = ssh(sim, "esx2", "esxcfg-nics -l", address="192.168.69.11")
     for nic in topo.host("esx2").nics:
-        assert nic.mac in nics2.lower()  # the clone's vNICs carry the MACs from its .vmx
-    vswif2 = ssh(sim, "esx2", "esxcfg-vswif -l")
-    assert "192.168.69.12" in vswif2  # its own IP (the console step after cloning) ...
-    hw1, hw2 = (
-        re.search(r"HWaddr\s+(\S+)", ssh(sim, n, "ifconfig vswif0")).group(1).lower()
-        for n in ("esx1", "esx2")
-    )
-    assert hw1 == hw2  # ... but esx1's service-console MAC: the duplicate of a linked clone
+        assert nic.mac in nics2.lower()
+    assert "192.168.69.11" in ssh(sim, "esx2", "esxcfg-vswif -l", address="192.168.69.11")
+    assert ssh(sim, "esx2", "hostname", address="192.168.69.11").strip() == name1
+    hw2 = re.search(r"HWaddr\s+(\S+)", ssh(sim, "esx2", "ifconfig vswif0", address="192.168.69.11")).group(1)
+    assert hw2.lower() == hw1  # ... and esx1's service-console MAC: the duplicate of a linked clone
+
+    driver.start(esx1)  # both on: two hosts with one address (a conflict); esx2's own is still unanswered
+    assert sorted(p.name for p in driver.list_running()) == ["esx1.vmx", "esx2.vmx"]
+    with pytest.raises(OSError):
+        ssh(sim, "esx2", "true")
+    assert ssh(sim, "esx1", "hostname").strip() == name1  # whichever of the two answers, it is "esx1"
 
 
 def test_refuses_a_host_already_served_by_sim_up(simlab):
@@ -157,7 +184,24 @@ def test_esxi8_clone_of_a_kickstarted_source_follows_its_own_mac_over_ssh(tmp_pa
         )
         driver.start(a)
         driver.start(b)
+        trust_installed(sim, "esxi-a", topo.host("esxi-a").management.ip)
+        # the clone's own identity comes from the boot script esxi-a's kickstart installed, fed by the guestinfo
+        # keys in its .vmx (nobody at its console): its own IP, and a new host key it publishes, pinned as labctl's
+        # identity stage pins it
         assert driver.guest_ip(b) == topo.host("esxi-b").management.ip
+        from labctl.plan.stages_identity import parse_published_key
+        from labctl.render.identity import HOSTKEY_VAR
+        from labctl.remote.known_hosts import pin, pinned
+
+        deadline = time.monotonic() + 60  # the script reboots the clone once (its new /system/uuid), then publishes
+        while not driver.read_guest_var(b, HOSTKEY_VAR) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        published = parse_published_key(driver.read_guest_var(b, HOSTKEY_VAR) or "")
+        assert published is not None and [published] != pinned(sim / "known_hosts", topo.host("esxi-a").management.ip)
+        pin(sim / "known_hosts", topo.host("esxi-b").management.ip, *published)
+        names = {n: ssh(sim, n, "esxcli system hostname get") for n in ("esxi-a", "esxi-b")}
+        for n in ("esxi-a", "esxi-b"):
+            assert re.search(rf"Host Name:\s*{n}\b", names[n]), names[n]
         vmk = {n: ssh(sim, n, "esxcli network ip interface list") for n in ("esxi-a", "esxi-b")}
         macs = {n: re.search(r"MAC Address:\s*(\S+)", text).group(1).lower() for n, text in vmk.items()}
         # esxi-a is a clone source: its kickstart set Net.FollowHardwareMac=1 and dropped /system/uuid, so the
