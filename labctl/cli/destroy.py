@@ -86,6 +86,17 @@ def _destroy(args, env, topo, drv, sim_dir) -> ExitStatus:
             env.err(f"labctl: {vm.name}: {e.message}")
     if not failed and topo.target is not None:  # the portgroups labctl made on the vSphere target, and only those
         failed += _destroy_target_networks(args, env, topo, drv, sim_dir)
+    if not failed and hasattr(drv, "remove_folders"):  # the inventory folders labctl made, and only those, if empty
+        try:
+            for path, why in drv.remove_folders():
+                if why is None:
+                    if not args.json:
+                        env.out(f"removed folder {path}")
+                else:
+                    env.err(f"labctl: folder {path}: {why}")
+        except LabctlError as e:
+            failed.append({"vm": "folder", "error": e.message})
+            env.err(f"labctl: {e.message}")
     if not failed:
         kh = topo.known_hosts
         if kh.is_file():

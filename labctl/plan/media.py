@@ -10,7 +10,8 @@ itself) is mode 0600 in `<vm_dir>/.labctl/` (with `--sim` that is inside the sim
     <vm_dir>/.labctl/install/HOST/installed.json the install was seen to complete (SSH answered with that key)
     <sim dir>/isos/NAME.iso                      --sim only: a synthetic installer where the topology's is missing
 
-Installed or blank: a host is installed when `installed.json` names its current disk (same path and inode; the
+Installed or blank: a host is installed when `installed.json` names its current disk as the driver identifies it (Workstation: same path and inode; a vSphere target:
+the VM's instanceUuid and its disk's backing file and uuid; the
 vms stage removes the record whenever it makes a disk, so a disk made again after `destroy` is blank again), or when the disk holds more than `INSTALLED_BYTES` of data (a
 host installed by hand, or before labctl tracked installs: a fresh growable disk from `vmware-vdiskmanager -c -t 0`
 holds a few hundred KB, an installed ESX several hundred MB). Anything else is blank.
@@ -85,17 +86,29 @@ def read_marker(topology: Topology, host: EsxHost) -> dict | None:
     return d if isinstance(d, dict) else None
 
 
-def installed(topology: Topology, host: EsxHost) -> bool:
-    """Has this host's current disk an installed ESX (see the module docstring)?"""
+def _identity(host: EsxHost, drv) -> dict | None:
+    """The host's current disk as its driver names it (Workstation: path + inode; vSphere: the VM's instanceUuid
+    and disk backing); without a driver, the local disk beside the .vmx."""
+    if drv is not None:
+        return drv.disk_identity(host.vmx_path)
     disk = disk_path(host)
     try:
-        st = disk.stat()
+        return {"disk": os.fspath(disk), "inode": disk.stat().st_ino}
     except FileNotFoundError:
+        return None
+
+
+def installed(topology: Topology, host: EsxHost, drv=None) -> bool:
+    """Has this host's current disk an installed ESX (see the module docstring)?"""
+    ident = _identity(host, drv)
+    if ident is None:
         return False
     m = read_marker(topology, host)
-    if m is not None and m.get("disk") == os.fspath(disk) and m.get("inode") == st.st_ino:
+    if m is not None and all(m.get(k) == v for k, v in ident.items()):
         return True
-    return _allocated(disk) >= INSTALLED_BYTES
+    if "inode" not in ident:  # a disk on a vSphere target: only the marker tells
+        return False
+    return _allocated(Path(ident["disk"])) >= INSTALLED_BYTES
 
 
 def forget_install(topology: Topology, host: EsxHost) -> None:
@@ -117,10 +130,12 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
-def mark_installed(topology: Topology, host: EsxHost, *, installer: Path | None, seconds: float) -> None:
+def mark_installed(topology: Topology, host: EsxHost, *, installer: Path | None, seconds: float, drv=None) -> None:
     """Record that the install of the current disk was seen to complete."""
-    disk = disk_path(host)
-    doc = {"host": host.name, "disk": os.fspath(disk), "inode": disk.stat().st_ino,
+    ident = _identity(host, drv)
+    if ident is None:
+        raise LabctlError(f"{host.name}: its disk is gone after the install", hint="run `labctl up` again")
+    doc = {"host": host.name, **ident,
            "installer": os.fspath(installer) if installer else None, "seconds": round(seconds, 1),
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     write_private(install_dir(topology, host) / MARKER, (json.dumps(doc, indent=2) + "\n").encode())

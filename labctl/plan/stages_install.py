@@ -76,7 +76,7 @@ def install(ctx: Context, rep: StageReport) -> None:
     limit = timeout(ctx)
     waiting = []
     for h in hosts:
-        if h.vmx_path.is_file() and media.installed(topo, h):
+        if h.vmx_path.is_file() and media.installed(topo, h, drv):
             continue
         how = ("unattended from its kickstart CD" if media.kickstarted(h)
                else "by hand at the installer console (kickstart: none)")
@@ -123,7 +123,7 @@ def _wait_all(ctx: Context, rep: StageReport, hosts, limit: float) -> None:
             ctx.failed_hosts[h.name] = "install"
             continue
         src, _ = media.source_iso(h, ctx.sim_dir)
-        media.mark_installed(ctx.topology, h, installer=src, seconds=seconds)
+        media.mark_installed(ctx.topology, h, installer=src, seconds=seconds, drv=driver(ctx))
         rep.notes.append(f"{h.name}: installed, SSH answers at {h.address} after {_minutes(seconds)}")
 
 
@@ -300,6 +300,12 @@ def clones(ctx: Context, rep: StageReport) -> None:
                     drv.clone(src.vmx_path, h.vmx_path, snapshot=h.snapshot, clone_name=h.name, linked=True)
                     drv.reconfigure(h.vmx_path, settings)
             else:
+                from labctl.render.identity import HOSTKEY_VAR
+
+                # the guest publishes its host key at run time (on a vSphere target that is in extraConfig): it is
+                # removed from a new clone (inherited from its source), never from one that has published its own
+                key = f"guestinfo.{HOSTKEY_VAR}"
+                settings = {k: v for k, v in settings.items() if not (v is None and k.lower() == key.lower())}
                 todo = drv.reconfigure(h.vmx_path, settings, dry_run=True)
                 if todo:
                     rep.change(h.name, f"set {', '.join(todo)} in {h.vmx_path}")

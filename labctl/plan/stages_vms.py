@@ -32,12 +32,11 @@ def vms(ctx: Context, rep: StageReport) -> None:
             ctx.failed_hosts[vm.name] = "vms"
             continue
         disk = vm.vmx_path.with_name(f"{vm.name}.vmdk")
-        if not disk.exists():
+        if not drv.has_disk(vm.vmx_path):  # a vSphere target: the VM in the lab's folder, with its disk
             adapter = "lsilogic" if getattr(vm, "flavor", None) else "ide"
-            from labctl.workstation.disks import create_disk_argv
-
-            argv = create_disk_argv(disk, vm.disk_gb, adapter)
-            rep.change(vm.name, f"create {vm.disk_gb} GB disk {disk}", " ".join(argv))
+            where = f"the VM in {drv.location}" if drv.location else disk
+            rep.change(vm.name, f"create {vm.disk_gb} GB disk {where}",
+                       *drv.create_disk_commands(vm.vmx_path, vm.disk_gb, adapter))
             if ctx.apply:
                 try:
                     if getattr(vm, "flavor", None):  # a new disk is a blank disk, whatever was installed before
@@ -69,7 +68,7 @@ def _install_media(ctx: Context, rep: StageReport, drv, h, running: set[Path]) -
 
     topo = ctx.topology
     is_running = h.vmx_path.is_file() and h.vmx_path.resolve() in running
-    if media.installed(topo, h):
+    if media.installed(topo, h, drv):
         if not h.vmx_path.is_file() or is_running:
             return
         doc = drv.read_config(h.vmx_path)

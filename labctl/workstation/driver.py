@@ -207,6 +207,17 @@ class Driver(abc.ABC):
 
         return [" ".join(create_disk_argv(Path(vmx).with_name(f"{Path(vmx).stem}.vmdk"), size_gb, adapter))]
 
+    def disk_identity(self, vmx: Path) -> dict | None:
+        """What names the VM's current system disk, for the install marker (plan/media): Workstation its path and
+        inode (a disk made anew has another inode); None when there is no disk."""
+        import os
+
+        disk = Path(vmx).with_name(f"{Path(vmx).stem}.vmdk")
+        try:
+            return {"disk": os.fspath(disk), "inode": disk.stat().st_ino}
+        except FileNotFoundError:
+            return None
+
 
 def guest_var_name(name: str) -> str:
     """`labctl.hostkey` -> `guestinfo.labctl.hostkey` (the prefix the guest's tools require); a name already

@@ -136,7 +136,7 @@ def test_up_onto_simulated_vsphere_converges_and_destroy_removes_what_it_made(la
         client.close()
 
     again = _json(run_cli("up", *common, "--json", environ=environ))
-    assert again["changes"] == [] and again["failures"] == [], again["changes"]
+    assert again["changes"] == [] and again["failures"] == [], json.dumps([again["changes"], again["failures"]])
 
     r = run_cli("destroy", *common, "--yes", environ=environ)
     assert r.status == 0, r.err

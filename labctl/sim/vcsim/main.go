@@ -151,10 +151,11 @@ func (h *interceptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.answerMethodFault(w, method, fault, "")
 			return
 		}
+		saved := diskBackings(req.This) // vcsim's clone writes the clone's file names into the source's disks
 		rec := forward(h.next, r)
 		if rec.Code == http.StatusOK {
 			if clone, ok := taskResult(rec.Body.Bytes()); ok {
-				h.afterClone(req, clone)
+				h.afterClone(req, clone, saved)
 			}
 		}
 		copyResponse(w, rec)
@@ -523,6 +524,8 @@ func main() {
 //     snapshot, fails the task like vCenter's InvalidArgument), recorded (GET /_labctl/clones) and applied: a
 //     clone made with createNewChildDiskBacking gets disks whose backing.parent is the source's disk, as a
 //     linked clone's delta disk has; any other move type leaves backing.parent empty (a full copy).
+//   - CloneVM_Task renames the source's disk files to the clone's (the devices are shared): the clone gets its
+//     own devices here and the source keeps its disks' file names, as on vSphere.
 //   - A clone does not inherit its source's extraConfig (vcsim uses only the spec's): merged here, the spec's
 //     keys winning, as vSphere copies the source's configuration.
 //   - ReconfigVM_Task appends extraConfig entries instead of replacing a key, and an empty value does not remove
@@ -590,11 +593,65 @@ func taskSucceeded(body []byte) bool {
 	return ok && task.Info.State == types.TaskInfoStateSuccess
 }
 
-func (h *interceptor) afterClone(req *types.CloneVM_Task, cloneRef types.ManagedObjectReference) {
+// diskBackings: a copy of each disk backing of the VM, in device order (nil when it is not a VM).
+func diskBackings(ref types.ManagedObjectReference) []types.VirtualDiskFlatVer2BackingInfo {
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return nil
+	}
+	var out []types.VirtualDiskFlatVer2BackingInfo
+	simulator.Map.WithLock(vm, func() {
+		for _, d := range vm.Config.Hardware.Device {
+			if disk, ok := d.(*types.VirtualDisk); ok {
+				if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok {
+					out = append(out, *b)
+				}
+			}
+		}
+	})
+	return out
+}
+
+func (h *interceptor) afterClone(req *types.CloneVM_Task, cloneRef types.ManagedObjectReference,
+	saved []types.VirtualDiskFlatVer2BackingInfo) {
 	src, ok := simulator.Map.Get(req.This).(*simulator.VirtualMachine)
 	clone, ok2 := simulator.Map.Get(cloneRef).(*simulator.VirtualMachine)
 	if !ok || !ok2 {
 		return
+	}
+	// vcsim 0.24.2 gives the clone the source's device objects and then renames their files: the clone gets
+	// devices of its own, and the source's disks get their file names back (a clone never changes its source)
+	simulator.Map.WithLock(clone, func() {
+		for j, d := range clone.Config.Hardware.Device {
+			if disk, ok := d.(*types.VirtualDisk); ok {
+				nd := *disk
+				if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok {
+					nb := *b
+					nd.Backing = &nb
+				}
+				clone.Config.Hardware.Device[j] = &nd
+			}
+		}
+	})
+	srcChanged := false
+	simulator.Map.WithLock(src, func() {
+		i := 0
+		for _, d := range src.Config.Hardware.Device {
+			if disk, ok := d.(*types.VirtualDisk); ok {
+				if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok && i < len(saved) {
+					if b.FileName != saved[i].FileName {
+						*b = saved[i]
+						srcChanged = true
+					}
+					i++
+				}
+			}
+		}
+	})
+	if srcChanged {
+		simulator.Map.Update(src, []types.PropertyChange{
+			{Name: "config.hardware.device", Val: src.Config.Hardware.Device},
+		})
 	}
 	move := req.Spec.Location.DiskMoveType
 	linked := move == "createNewChildDiskBacking"

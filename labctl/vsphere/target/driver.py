@@ -238,15 +238,77 @@ class VsphereDriver(Driver):
         from pyVmomi import vim
 
         folder = root
-        for part in self.folder_path.split("/"):
+        parts = self.folder_path.split("/")
+        for i, part in enumerate(parts):
             child = next((c for c in folder.childEntity if isinstance(c, vim.Folder) and c.name == part), None)
             if child is None:
+                path = "/".join(parts[:i + 1])
+                self._record_folder(path, add=True)  # listed before it is made: a crash leaves no unlisted folder
                 try:
                     child = folder.CreateFolder(name=part)
-                except vim.fault.DuplicateName:  # another run made it meanwhile
+                except vim.fault.DuplicateName:  # another run made it meanwhile: not ours
+                    self._record_folder(path, add=False)
                     child = next(c for c in folder.childEntity if isinstance(c, vim.Folder) and c.name == part)
             folder = child
         return folder
+
+    # == the folders labctl made (so destroy removes those, and only those) ==================================
+    @property
+    def folder_record(self) -> Path:
+        return self.state_dir / ".labctl" / "vsphere-target-folders.json"
+
+    def made_folders(self) -> list[str]:
+        import json
+
+        try:
+            d = json.loads(self.folder_record.read_text())
+        except (OSError, ValueError):
+            return []
+        return [str(f) for f in d.get("folders", [])] if isinstance(d, dict) else []
+
+    def _record_folder(self, path: str, *, add: bool) -> None:
+        import json
+
+        have = self.made_folders()
+        have = sorted({*have, path}) if add else [f for f in have if f != path]
+        self.folder_record.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if have:
+            tmp = self.folder_record.with_name(f".{self.folder_record.name}.tmp")
+            tmp.write_text(json.dumps({"target": str(_attr(self.target, "host", "")), "folders": have}, indent=2)
+                           + "\n")
+            tmp.replace(self.folder_record)
+        else:
+            self.folder_record.unlink(missing_ok=True)
+
+    def remove_folders(self) -> list[tuple[str, str | None]]:
+        """Destroy the inventory folders labctl created for this lab, deepest first, each only when empty.
+        Returns (path, None) for each removed, (path, why) for each left."""
+        from pyVmomi import vim
+
+        if not self.is_vcenter:
+            return []
+        p = self.placement()
+        out: list[tuple[str, str | None]] = []
+        for path in sorted(self.made_folders(), key=lambda f: f.count("/"), reverse=True):
+            found = self._find(f"{p.datacenter_name}/vm/{path}")
+            if not isinstance(found, vim.Folder):
+                self._record_folder(path, add=False)  # gone already
+                continue
+            if list(found.childEntity):
+                out.append((path, "not empty: left as it is"))
+                continue
+            try:
+                task = self.session.call(f"folder {path}: Destroy_Task", found.Destroy_Task)
+                self.session.wait(task, f"removing the folder {path}")
+            except LabctlError as e:
+                out.append((path, e.message))
+                continue
+            self._record_folder(path, add=False)
+            out.append((path, None))
+        with self._lock:
+            if self._place is not None and out and all(why is None for _, why in out):
+                self._place.folder = None
+        return out
 
     # == the lab's VMs ========================================================================================
     def vm_name(self, vmx: Path) -> str:
@@ -397,6 +459,25 @@ class VsphereDriver(Driver):
 
     def create_disk_commands(self, vmx: Path, size_gb: int, adapter: str) -> list[str]:
         return self.plan_create(vmx, size_gb)
+
+    def disk_identity(self, vmx: Path) -> dict | None:
+        """The VM's instanceUuid and its system disk's backing (file name, uuid): what an install marker names, so
+        a VM made again (destroy, up) is blank again. None while the lab's folder has no such VM with a disk."""
+        from pyVmomi import vim
+
+        ref = self.find(vmx)
+        if ref is None:
+            return None
+        props = self._props(ref.obj, ["config.instanceUuid", "config.hardware.device"])
+        disks = [d for d in props.get("config.hardware.device") or [] if isinstance(d, vim.vm.device.VirtualDisk)]
+        if not disks:
+            return None
+        backing = disks[0].backing
+        while getattr(backing, "parent", None) is not None:  # a snapshot's delta: the base disk is the one installed
+            backing = backing.parent
+        return {"disk": str(getattr(backing, "fileName", "") or ""),
+                "instance_uuid": str(props.get("config.instanceUuid") or ""),
+                "disk_uuid": str(getattr(backing, "uuid", "") or "")}
 
     def read_facts(self, vmx: Path) -> vf.VmFacts:
         from labctl.render import vmx as vmxlib
