@@ -43,6 +43,8 @@ def vms(ctx: Context, rep: StageReport) -> None:
                         from labctl.plan.media import forget_install
 
                         forget_install(topo, vm)
+                    if hasattr(drv, "substitute_media"):  # a vSphere target uploads the .vmx's media at creation
+                        _synthetic_first(ctx, rep, drv, vm)
                     drv.create_disk(vm.vmx_path, vm.disk_gb, adapter)
                 except LabctlError as e:
                     rep.changes.pop()
@@ -58,6 +60,20 @@ def vms(ctx: Context, rep: StageReport) -> None:
             except LabctlError as e:
                 rep.fail(h.name, e.message, e.hint)
                 ctx.failed_hosts[h.name] = "vms"
+
+
+def _synthetic_first(ctx: Context, rep: StageReport, drv, vm) -> None:
+    """With --sim, a golden host's missing installer is written before the VM that names it is created (and its
+    media uploaded) on a vSphere target."""
+    from labctl.plan import media
+
+    if not (ctx.sim_dir and getattr(vm, "flavor", None) and media.installs(vm)):
+        return
+    src, synthetic = media.source_iso(vm, ctx.sim_dir)
+    if synthetic:
+        if media.write_synthetic(src, vm):
+            rep.notes.append(f"{vm.name}: {vm.iso} does not exist: wrote a synthetic {vm.label} installer, {src}")
+        drv.substitute_media(Path(vm.iso), src)
 
 
 def _install_media(ctx: Context, rep: StageReport, drv, h, running: set[Path]) -> None:

@@ -54,7 +54,8 @@ def inventory(si) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def lab(tmp_path):
+def lab(tmp_path, request):
+    with_iso = getattr(request, "param", True)  # False: the user has no ISO (--sim writes a synthetic one)
     pytest.importorskip("labctl.vsphere.target.driver", reason="the vSphere target driver is not here")
     pytest.importorskip("labctl.sim.installer", reason="the simulated installer is not here")
     from labctl.errors import EnvironmentProblem
@@ -72,7 +73,8 @@ def lab(tmp_path):
 
     iso = tmp_path / "isos" / "VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso"  # the user's ISO, made here
     iso.parent.mkdir()
-    synthetic.write_esxi_iso(iso, "8.0u2", "22380479")
+    if with_iso:
+        synthetic.write_esxi_iso(iso, "8.0u2", "22380479")
     text = text.replace("iso: ~/isos/VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso", f"iso: {iso}")
     topo = tmp_path / "esxi8-ha-trio-on-vsphere.yaml"
     topo.write_text(text)
@@ -142,3 +144,19 @@ def test_up_onto_simulated_vsphere_converges_and_destroy_removes_what_it_made(la
     assert r.status == 0, r.err
     assert inventory(si) == before
     si.content.sessionManager.Logout()
+
+
+@pytest.mark.parametrize("lab", [False], indirect=True)
+def test_up_sim_without_the_iso_writes_the_synthetic_installer_before_the_upload(lab, run_cli):
+    """The topology's ISO is not on this machine: with --sim the synthetic installer is written before the golden
+    VM (whose .vmx names the ISO) is created on the target and its media uploaded; the host installs from it."""
+    topo, sim, environ = lab
+    missing = tmp_iso = topo.parent / "isos" / "VMware-VMvisor-Installer-8.0U2-22380479.x86_64.iso"
+    assert not tmp_iso.exists()
+    r = run_cli("up", str(topo), "--sim", "--sim-dir", str(sim), "--json", environ=environ)
+    report = _json(r)
+    assert report["failures"] == [], (report["failures"], r.err[-3000:])
+    assert (sim / "isos" / missing.name).is_file() and not missing.exists()
+    assert any(f"{missing} does not exist" in n for n in report.get("notes", []) + [r.err]), r.err[-2000:]
+    marker = json.loads((sim / "vms" / ".labctl" / "install" / "esxi-a" / "installed.json").read_text())
+    assert marker["disk"].endswith("esxi-a/esxi-a.vmdk") and marker["instance_uuid"]

@@ -101,6 +101,7 @@ class VsphereDriver(Driver):
         self._place: Placement | None = None
         self._vms: dict[str, VmRef] | None = None
         self._media: dict[Path, str] = {}
+        self._substitutes: dict[Path, Path] = {}
         self._lock = threading.RLock()
         self._media_lock = threading.Lock()
 
@@ -636,6 +637,8 @@ class VsphereDriver(Driver):
         if upload.is_datastore_path(iso):
             return iso
         local = Path(iso)
+        if not local.exists() and local in self._substitutes:  # --sim: the synthetic installer written for it
+            local = self._substitutes[local]
         with self._media_lock:  # one upload per file, whichever VM asks first
             if local in self._media:
                 return self._media[local]
@@ -647,6 +650,11 @@ class VsphereDriver(Driver):
                                                  datastore=p.datastore_name)
             self._media[local] = path
             return path
+
+    def substitute_media(self, missing: Path, instead: Path) -> None:
+        """With --sim: a .vmx's medium that does not exist on this machine is uploaded from `instead` (the
+        synthetic installer the vms stage wrote first)."""
+        self._substitutes[Path(missing)] = Path(instead)
 
     def cdrom_devices(self, keys: Mapping[str, str]) -> list[str]:
         """The VM's CD-ROM devices (`sata0:1`, `ide1:0` …), in the order its configuration lists them."""

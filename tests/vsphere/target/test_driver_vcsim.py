@@ -552,3 +552,32 @@ def test_what_the_vms_stage_asks(make_driver, folder, tmp_path, iso):
     assert drv.create_disk_commands(vmx, 40, "pvscsi") == drv.plan_create(vmx, 40)
     drv.create_disk(vmx, 40, "pvscsi")
     assert drv.has_disk(vmx) is True and not vmx.with_name("esxi-a.vmdk").exists()
+
+
+def test_destroy_removes_the_folders_labctl_made_and_only_those(make_driver, folder, tmp_path, session, mode):
+    """The folders the first VM's CreateFolder made are recorded (before the call) and removed again deepest
+    first, each only when empty; a folder that was there before (here the parent) stays."""
+    import json
+
+    from pyVmomi import vim
+
+    if mode != "vcenter":
+        pytest.skip("a standalone host has no inventory folders")
+    content = session.content
+    dc = content.searchIndex.FindByInventoryPath("DC0")
+    parent = folder.replace("/", "-")  # the user's folder, there before the lab
+    dc.vmFolder.CreateFolder(name=parent)
+    drv = make_driver(f"{parent}/lab/x", state=tmp_path / "state")
+    drv.lab_folder()
+    assert json.loads(drv.folder_record.read_text())["folders"] == [f"{parent}/lab", f"{parent}/lab/x"]
+    lab = content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}/lab")
+    keep = lab.CreateFolder(name="users-own")  # not labctl's: its parent is not empty, so it stays too
+    assert drv.remove_folders() == [(f"{parent}/lab/x", None), (f"{parent}/lab", "not empty: left as it is")]
+    assert content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}/lab/x") is None
+    assert content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}/lab/users-own") is not None
+    assert json.loads(drv.folder_record.read_text())["folders"] == [f"{parent}/lab"]
+    session.wait(keep.Destroy_Task(), "removing the user's folder")
+    assert drv.remove_folders() == [(f"{parent}/lab", None)]
+    assert not drv.folder_record.exists()
+    assert isinstance(content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}"), vim.Folder)
+    assert content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}/lab") is None
