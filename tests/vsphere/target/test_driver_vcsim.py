@@ -554,20 +554,22 @@ def test_what_the_vms_stage_asks(make_driver, folder, tmp_path, iso):
     assert drv.has_disk(vmx) is True and not vmx.with_name("esxi-a.vmdk").exists()
 
 
-def test_destroy_removes_the_folders_labctl_made_and_only_those(make_driver, folder, tmp_path, session, mode):
-    """The folders the first VM's CreateFolder made are recorded (before the call) and removed again deepest
-    first, each only when empty; a folder that was there before (here the parent) stays."""
+def test_destroy_removes_the_folders_labctl_made_and_only_those(sim_vc, folder, tmp_path):
+    """(vCenter only: a standalone host has no inventory folders.) The folders the first VM's CreateFolder made are
+    recorded (before the call) and removed again deepest first, each only when empty; a folder that was there
+    before (here the parent) stays."""
     import json
 
     from pyVmomi import vim
 
-    if mode != "vcenter":
-        pytest.skip("a standalone host has no inventory folders")
+    from labctl.vsphere.target.driver import VsphereDriver
+
+    session = open_session(sim_vc)
     content = session.content
     dc = content.searchIndex.FindByInventoryPath("DC0")
     parent = folder.replace("/", "-")  # the user's folder, there before the lab
     dc.vmFolder.CreateFolder(name=parent)
-    drv = make_driver(f"{parent}/lab/x", state=tmp_path / "state")
+    drv = VsphereDriver(session, target_for("vcenter", f"{parent}/lab/x"), tmp_path / "state")
     drv.lab_folder()
     assert json.loads(drv.folder_record.read_text())["folders"] == [f"{parent}/lab", f"{parent}/lab/x"]
     lab = content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}/lab")
@@ -581,3 +583,4 @@ def test_destroy_removes_the_folders_labctl_made_and_only_those(make_driver, fol
     assert not drv.folder_record.exists()
     assert isinstance(content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}"), vim.Folder)
     assert content.searchIndex.FindByInventoryPath(f"DC0/vm/{parent}/lab") is None
+    session.close()
