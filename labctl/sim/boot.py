@@ -7,6 +7,7 @@
 - `/Net/FollowHardwareMac = 1` -> vmk0 takes vmnic0's current MAC (esx-hosts.md section 3A).
 - missing or empty `/system/uuid` -> a new UUID, written back to esx.conf (section 3B).
 - ESX classic: vswif0 comes up from ifcfg-vswif0 (MACADDR, IPADDR, NETMASK, ONBOOT) as the network scripts do.
+- the management agent (hostd / mgmt-vmware) makes /etc/vmware/ssl/rui.crt and rui.key when they are missing.
 - ESXi 5.1+: /etc/rc.local.d/local.sh runs at the end of the boot (by the running host, before SSH answers); on
   ESX classic /etc/rc.d/rc.local; the first boot after an install runs the kickstart's %firstboot before them.
 - the SSH service (installed hosts) runs after the boot when its policy is on (`vim-cmd hostsvc/enable_ssh`).
@@ -102,6 +103,9 @@ def boot(st: S.HostState) -> None:
     if hostname is not None and hostname.string_value:
         st.hostname = hostname.string_value.split(".")[0]
     S.sync_esx_conf(st)
+    from labctl.sim.commands.identity import ensure_certificate
+
+    ensure_certificate(st)  # the management agent starts at the end of the boot
 
 
 def clone(source: S.HostState, name: str, *, nic_macs: list[str], hostname_unchanged: bool = True) -> S.HostState:

@@ -44,10 +44,15 @@ def _openssh(d, name, address):
 def _check_lab(d, topo_name, hosts):
     d_ = d
     """Every host: its own hostname and address, its disk's RSA key and only that pinned, distinct keys/UUIDs."""
-    keys, uuids = set(), set()
+    from cryptography import x509
+
+    keys, uuids, certs = set(), set(), set()
     for name, address in hosts:
         st = _state(d, name)
         assert st.hostname == name
+        cert = x509.load_pem_x509_certificate(st.files["/etc/vmware/ssl/rui.crt"].encode())
+        assert f"CN={name}." in cert.subject.rfc4514_string(), (name, cert.subject)  # its own, not its source's
+        certs.add(cert.fingerprint(cert.signature_hash_algorithm))
         mgmt = st.interface(st.management_name)
         assert mgmt.ip == address
         pub = st.files["/etc/ssh/ssh_host_rsa_key.pub"].split()[:2]
@@ -58,7 +63,7 @@ def _check_lab(d, topo_name, hosts):
         if shutil.which("ssh"):
             r = _openssh(d, name, address)
             assert r.returncode == 0 and r.stdout.strip().split(".")[0] == name, r.stderr
-    assert len(keys) == len(hosts) and len(uuids) == len(hosts)
+    assert len(keys) == len(hosts) and len(uuids) == len(hosts) and len(certs) == len(hosts)
     if topo_name == "esxi8-ha-trio":  # the clone source was installed --novmfsondisk: no datastore1 to duplicate
         assert not any(d.startswith("/vmfs/volumes/datastore1") for n, _ in hosts for d in _state(d_, n).dirs)
 

@@ -98,6 +98,9 @@ def gather(conn: Connection) -> Facts:
                  mgmt.netmask if mgmt else None, key, vmk)
 
 
+CERT_FILES = ("/etc/vmware/ssl/rui.crt", "/etc/vmware/ssl/rui.key")
+
+
 @dataclass(frozen=True)
 class IdentityChange:
     host: str
@@ -119,7 +122,8 @@ class IdentityChange:
         if self.rename:
             parts.append(f"hostname {self.want.hostname}")
         if self.rekey:
-            parts.append("new SSH host keys")
+            parts.append("new SSH host keys" + (" and certificate" if self.platform.classic
+                                                  or self.platform.version[:2] >= (5, 0) else ""))
         parts += [f"{n} {ip}" for n, ip, _, _ in self.vmkernel]
         if self.readdress:
             parts.append(f"{self.want.management} {self.want.ip}/{self.want.netmask} (commit confirmed)")
@@ -150,6 +154,12 @@ class IdentityChange:
             cmds.append(C.sh(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "", "-f", HOST_KEYS[0]]))
             cmds.append(C.sh(["service", "sshd", "restart"]) if self.platform.classic
                         else C.sh(["/etc/init.d/SSH", "restart"]))
+            # a new certificate with the new keys: remove both files, restart the agent that makes missing ones
+            # (KB 1002826 on ESX 3.x/4.x; vSphere Security 5.5, "Generate New Self-Signed Certificates for ESXi")
+            if self.platform.classic:
+                cmds += [C.sh(["rm", "-f", *CERT_FILES]), C.sh(["service", "mgmt-vmware", "restart"])]
+            elif self.platform.version[:2] >= (5, 0):
+                cmds += [C.sh(["rm", "-f", *CERT_FILES]), C.sh(["/sbin/generate-certificates"])]
         return cmds
 
     def readdress_commands(self) -> list[str]:

@@ -118,6 +118,27 @@ def self_signed(fqdn: str) -> tuple[str, str]:
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
+def ensure_certificate(st: S.HostState) -> bool:
+    """What the management agent does when it starts (ESXi's hostd at boot, ESX classic's mgmt-vmware): a host
+    without /etc/vmware/ssl/rui.crt and rui.key gets a new self-signed pair; one that has them keeps them (a linked
+    clone keeps its source's) [M: vSphere Security 5.5 "Generate New Self-Signed Certificates" — remove both
+    files, then restart the agent or the host; KB 1002826 on ESX 3.x/4.x: `service mgmt-vmware restart`].
+    Returns whether it made them."""
+    crt, key = f"{SSL_DIR}/rui.crt", f"{SSL_DIR}/rui.key"
+    if crt in st.files and key in st.files:
+        return False
+    cert_pem, key_pem = self_signed(f"{st.hostname}.{st.domain}")
+    parent = ""
+    for part in SSL_DIR.strip("/").split("/"):
+        parent += "/" + part
+        if parent not in st.dirs:
+            st.dirs.append(parent)
+    st.files[key], st.files[crt] = key_pem, cert_pem
+    if st.is_esxi and st.persisted_etc is not None:  # saved by the next auto-backup (hourly, and at shutdown)
+        st.persisted_etc[key], st.persisted_etc[crt] = key_pem, cert_pem
+    return True
+
+
 @command("generate-certificates", when=esx_at_least("esxi", 5, 0))
 def generate_certificates(inv: Invocation) -> Result:
     crt, key = f"{SSL_DIR}/rui.crt", f"{SSL_DIR}/rui.key"

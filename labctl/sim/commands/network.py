@@ -270,6 +270,9 @@ def service(inv: Invocation) -> Result:
             reload()
         return Result(0, _SERVICE_OK.format("Reloading sshd:" if action == "reload" else "Starting sshd:"))
     if name == "mgmt-vmware" and action == "restart":
+        from labctl.sim.commands.identity import ensure_certificate
+
+        ensure_certificate(st)  # hostd starts again and makes a missing rui.crt/rui.key
         return Result(0, _SERVICE_OK.format("Stopping VMware ESX Server Management services:")
                       + _SERVICE_OK.format("Starting VMware ESX Server Management services:"))
     return Result(1, "", f"sim: service {name} {action} is not modelled by the simulator\n")
