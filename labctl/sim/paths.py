@@ -62,10 +62,23 @@ def mark_created(sim: Path) -> None:
     sim = Path(sim)
     sim.mkdir(parents=True, exist_ok=True)
     marker = sim / CREATED_FILE
-    if not marker.exists():
-        tmp = sim / f".{CREATED_FILE}.tmp"
-        tmp.write_text(datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
-        os.replace(tmp, marker)
+    if marker.exists():
+        return
+    # Two commands may start a new lab at once (the second is then refused by the lab lock): each writes its own
+    # temporary file and links it into place, which fails for the later one instead of replacing the first's time.
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=f".{CREATED_FILE}.", suffix=".tmp", dir=sim)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
+        try:
+            os.link(tmp, marker)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def describe_existing(sim: Path, file: str, extra: str = "") -> str | None:
