@@ -305,28 +305,38 @@ class VmxFiles:
         devices = self.cdrom_devices(doc)
         if iso is None:
             return self.reconfigure(vmx, {f"{d}.startConnected": "FALSE" for d in devices}, force=force)
-        # no CD-ROM yet: where the templates put one (SATA on modern ESXi, else the secondary IDE channel)
-        first = devices[0] if devices else ("sata0:1" if (doc.get("sata0.present") or "").upper() == "TRUE"
-                                            else "ide1:0")
-        changes: dict[str, str | None] = {}
+        return self.reconfigure(vmx, cdrom_changes(doc, devices, os.fspath(iso),
+                                                   os.fspath(kickstart) if kickstart is not None else None),
+                                force=force)
 
-        def cd(device: str, image: Path) -> None:
-            changes.update({
-                f"{device.split(':')[0]}.present": "TRUE",
-                f"{device}.present": "TRUE",
-                f"{device}.deviceType": "cdrom-image",
-                f"{device}.fileName": os.fspath(image),
-                f"{device}.startConnected": "TRUE",
-            })
 
-        cd(first, iso)
-        if kickstart is not None:
-            # the next unit on the same controller: sata0:1 -> sata0:2, ide1:0 -> ide1:1 (interface 2)
-            bus, _, unit = first.partition(":")
-            second = next((d for d in devices[1:]), f"{bus}:{int(unit) + 1}")
-            cd(second, kickstart)
-            changes["bios.bootOrder"] = "hdd,cdrom"
-        return self.reconfigure(vmx, changes, force=force)
+def cdrom_changes(config, devices: Sequence[str], iso: str, kickstart: str | None) -> dict[str, str | None]:
+    """The configuration keys that put `iso` on the VM's first CD-ROM and `kickstart` on a second one, boot order
+    disk then CD (a blank disk falls through to the installer) — every backend's media layout (CONTRACT interface
+    2). `config` is the VM's configuration as .vmx keys (anything with `.get`), `devices` its CD-ROMs in order;
+    the image names are as the backend addresses them (a path; a datastore path on vSphere)."""
+    # no CD-ROM yet: where the templates put one (SATA on modern ESXi, else the secondary IDE channel)
+    first = devices[0] if devices else ("sata0:1" if (config.get("sata0.present") or "").upper() == "TRUE"
+                                        else "ide1:0")
+    changes: dict[str, str | None] = {}
+
+    def cd(device: str, image: str) -> None:
+        changes.update({
+            f"{device.split(':')[0]}.present": "TRUE",
+            f"{device}.present": "TRUE",
+            f"{device}.deviceType": "cdrom-image",
+            f"{device}.fileName": image,
+            f"{device}.startConnected": "TRUE",
+        })
+
+    cd(first, iso)
+    if kickstart is not None:
+        # the next unit on the same controller: sata0:1 -> sata0:2, ide1:0 -> ide1:1
+        bus, _, unit = first.partition(":")
+        second = next(iter(devices[1:]), f"{bus}:{int(unit) + 1}")
+        cd(second, kickstart)
+        changes["bios.bootOrder"] = "hdd,cdrom"
+    return changes
 
 
 def find_vmrun(

@@ -677,24 +677,10 @@ class VsphereDriver(Driver):
         devices = self.cdrom_devices(keys)
         if iso is None:
             return self.reconfigure(vmx, {f"{d}.startConnected": "FALSE" for d in devices}, force=force)
-        first = devices[0] if devices else ("sata0:1" if keys.get("sata0.present") == "TRUE" else "ide1:0")
-        changes: dict[str, str | None] = {}
+        from labctl.workstation.driver import cdrom_changes
 
-        def cd(device: str, image: Path) -> None:
-            changes.update({
-                f"{device.split(':')[0]}.present": "TRUE",
-                f"{device}.present": "TRUE",
-                f"{device}.deviceType": "cdrom-image",
-                f"{device}.fileName": self.media_path(os.fspath(image), vm=ref.name),
-                f"{device}.startConnected": "TRUE",
-            })
-
-        cd(first, iso)
-        if kickstart is not None:
-            bus, _, unit = first.partition(":")
-            second = next(iter(devices[1:]), f"{bus}:{int(unit) + 1}")
-            cd(second, kickstart)
-            changes["bios.bootOrder"] = "hdd,cdrom"
+        media = [self.media_path(os.fspath(p), vm=ref.name) for p in (iso, kickstart) if p is not None]
+        changes = cdrom_changes(keys, devices, media[0], media[1] if kickstart is not None else None)
         return self.reconfigure(vmx, changes, force=force)
 
     # == config read back =====================================================================================
